@@ -1,0 +1,66 @@
+"""make_app: the Tornado Application and its route table."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import tornado.web
+
+from chatroom.config import Config
+from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
+from chatroom.views import api, pages
+from chatroom.views.health import HealthHandler
+from chatroom.views.socket import ChatSocketHandler
+
+PACKAGE_DIR = Path(__file__).parent
+#: Room names in URLs: public names and ``dm:a:b``; the controllers validate them fully.
+ROOM = r"([^/]+)"
+
+
+@dataclass(frozen=True)
+class Controllers:
+    """The controllers one process runs; handlers reach them as ``self.controllers``."""
+
+    auth: AuthController
+    rooms: RoomController
+    chat: ChatController
+    health: HealthController
+
+
+def make_app(
+    config: Config, controllers: Controllers, cookie_secret: str
+) -> tornado.web.Application:
+    routes = [
+        (r"/", pages.ChatPageHandler),
+        (rf"/rooms/{ROOM}", pages.ChatPageHandler),
+        (r"/login", pages.LoginHandler),
+        (r"/register", pages.RegisterHandler),
+        (r"/logout", pages.LogoutHandler),
+        (r"/api/register", api.RegisterApiHandler),
+        (r"/api/login", api.LoginApiHandler),
+        (r"/api/logout", api.LogoutApiHandler),
+        (r"/api/rooms", api.RoomsApiHandler),
+        (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
+        (r"/healthz", HealthHandler),
+        (r"/ws", ChatSocketHandler),
+    ]
+    return tornado.web.Application(
+        routes,
+        config=config,
+        controllers=controllers,
+        background_tasks=set[asyncio.Task](),
+        cookie_secret=cookie_secret,
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"samesite": "Strict"},
+        template_path=str(PACKAGE_DIR / "templates"),
+        static_path=str(PACKAGE_DIR / "static"),
+        default_handler_class=pages.NotFoundHandler,
+        websocket_max_message_size=config.max_frame_bytes,
+        websocket_ping_interval=25,
+        websocket_ping_timeout=10,
+        debug=config.debug,
+        compiled_template_cache=not config.debug,
+        static_hash_cache=not config.debug,
+    )

@@ -1,0 +1,78 @@
+"""The one settings object: every option of ``chatroom serve``, validated once."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value chatroom cannot run with."""
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (XDG convention): ``~/.local/share/chatroom``."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "chatroom"
+
+
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a chatroom server; see docs/configuration.md for each field."""
+
+    host: str = "127.0.0.1"
+    port: int = 8888
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "chatroom"
+    history_size: int = 100
+    processes: int = 1
+    allowed_origins: tuple[str, ...] = ()
+    debug: bool = False
+    cookie_secret: str | None = None
+    max_message_chars: int = 4000
+    max_frame_bytes: int = 64 * 1024
+    max_body_bytes: int = 1024 * 1024
+    db_threads: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        origins = tuple(o.strip().rstrip("/") for o in self.allowed_origins if o.strip())
+        object.__setattr__(self, "allowed_origins", origins)
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be 1..65535, not {self.port}")
+        if not 1 <= self.history_size <= 100_000:
+            raise ConfigError(f"history_size must be 1..100000, not {self.history_size}")
+        if self.processes < 0:
+            raise ConfigError(f"processes must be 0 (one per CPU) or more, not {self.processes}")
+        if not _PREFIX_RE.match(self.redis_prefix):
+            raise ConfigError("redis_prefix may hold letters, digits and _.:- (1..64 characters)")
+        if self.max_message_chars < 1 or self.max_frame_bytes < 1024:
+            raise ConfigError("max_message_chars must be >= 1 and max_frame_bytes >= 1024")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("max_body_bytes must be at least 1024")
+        if self.db_threads < 1:
+            raise ConfigError("db_threads must be at least 1")
+        for origin in self.allowed_origins:
+            if not re.match(r"^https?://[^/\s]+$", origin):
+                raise ConfigError(f"allowed origin {origin!r} must look like https://host[:port]")
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL to open: the given one, else SQLite in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'chatroom.db'}"
+
+    def replace(self, **changes: object) -> Config:
+        """A copy with some fields changed (the original stays frozen)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,91 @@
+"""AuthController: register, log in with argon2id, authenticate and revoke sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import argon2
+import peewee
+
+from chatroom.controllers import validation
+from chatroom.controllers.accounts import Account
+from chatroom.controllers.blocking import BlockingRunner
+from chatroom.controllers.errors import ConflictError, UnauthorizedError
+from chatroom.models import Membership, Room, Session, User, database
+
+#: OWASP's argon2id profile: 19 MiB, 2 passes, 1 lane (~20 ms a hash).
+PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+#: Hashes running at once; more logins wait, so a login storm cannot starve chat.
+MAX_CONCURRENT_HASHES = 4
+
+
+def _account(user: User) -> Account:
+    return Account(id=user.id, name=user.name, created=user.created)
+
+
+class AuthController:
+    """Accounts and sessions. One login is one session: a random token, stored hashed."""
+
+    def __init__(self, run: BlockingRunner, hasher: argon2.PasswordHasher = PASSWORD_HASHER):
+        self._run = run
+        self._hasher = hasher
+        self._hashing = asyncio.Semaphore(MAX_CONCURRENT_HASHES)
+        # Verifying against this keeps "no such user" as slow as "wrong password".
+        self._dummy_hash = hasher.hash("not a real password")
+
+    async def _hash(self, fn, *args):
+        async with self._hashing:
+            return await self._run(fn, *args)
+
+    async def register(self, username: object, password: object) -> Account:
+        """Create an account and make it a member of ``lobby``."""
+        name = validation.username(username)
+        secret = validation.password(password)
+        password_hash = await self._hash(self._hasher.hash, secret)
+        return await self._run(self._create_user, name, password_hash)
+
+    def _create_user(self, name: str, password_hash: str) -> Account:
+        try:
+            with database.atomic():
+                user = User.create(name=name, name_key=name.lower(), password_hash=password_hash)
+                lobby = Room.ensure_public("lobby")
+                Membership.create(user=user, room=lobby, last_read_id=0)
+        except peewee.IntegrityError as exc:
+            raise ConflictError(f"the name {name!r} is taken") from exc
+        return _account(user)
+
+    async def login(self, username: object, password: object) -> tuple[Account, str]:
+        """Check the password; return the account and a new session token."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise UnauthorizedError("wrong username or password")
+        user = await self._run(User.by_name, username) if username else None
+        stored = user.password_hash if user else self._dummy_hash
+        try:
+            await self._hash(self._hasher.verify, stored, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            user = None
+        if user is None or user.disabled:
+            raise UnauthorizedError("wrong username or password")
+        if self._hasher.check_needs_rehash(stored):
+            new_hash = await self._hash(self._hasher.hash, password)
+            await self._run(self._set_password_hash, user.id, new_hash)
+        token = secrets.token_urlsafe(32)
+        await self._run(Session.record, token, user.id)
+        return _account(user), token
+
+    @staticmethod
+    def _set_password_hash(user_id: int, password_hash: str) -> None:
+        User.update(password_hash=password_hash).where(User.id == user_id).execute()
+
+    async def authenticate(self, token: str | None) -> Account | None:
+        """The account of a live session token, or None."""
+        if not token or len(token) > 128:
+            return None
+        user = await self._run(Session.user_for_token, token)
+        return _account(user) if user else None
+
+    async def logout(self, token: str) -> None:
+        """Revoke one session; other logins of the same user stay signed in."""
+        await self._run(Session.revoke, token)

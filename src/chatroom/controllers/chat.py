@@ -1,0 +1,308 @@
+"""ChatController: the live part of chat — connect, join, send, fan-out, typing, presence.
+
+It keeps the process's registry of connections and the rooms each one joined,
+and runs the one listener that turns Redis events into frames on local sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import redis.exceptions
+
+from chatroom.controllers import frames, validation
+from chatroom.controllers.accounts import Account, RoomRef
+from chatroom.controllers.connection import Connection
+from chatroom.controllers.errors import RateLimitedError, storage_guard
+from chatroom.controllers.ratelimit import TokenBucket
+from chatroom.controllers.rooms import RoomController
+from chatroom.models import MessageRepository, PresenceRepository
+from chatroom.models.messages import Event
+
+log = logging.getLogger(__name__)
+
+#: A typing relay per user and room at most this often.
+TYPING_INTERVAL_SECONDS = 2.0
+#: Presence heartbeats and the sweep for dead connections run this often.
+PRESENCE_INTERVAL_SECONDS = 3.0
+#: Sends that ignore a ``retry_after`` before the connection is closed (1008).
+MAX_IGNORED_RETRIES = 20
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """How much one user may send: SPEC §3's token bucket and text length."""
+
+    max_chars: int = 4000
+    burst: int = 10
+    per_second: float = 2.0
+
+
+@dataclass
+class Subscription:
+    """One connection's membership of one room's live stream.
+
+    While ``pending`` is a list the ``joined`` frame is not sent yet, and events are
+    held back; ``last_id`` makes delivery exactly-once and in order per connection.
+    """
+
+    conn: Connection
+    user_key: str
+    last_id: int = 0
+    pending: list[Event] | None = field(default_factory=list)
+
+    def offer(self, event: Event) -> None:
+        if self.pending is not None:
+            self.pending.append(event)
+            return
+        if event.message_id:
+            if event.message_id <= self.last_id:
+                return
+            self.last_id = event.message_id
+        self.conn.deliver(event.frame)
+
+    def release(self, last_id: int) -> None:
+        """The ``joined`` frame (history up to ``last_id``) is out: deliver what waited."""
+        held, self.pending = self.pending or [], None
+        self.last_id = max(self.last_id, last_id)
+        for event in held:
+            self.offer(event)
+
+
+@dataclass
+class ConnectionState:
+    """What the controller tracks per connection: its joined rooms and rate-limit strikes."""
+
+    rooms: dict[str, RoomRef] = field(default_factory=dict)
+    retry_at: float = 0.0
+    ignored_retries: int = 0
+
+
+class ChatController:
+    """The live chat of this process; every process runs one, Redis joins them."""
+
+    def __init__(
+        self,
+        rooms: RoomController,
+        messages: MessageRepository,
+        presence: PresenceRepository,
+        limits: SendLimits | None = None,
+    ) -> None:
+        self._rooms = rooms
+        self._messages = messages
+        self._presence = presence
+        self._limits = limits or SendLimits()
+        self._connections: dict[Connection, ConnectionState] = {}
+        self._subscribers: dict[str, dict[Connection, Subscription]] = {}
+        self._access: dict[tuple[int, str], RoomRef] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._typing_sent: dict[tuple[str, str], float] = {}
+        self.listening = asyncio.Event()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    # -- connections -------------------------------------------------------
+
+    async def connect(self, conn: Connection) -> None:
+        """Register a connection and send it ``hello``."""
+        self._connections[conn] = ConnectionState()
+        with storage_guard():
+            rooms = await self._rooms.memberships(conn.account)
+        conn.deliver(frames.hello(conn.account.name, rooms))
+
+    async def disconnect(self, conn: Connection) -> None:
+        """Forget a closed connection and announce presence changes."""
+        state = self._connections.pop(conn, None)
+        if state is None:
+            return
+        for room in list(state.rooms):
+            await self._unsubscribe(conn, room)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in list(self._connections):
+            conn.close(code, reason)
+
+    # -- client frames -----------------------------------------------------
+
+    async def join(self, conn: Connection, room: object, since: object = None) -> None:
+        """Subscribe the connection to a room and send ``joined`` with the history."""
+        since_id = None if since is None else validation.message_id(since, "since")
+        ref = await self._room_for(conn.account, room)
+        state = self._connections[conn]
+        subs = self._subscribers.setdefault(ref.name, {})
+        sub = subs.get(conn)
+        if sub is None:
+            sub = subs[conn] = Subscription(conn, conn.account.key)
+        else:
+            sub.pending = sub.pending if sub.pending is not None else []
+        state.rooms[ref.name] = ref
+        try:
+            with storage_guard():
+                first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
+                page = await self._messages.history(ref.name, since_id)
+                online = await self._presence.online(ref.name)
+        except Exception:
+            await self._unsubscribe(conn, ref.name)
+            raise
+        conn.deliver(frames.joined(page, online))
+        sub.release(page.last_id)
+        if first:
+            await self._announce(ref.name, conn.account.name, "online")
+
+    async def leave(self, conn: Connection, room: object) -> None:
+        name = validation.room_name(room)
+        await self._unsubscribe(conn, name)
+
+    async def send(
+        self, conn: Connection, room: object, text: object, client_id: object = None
+    ) -> None:
+        """Store a message (one Redis round trip) and ``ack`` it to the sender."""
+        body = validation.message_text(text, self._limits.max_chars)
+        cid = validation.client_id(client_id)
+        ref = await self._room_for(conn.account, room)
+        self._check_rate(conn)
+        with storage_guard():
+            stored = await self._messages.append(ref.name, conn.account.name, body, cid)
+        conn.deliver(frames.ack(cid, stored.id, ref.name))
+
+    async def typing(self, conn: Connection, room: object) -> None:
+        """Relay "typing" to the room's other users, at most once per interval."""
+        ref = await self._room_for(conn.account, room)
+        key, now = (conn.account.key, ref.name), time.monotonic()
+        if now - self._typing_sent.get(key, -TYPING_INTERVAL_SECONDS) < TYPING_INTERVAL_SECONDS:
+            return
+        self._typing_sent[key] = now
+        with storage_guard():
+            frame = frames.typing(ref.name, conn.account.name)
+            await self._messages.publish(ref.name, frame, exclude_user=conn.account.key)
+
+    async def read(self, conn: Connection, room: object, message_id: object) -> None:
+        """Move the user's read marker in a room forward."""
+        up_to = validation.message_id(message_id)
+        ref = await self._room_for(conn.account, room)
+        with storage_guard():
+            await self._rooms.mark_read(conn.account, ref, up_to)
+
+    # -- fan-out -----------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Hand one published event to every local connection in its room."""
+        subs = self._subscribers.get(event.room)
+        if not subs:
+            return
+        excluded = event.exclude_user
+        for sub in tuple(subs.values()):
+            if excluded and sub.user_key == excluded:
+                continue
+            sub.offer(event)
+
+    async def run_listener(self) -> None:
+        """Hold this process's one Redis subscription; reconnect with backoff forever."""
+        delay = 0.1
+        while True:
+            try:
+                async with self._messages.subscribe() as events:
+                    # Whatever was published while we were not subscribed is in
+                    # the history: deliver it before the live stream.
+                    await self._recover_missed()
+                    self.listening.set()
+                    delay = 0.1
+                    async for event in events:
+                        self.deliver(event)
+            except _REDIS_DOWN as exc:
+                log.warning("event subscription lost (%s); retrying in %.1fs", exc, delay)
+            self.listening.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _recover_missed(self) -> None:
+        for room, subs in list(self._subscribers.items()):
+            ready = [s for s in subs.values() if s.pending is None]
+            if not ready:
+                continue
+            page = await self._messages.history(room, min(s.last_id for s in ready))
+            for item in page.decoded():
+                frame = frames.encode({"type": "message", **item})
+                event = Event(room, item["id"], "", frame)
+                for sub in ready:
+                    sub.offer(event)
+
+    async def run_presence(self) -> None:
+        """Refresh this process's presence entries and sweep out dead ones, forever."""
+        while True:
+            await asyncio.sleep(PRESENCE_INTERVAL_SECONDS)
+            try:
+                entries = [
+                    (room, sub.conn.account.name, sub.conn.conn_id)
+                    for room, subs in self._subscribers.items()
+                    for sub in subs.values()
+                ]
+                for room, user in await self._presence.refresh(entries):
+                    await self._announce(room, user, "online")
+                for room, user in await self._presence.sweep():
+                    await self._announce(room, user, "offline")
+            except _REDIS_DOWN as exc:
+                log.warning("presence refresh failed: %s", exc)
+            self._forget_idle_limits()
+
+    # -- helpers -----------------------------------------------------------
+
+    async def _room_for(self, account: Account, room: object) -> RoomRef:
+        """The room, checked and joined once per process; then served from memory."""
+        name = validation.room_name(room)
+        ref = self._access.get((account.id, name))
+        if ref is None:
+            with storage_guard():
+                ref = await self._rooms.join(account, name)
+            self._access[(account.id, name)] = ref
+        return ref
+
+    def _check_rate(self, conn: Connection) -> None:
+        state = self._connections[conn]
+        now = time.monotonic()
+        if now < state.retry_at:
+            state.ignored_retries += 1
+            if state.ignored_retries >= MAX_IGNORED_RETRIES:
+                conn.close(1008, "rate limit ignored")
+        else:
+            state.ignored_retries = 0
+        limits = self._limits
+        bucket = self._buckets.get(conn.account.key)
+        if bucket is None:
+            bucket = self._buckets[conn.account.key] = TokenBucket(limits.burst, limits.per_second)
+        wait = bucket.take(now)
+        if wait:
+            state.retry_at = now + wait
+            raise RateLimitedError("too many messages; wait before sending again", wait)
+
+    def _forget_idle_limits(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, b in self._buckets.items() if b.is_full(now)]:
+            del self._buckets[key]
+        stale = now - TYPING_INTERVAL_SECONDS
+        for key in [k for k, t in self._typing_sent.items() if t < stale]:
+            del self._typing_sent[key]
+
+    async def _unsubscribe(self, conn: Connection, room: str) -> None:
+        subs = self._subscribers.get(room)
+        if subs is None or subs.pop(conn, None) is None:
+            return
+        if not subs:
+            del self._subscribers[room]
+        state = self._connections.get(conn)
+        if state is not None:
+            state.rooms.pop(room, None)
+        with contextlib.suppress(*_REDIS_DOWN):
+            if await self._presence.leave(room, conn.account.name, conn.conn_id):
+                await self._announce(room, conn.account.name, "offline")
+
+    async def _announce(self, room: str, user: str, state: str) -> None:
+        with contextlib.suppress(*_REDIS_DOWN):
+            await self._messages.publish(room, frames.presence(room, user, state))

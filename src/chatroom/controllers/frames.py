@@ -1,0 +1,59 @@
+"""Server-to-client frames of the WebSocket protocol (SPEC §3), encoded to bytes once."""
+
+from __future__ import annotations
+
+import orjson
+
+from chatroom.controllers.errors import ChatError, RateLimitedError
+from chatroom.models import HistoryPage
+
+PONG = b'{"type":"pong"}'
+
+
+def encode(frame: dict) -> bytes:
+    return orjson.dumps(frame)
+
+
+def hello(user: str, rooms: list[dict]) -> bytes:
+    return encode({"type": "hello", "user": user, "rooms": rooms})
+
+
+def joined(page: HistoryPage, online: list[str]) -> bytes:
+    # The history items are stored pre-encoded; splice them in rather than
+    # decoding and re-encoding up to history_size messages per join.
+    return b"".join(
+        (
+            b'{"type":"joined","room":',
+            orjson.dumps(page.room),
+            b',"messages":[',
+            b",".join(page.items),
+            b'],"gap":',
+            b"true" if page.gap else b"false",
+            b',"missing":%d,"online":' % page.missing,
+            orjson.dumps(online),
+            b"}",
+        )
+    )
+
+
+def ack(client_id: str | None, message_id: int, room: str) -> bytes:
+    return encode({"type": "ack", "client_id": client_id, "id": message_id, "room": room})
+
+
+def presence(room: str, user: str, state: str) -> bytes:
+    return encode({"type": "presence", "room": room, "user": user, "state": state})
+
+
+def typing(room: str, user: str) -> bytes:
+    return encode({"type": "typing", "room": room, "user": user})
+
+
+def error(exc: ChatError, room: object = None, client_id: object = None) -> bytes:
+    frame: dict = {"type": "error", "code": exc.code, "message": exc.message}
+    if isinstance(room, str):
+        frame["room"] = room
+    if isinstance(client_id, str):
+        frame["client_id"] = client_id
+    if isinstance(exc, RateLimitedError):
+        frame["retry_after"] = round(exc.retry_after, 3)
+    return encode(frame)

@@ -1,0 +1,36 @@
+"""HealthController: is Redis answering, is the database answering."""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatroom.controllers.blocking import BlockingRunner
+from chatroom.models import MessageRepository, SchemaVersion
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class HealthController:
+    """Checks each storage part; a part's value is "ok" or a short reason."""
+
+    def __init__(self, run: BlockingRunner, messages: MessageRepository) -> None:
+        self._run = run
+        self._messages = messages
+
+    async def check(self) -> dict[str, str]:
+        redis_state, db_state = await asyncio.gather(
+            self._probe(self._messages.ping()),
+            self._probe(self._run(lambda: SchemaVersion.select().count())),
+        )
+        ok = redis_state == db_state == "ok"
+        return {"status": "ok" if ok else "error", "redis": redis_state, "database": db_state}
+
+    @staticmethod
+    async def _probe(check) -> str:
+        try:
+            await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            return "timeout"
+        except Exception as exc:  # any failure is reported, not raised
+            return type(exc).__name__
+        return "ok"

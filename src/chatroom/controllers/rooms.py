@@ -1,0 +1,126 @@
+"""RoomController: list, create and join rooms, direct messages, read markers, history."""
+
+from __future__ import annotations
+
+import peewee
+
+from chatroom.controllers import validation
+from chatroom.controllers.accounts import Account, RoomRef, RoomSummary
+from chatroom.controllers.blocking import BlockingRunner
+from chatroom.controllers.errors import ConflictError, ForbiddenError, NotFoundError
+from chatroom.models import HistoryPage, Membership, MessageRepository, Room, User, database
+
+
+def _ref(room: Room) -> RoomRef:
+    return RoomRef(id=room.id, name=room.name, is_direct=room.is_direct)
+
+
+class RoomController:
+    """Everything about rooms that is not the live message stream."""
+
+    def __init__(self, run: BlockingRunner, messages: MessageRepository) -> None:
+        self._run = run
+        self._messages = messages
+
+    async def list_rooms(self, account: Account) -> list[RoomSummary]:
+        """Every public room and the caller's direct rooms, with the caller's unread counts."""
+        rooms, counts, read = await self._run(self._list_rows, account.id)
+        last_ids = await self._messages.last_ids([r.name for r in rooms])
+        return [
+            RoomSummary(
+                name=r.name,
+                topic=r.topic,
+                is_direct=r.is_direct,
+                members=counts.get(r.id, 0),
+                member=r.id in read,
+                unread=max(0, last_ids[r.name] - read[r.id]) if r.id in read else 0,
+                last_id=last_ids[r.name],
+            )
+            for r in rooms
+        ]
+
+    @staticmethod
+    def _list_rows(user_id: int) -> tuple[list[Room], dict[int, int], dict[int, int]]:
+        user = User.get_by_id(user_id)
+        read = {m.room_id: m.last_read_id for m in Membership.for_user(user)}
+        return Room.visible_to(user), Room.member_counts(), read
+
+    async def memberships(self, account: Account) -> list[dict]:
+        """The caller's rooms as ``hello`` lists them: name, unread, last_id."""
+        rows = await self._run(
+            lambda: [(m.room.name, m.last_read_id) for m in Membership.for_user(account.id)]
+        )
+        last_ids = await self._messages.last_ids([name for name, _ in rows])
+        return [
+            {"name": name, "unread": max(0, last_ids[name] - read), "last_id": last_ids[name]}
+            for name, read in rows
+        ]
+
+    async def create(self, account: Account, name: object, topic: object = None) -> RoomSummary:
+        room_name = validation.public_room_name(name)
+        room_topic = validation.topic(topic)
+        last_id = await self._messages.last_id(room_name)
+        await self._run(self._create_row, account.id, room_name, room_topic, last_id)
+        return RoomSummary(room_name, room_topic, False, 1, True, 0, last_id)
+
+    @staticmethod
+    def _create_row(user_id: int, name: str, topic: str, last_id: int) -> None:
+        try:
+            with database.atomic():
+                room = Room.create(name=name, topic=topic, created_by=user_id)
+                Membership.create(user=user_id, room=room, last_read_id=last_id)
+        except peewee.IntegrityError as exc:
+            raise ConflictError(f"the room {name!r} exists") from exc
+
+    async def open(self, account: Account, name: object) -> RoomRef:
+        """Check the caller may read the room; a direct room is created on first use."""
+        room_name = validation.room_name(name)
+        return await self._run(self._open_row, account.id, account.key, room_name)
+
+    @staticmethod
+    def _open_row(user_id: int, user_key: str, name: str) -> RoomRef:
+        dm = validation.DM_NAME_RE.match(name)
+        if dm is None:
+            room = Room.by_name(name)
+            if room is None or room.is_direct:
+                raise NotFoundError(f"no room {name!r}")
+            return _ref(room)
+        first, second = dm.groups()
+        if user_key not in (first, second):
+            raise ForbiddenError("that conversation is private")
+        if first > second:
+            raise NotFoundError("direct room names list the two users in sorted order")
+        room = Room.by_name(name)
+        if room is not None:
+            return _ref(room)
+        users = [User.by_name(first), User.by_name(second)]
+        if None in users:
+            raise NotFoundError("no such user")
+        try:
+            with database.atomic():
+                room = Room.create(name=name, is_direct=True, created_by=user_id)
+                for user in {u.id: u for u in users}.values():
+                    Membership.create(user=user, room=room, last_read_id=0)
+        except peewee.IntegrityError:  # the other user opened it at the same moment
+            room = Room.by_name(name)
+        return _ref(room)
+
+    async def join(self, account: Account, name: object) -> RoomRef:
+        """Open the room and make the caller a member; a new member has nothing unread."""
+        ref = await self.open(account, name)
+        last_id = await self._messages.last_id(ref.name)
+        await self._run(Membership.ensure, account.id, ref.id, last_id)
+        return ref
+
+    async def history(self, account: Account, name: object, since: int | None) -> HistoryPage:
+        ref = await self.open(account, name)
+        return await self._messages.history(ref.name, since)
+
+    async def mark_read(self, account: Account, ref: RoomRef, message_id: int) -> None:
+        """Everything up to ``message_id`` is read (clamped to the newest message)."""
+        newest = await self._messages.last_id(ref.name)
+        await self._run(Membership.mark_read, account.id, ref.id, min(message_id, newest))
+
+    async def find_user(self, name: str) -> Account | None:
+        user = await self._run(User.by_name, name)
+        return Account(user.id, user.name, user.created) if user else None

@@ -1,0 +1,29 @@
+"""Storage: Peewee tables (users, rooms, memberships, sessions) and Redis repositories.
+
+Nothing here imports Tornado; Redis key names are defined in ``keys`` only.
+"""
+
+from chatroom.models.database import SchemaVersion, database, migrate_schema, open_database
+from chatroom.models.keys import RedisKeys
+from chatroom.models.membership import Membership
+from chatroom.models.messages import HistoryPage, MessageRepository, StoredMessage
+from chatroom.models.presence import PresenceRepository
+from chatroom.models.room import Room
+from chatroom.models.session import Session
+from chatroom.models.user import User
+
+__all__ = [
+    "HistoryPage",
+    "Membership",
+    "MessageRepository",
+    "PresenceRepository",
+    "RedisKeys",
+    "Room",
+    "SchemaVersion",
+    "Session",
+    "StoredMessage",
+    "User",
+    "database",
+    "migrate_schema",
+    "open_database",
+]

@@ -1,0 +1,90 @@
+"""The deferred Peewee database, opening it from a URL, and the schema migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import peewee
+from playhouse import migrate as pw_migrate
+from playhouse.db_url import connect
+
+#: The one deferred database every model is bound to; ``open_database`` fills it in.
+database = peewee.DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    """Now in UTC, without tzinfo (portable across SQLite, PostgreSQL and MySQL)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(peewee.Model):
+    """Base of every table: binds it to the deferred database."""
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    """One row: the number of the last migration applied to this database."""
+
+    version = peewee.IntegerField()
+
+
+def open_database(url: str) -> peewee.Database:
+    """Open the database at ``url`` (playhouse db_url syntax) and bind the models to it."""
+    if url.startswith("sqlite"):
+        # WAL lets readers and one writer work at once; the busy timeout makes
+        # concurrent writers (threads, processes, the operator CLI) wait, not fail.
+        db = connect(
+            url,
+            pragmas={"journal_mode": "wal", "busy_timeout": 5000, "foreign_keys": 1},
+        )
+    else:
+        db = connect(url)
+    database.initialize(db)
+    return db
+
+
+def _create_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    from chatroom.models.membership import Membership
+    from chatroom.models.room import Room
+    from chatroom.models.session import Session
+    from chatroom.models.user import User
+
+    db.create_tables([User, Room, Membership, Session])
+
+
+#: Migration n+1 is MIGRATIONS[n]. Append new ones; never edit an applied one.
+#: Later migrations use ``playhouse.migrate`` operations, e.g.
+#: ``pw_migrate.migrate(migrator.add_column("room", "archived", BooleanField(default=False)))``.
+MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
+    _create_tables,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate_schema(db: peewee.Database) -> bool:
+    """Bring the schema up to date and make sure ``lobby`` exists.
+
+    Idempotent; keeps all data. Returns True when the database was empty.
+    """
+    from chatroom.models.room import Room
+
+    with db.atomic():
+        db.create_tables([SchemaVersion])
+        row = SchemaVersion.select().first()
+        was_empty = row is None
+        current = 0 if row is None else row.version
+        migrator = pw_migrate.SchemaMigrator.from_database(db)
+        for step in MIGRATIONS[current:]:
+            step(db, migrator)
+        if row is None:
+            SchemaVersion.create(version=SCHEMA_VERSION)
+        elif current != SCHEMA_VERSION:
+            row.version = SCHEMA_VERSION
+            row.save()
+        Room.ensure_public("lobby", topic="Everyone's room")
+    return was_empty

@@ -1,0 +1,51 @@
+"""The ``membership`` table: who belongs to which room, and how far they have read."""
+
+from __future__ import annotations
+
+import peewee
+
+from chatroom.models.database import BaseModel, utcnow
+from chatroom.models.room import Room
+from chatroom.models.user import User
+
+
+class Membership(BaseModel):
+    """A user's membership of a room; ``last_read_id`` is the newest message id they read."""
+
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="memberships")
+    room = peewee.ForeignKeyField(Room, on_delete="CASCADE", backref="memberships")
+    last_read_id = peewee.BigIntegerField(default=0)
+    joined = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "room"), True),)
+
+    @classmethod
+    def of(cls, user: User, room: Room) -> Membership | None:
+        return cls.get_or_none((cls.user == user) & (cls.room == room))
+
+    @classmethod
+    def ensure(cls, user: User, room: Room, last_read_id: int) -> tuple[Membership, bool]:
+        """The membership, created with ``last_read_id`` if it did not exist yet."""
+        existing = cls.of(user, room)
+        if existing is not None:
+            return existing, False
+        try:
+            with cls._meta.database.atomic():
+                return cls.create(user=user, room=room, last_read_id=last_read_id), True
+        except peewee.IntegrityError:  # another process created it meanwhile
+            return cls.get((cls.user == user) & (cls.room == room)), False
+
+    @classmethod
+    def for_user(cls, user: User) -> list[Membership]:
+        query = cls.select(cls, Room).join(Room).where(cls.user == user).order_by(Room.name)
+        return list(query)
+
+    @classmethod
+    def mark_read(cls, user_id: int, room_id: int, message_id: int) -> None:
+        """Move the read marker forward to ``message_id`` (never backward)."""
+        (
+            cls.update(last_read_id=message_id)
+            .where((cls.user == user_id) & (cls.room == room_id) & (cls.last_read_id < message_id))
+            .execute()
+        )

@@ -1,0 +1,95 @@
+"""Presence in Redis: which users have a live connection in which room, across processes.
+
+Each connection that joined a room holds an entry that expires unless its
+process refreshes it, so the users of a crashed process go offline by themselves.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from chatroom.models.keys import RedisKeys
+
+#: An entry not refreshed for this long is dead (its process stopped or hung).
+ENTRY_TTL_SECONDS = 10.0
+
+# Atomically remove the expired entries of one room and list the live ones.
+_SWEEP_SCRIPT = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #expired == 0 then return {{}, {}} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return {expired, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')}
+"""
+
+
+def _member(user: str, conn_id: str) -> str:
+    return f"{user}\n{conn_id}"
+
+
+def _users(members: list[bytes]) -> set[str]:
+    return {m.decode().split("\n", 1)[0] for m in members}
+
+
+class PresenceRepository:
+    """Per-connection presence entries, with heartbeats and a sweep for dead ones."""
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._sweep = redis.register_script(_SWEEP_SCRIPT)
+
+    async def enter(self, room: str, user: str, conn_id: str) -> bool:
+        """Record that a connection joined; True when the user was not online there before."""
+        key, now = self._keys.online(room), time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {_member(user, conn_id): now + ENTRY_TTL_SECONDS})
+            pipe.sadd(self._keys.presence_rooms(), room)
+            pipe.zrangebyscore(key, now, "+inf")
+            _, _, live = await pipe.execute()
+        mine = _member(user, conn_id).encode()
+        return user not in _users([m for m in live if m != mine])
+
+    async def leave(self, room: str, user: str, conn_id: str) -> bool:
+        """Remove a connection's entry; True when that was the user's last one in the room."""
+        key, now = self._keys.online(room), time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(key, _member(user, conn_id))
+            pipe.zrangebyscore(key, now, "+inf")
+            removed, live = await pipe.execute()
+        return bool(removed) and user not in _users(live)
+
+    async def online(self, room: str) -> list[str]:
+        """The users with at least one live connection in the room, sorted."""
+        live = await self._redis.zrangebyscore(self._keys.online(room), time.time(), "+inf")
+        return sorted(_users(live), key=str.lower)
+
+    async def refresh(self, entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+        """Extend the expiry of (room, user, conn_id) entries in one round trip.
+
+        Returns the (room, user) pairs whose entry had already been swept away
+        (the process stalled): they are back, and the caller announces them.
+        """
+        if not entries:
+            return []
+        expires = time.time() + ENTRY_TTL_SECONDS
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room, user, conn_id in entries:
+                pipe.zadd(self._keys.online(room), {_member(user, conn_id): expires})
+            added = await pipe.execute()
+        return [(room, user) for (room, user, _), n in zip(entries, added, strict=True) if n]
+
+    async def sweep(self) -> list[tuple[str, str]]:
+        """Drop expired entries everywhere; the (room, user) pairs that went offline.
+
+        Only the process whose sweep removed an entry reports it, so each
+        offline event is announced once.
+        """
+        gone: list[tuple[str, str]] = []
+        now = time.time()
+        for raw_room in await self._redis.smembers(self._keys.presence_rooms()):
+            room = raw_room.decode()
+            expired, live = await self._sweep(keys=[self._keys.online(room)], args=[now])
+            gone.extend((room, user) for user in _users(expired) - _users(live))
+        return gone

@@ -1,0 +1,48 @@
+"""The ``session`` table: one row per login, revocable; only a hash of the token is stored."""
+
+from __future__ import annotations
+
+import hashlib
+
+import peewee
+
+from chatroom.models.database import BaseModel, utcnow
+from chatroom.models.user import User
+
+
+def token_digest(token: str) -> str:
+    """The stored form of a session token: its SHA-256, so the database never holds it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Session(BaseModel):
+    """A login: its token authenticates the cookie and the Bearer header alike."""
+
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="sessions")
+    created = peewee.DateTimeField(default=utcnow)
+    revoked = peewee.DateTimeField(null=True)
+
+    @classmethod
+    def record(cls, token: str, user_id: int) -> Session:
+        return cls.create(token_hash=token_digest(token), user=user_id)
+
+    @classmethod
+    def user_for_token(cls, token: str) -> User | None:
+        """The user of a live session, or None (unknown, revoked or disabled user)."""
+        row = (
+            cls.select(cls, User)
+            .join(User)
+            .where((cls.token_hash == token_digest(token)) & cls.revoked.is_null())
+            .first()
+        )
+        if row is None or row.user.disabled:
+            return None
+        return row.user
+
+    @classmethod
+    def revoke(cls, token: str) -> bool:
+        query = cls.update(revoked=utcnow()).where(
+            (cls.token_hash == token_digest(token)) & cls.revoked.is_null()
+        )
+        return query.execute() > 0

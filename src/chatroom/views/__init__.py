@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: each turns a request into one controller call and renders the result."""

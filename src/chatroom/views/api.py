@@ -1,0 +1,65 @@
+"""The JSON API of SPEC §2: register, login, logout, rooms and room history."""
+
+from __future__ import annotations
+
+from chatroom.controllers.errors import BadRequestError
+from chatroom.controllers.validation import MAX_ID
+from chatroom.views.base import JsonHandler
+
+
+class RegisterApiHandler(JsonHandler):
+    async def post(self) -> None:
+        body = self.json_body()
+        account = await self.controllers.auth.register(body.get("username"), body.get("password"))
+        self.send_json({"user": account.public()}, status=201)
+
+
+class LoginApiHandler(JsonHandler):
+    async def post(self) -> None:
+        body = self.json_body()
+        auth = self.controllers.auth
+        account, token = await auth.login(body.get("username"), body.get("password"))
+        self.start_session(token)
+        self.send_json({"user": account.public(), "token": token})
+
+
+class LogoutApiHandler(JsonHandler):
+    async def post(self) -> None:
+        self.require_user()
+        await self.controllers.auth.logout(self.session_token)
+        if self.get_cookie("chatroom_session"):
+            self.end_session()
+        self.send_json({"ok": True})
+
+
+class RoomsApiHandler(JsonHandler):
+    async def get(self) -> None:
+        rooms = await self.controllers.rooms.list_rooms(self.require_user())
+        self.send_json({"rooms": [room.public() for room in rooms]})
+
+    async def post(self) -> None:
+        account = self.require_user()
+        body = self.json_body()
+        room = await self.controllers.rooms.create(account, body.get("name"), body.get("topic"))
+        self.send_json({"room": room.public()}, status=201)
+
+
+class RoomMessagesApiHandler(JsonHandler):
+    async def get(self, name: str) -> None:
+        account = self.require_user()
+        since = self.get_query_argument("since", None)
+        page = await self.controllers.rooms.history(account, name, parse_since(since))
+        # Stored messages are already JSON; splice them in instead of re-encoding.
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(
+            b'{"messages":[%b],"gap":%b,"missing":%d}'
+            % (b",".join(page.items), b"true" if page.gap else b"false", page.missing)
+        )
+
+
+def parse_since(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_ID:
+        raise BadRequestError("since must be an integer in 0..2^53")
+    return int(value)

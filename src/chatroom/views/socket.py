@@ -1,0 +1,125 @@
+"""``GET /ws``: the WebSocket. Authenticates, checks Origin, decodes frames, calls the
+chat controller, and implements the controller's ``Connection`` protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import tornado.websocket
+
+from chatroom.controllers import Account, ChatError
+from chatroom.controllers import frames as server_frames
+from chatroom.controllers.errors import BadRequestError
+from chatroom.views.base import SESSION_COOKIE, bearer_token
+
+log = logging.getLogger(__name__)
+
+
+class ChatSocketHandler(tornado.websocket.WebSocketHandler):
+    """One client connection speaking the protocol of SPEC §3."""
+
+    account: Account
+    conn_id: str
+    _closing = False
+
+    @property
+    def chat(self):
+        return self.settings["controllers"].chat
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        token = bearer_token(self)
+        by_cookie = token is None
+        if by_cookie:
+            cookie = self.get_signed_cookie(SESSION_COOKIE, max_age_days=31)
+            token = cookie.decode() if cookie else None
+        account = await self.settings["controllers"].auth.authenticate(token)
+        if account is None:
+            return self._refuse(401, "unauthorized", "sign in first")
+        origin = self.request.headers.get("Origin")
+        if origin is None and by_cookie:
+            return self._refuse(403, "forbidden", "a browser socket must send its Origin")
+        if origin is not None and not self.check_origin(origin):
+            return self._refuse(403, "forbidden", "cross-origin sockets are not allowed")
+        self.account = account
+        self.conn_id = uuid.uuid4().hex
+        await super().get(*args, **kwargs)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
+
+    def check_origin(self, origin: str) -> bool:
+        origin = origin.rstrip("/").lower()
+        if origin in (o.lower() for o in self.settings["config"].allowed_origins):
+            return True
+        own_host = self.request.headers.get("Host", "").lower()
+        return urlsplit(origin).netloc == own_host and bool(own_host)
+
+    async def open(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await self.chat.connect(self)
+        except ChatError as exc:
+            self.deliver(server_frames.error(exc))
+            self.close(1011, exc.code)
+
+    async def on_message(self, message: str | bytes) -> None:
+        frame: Any = None
+        try:
+            if isinstance(message, bytes):
+                raise BadRequestError("frames must be text (JSON), not binary")
+            try:
+                frame = orjson.loads(message)
+            except orjson.JSONDecodeError as exc:
+                raise BadRequestError("the frame is not valid JSON") from exc
+            if not isinstance(frame, dict):
+                raise BadRequestError("a frame must be a JSON object")
+            await self._dispatch(frame)
+        except ChatError as exc:
+            if isinstance(frame, dict):
+                self.deliver(server_frames.error(exc, frame.get("room"), frame.get("client_id")))
+            else:
+                self.deliver(server_frames.error(exc))
+
+    async def _dispatch(self, frame: dict) -> None:
+        chat, kind = self.chat, frame.get("type")
+        if kind == "send":
+            await chat.send(self, frame.get("room"), frame.get("text"), frame.get("client_id"))
+        elif kind == "join":
+            await chat.join(self, frame.get("room"), frame.get("since"))
+        elif kind == "leave":
+            await chat.leave(self, frame.get("room"))
+        elif kind == "typing":
+            await chat.typing(self, frame.get("room"))
+        elif kind == "read":
+            await chat.read(self, frame.get("room"), frame.get("id"))
+        elif kind == "ping":
+            self.deliver(server_frames.PONG)
+        else:
+            raise BadRequestError(f"unknown frame type {str(kind)[:40]!r}")
+
+    def on_close(self) -> None:
+        self._closing = True
+        # on_close cannot be a coroutine; the task is kept in the app's set until done.
+        tasks: set[asyncio.Task] = self.settings["background_tasks"]
+        task = asyncio.ensure_future(self.chat.disconnect(self))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    # -- the Connection protocol --------------------------------------------
+
+    def deliver(self, frame: bytes) -> None:
+        if self._closing or self.ws_connection is None:
+            return
+        try:
+            self.write_message(frame)
+        except tornado.websocket.WebSocketClosedError:
+            self._closing = True
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        super().close(code, reason)

@@ -1,0 +1,86 @@
+"""Real parts, really started: a private redis-server, a temp SQLite file, the real app."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import tornado.netutil
+
+from chatroom.config import Config
+from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.server import ChatServer, initialise_database
+from tests.helpers import Api, ChatClient, connect
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One real redis-server for the whole run (the same code as the embedded default)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
+    with redis.Redis(unix_socket_path=str(redis_server.socket_path)) as client:
+        client.flushall()
+    yield redis_server.url
+
+
+@pytest.fixture
+def config(tmp_path: Path, redis_url: str) -> Config:
+    return Config(data_dir=tmp_path / "data", redis_url=redis_url)
+
+
+@pytest.fixture
+def database(config: Config) -> Config:
+    """A fresh SQLite file, initialised by the same code as ``chatroom initdb``."""
+    initialise_database(config)
+    return config
+
+
+class RunningServer:
+    """The real application on a free port, plus helpers that reach it."""
+
+    def __init__(self, server: ChatServer, port: int) -> None:
+        self.server = server
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.api = Api(self.base_url)
+        self.clients: list[ChatClient] = []
+
+    async def client(self, name: str, join: str | None = "lobby") -> ChatClient:
+        """A signed-in user's socket, past ``hello`` and (by default) joined to lobby."""
+        token = await self.api.user(name)
+        ws = await connect(self.ws_url, token)
+        client = ChatClient(ws, name)
+        self.clients.append(client)
+        hello = await client.next("hello")
+        assert hello["user"].lower() == name.lower()
+        client.hello = hello
+        if join:
+            await client.join(join)
+        return client
+
+
+async def start_server(config: Config, redis_url: str) -> RunningServer:
+    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    server = ChatServer(config.replace(port=port), redis_url, secrets.token_urlsafe(32))
+    await server.start(sockets)
+    return RunningServer(server, port)
+
+
+@pytest.fixture
+async def app(database: Config, redis_url: str) -> AsyncIterator[RunningServer]:
+    running = await start_server(database, redis_url)
+    yield running
+    for client in running.clients:
+        client.close()
+    await running.server.stop()

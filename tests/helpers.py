@@ -1,0 +1,140 @@
+"""Small domain helpers for tests: an HTTP API client and a WebSocket ChatClient."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+#: Every socket read is bounded: a lost message fails the test fast.
+READ_TIMEOUT = 5.0
+
+PASSWORD = "correct horse battery"
+
+
+class Api:
+    """Calls the JSON API of a running server."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = AsyncHTTPClient()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict | None = None,
+        raw: bytes | None = None,
+    ) -> HTTPResponse:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        if data is None and method == "POST":
+            data = b""
+        request = HTTPRequest(
+            self.base_url + path,
+            method=method,
+            body=data,
+            headers=all_headers,
+            follow_redirects=False,
+            request_timeout=15,
+        )
+        return await self.http.fetch(request, raise_error=False)
+
+    async def register(self, name: str, password: str = PASSWORD) -> HTTPResponse:
+        return await self.request("POST", "/api/register", {"username": name, "password": password})
+
+    async def login(self, name: str, password: str = PASSWORD) -> str:
+        response = await self.request("POST", "/api/login", {"username": name, "password": password})
+        assert response.code == 200, response.body
+        return orjson.loads(response.body)["token"]
+
+    async def user(self, name: str) -> str:
+        """Register (if new) and log in; the Bearer token."""
+        response = await self.register(name)
+        assert response.code in (201, 409), response.body
+        return await self.login(name)
+
+
+def body(response: HTTPResponse) -> Any:
+    return orjson.loads(response.body)
+
+
+@dataclass
+class ChatClient:
+    """A WebSocket client speaking the chat protocol, with bounded reads."""
+
+    ws: WebSocketClientConnection
+    name: str
+    unread: list[dict] = field(default_factory=list)
+    _ids = itertools.count(1)
+
+    async def send_frame(self, frame: Any) -> None:
+        await self.ws.write_message(frame if isinstance(frame, (str, bytes)) else orjson.dumps(frame).decode())
+
+    async def send(self, text: str, room: str = "lobby", client_id: str | None = None) -> None:
+        frame = {"type": "send", "room": room, "text": text}
+        if client_id is not None:
+            frame["client_id"] = client_id
+        await self.send_frame(frame)
+
+    async def join(self, room: str = "lobby", since: int | None = None) -> dict:
+        frame: dict = {"type": "join", "room": room}
+        if since is not None:
+            frame["since"] = since
+        await self.send_frame(frame)
+        return await self.next("joined")
+
+    async def read_frame(self, timeout: float = READ_TIMEOUT) -> dict | None:
+        raw = await asyncio.wait_for(self.ws.read_message(), timeout)
+        return None if raw is None else orjson.loads(raw)
+
+    async def next(self, kind: str, timeout: float = READ_TIMEOUT) -> dict:
+        """The next frame of type ``kind``; frames of other types are kept for later."""
+        for i, frame in enumerate(self.unread):
+            if frame["type"] == kind:
+                return self.unread.pop(i)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.name}: no {kind!r} frame; kept {self.unread[-5:]}")
+            frame = await self.read_frame(remaining)
+            if frame is None:
+                raise ConnectionError(f"{self.name}: socket closed waiting for {kind!r}")
+            if frame["type"] == kind:
+                return frame
+            self.unread.append(frame)
+
+    async def nothing(self, kind: str, wait: float = 0.3) -> None:
+        """Assert no frame of type ``kind`` arrives within ``wait`` seconds."""
+        assert all(f["type"] != kind for f in self.unread), self.unread
+        try:
+            while True:
+                frame = await self.read_frame(wait)
+                if frame is None:
+                    return
+                assert frame["type"] != kind, frame
+                self.unread.append(frame)
+        except asyncio.TimeoutError:
+            return
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+async def connect(ws_url: str, token: str | None = None, headers: dict | None = None,
+                  name: str = "client") -> WebSocketClientConnection:
+    all_headers = dict(headers or {})
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    request = HTTPRequest(ws_url, headers=all_headers, request_timeout=10)
+    return await websocket_connect(request, max_message_size=16 * 1024 * 1024)
