@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,9 +78,23 @@ async def start_server(config: Config, redis_url: str) -> RunningServer:
 
 
 @pytest.fixture
-async def app(database: Config, redis_url: str) -> AsyncIterator[RunningServer]:
-    running = await start_server(database, redis_url)
-    yield running
-    for client in running.clients:
-        client.close()
-    await running.server.stop()
+async def app_factory(database: Config, redis_url: str):
+    """Start the real app with some settings changed: ``await app_factory(history_size=5)``."""
+    started: list[RunningServer] = []
+
+    async def start(**changes) -> RunningServer:
+        running = await start_server(database.replace(**changes), redis_url)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        for client in running.clients:
+            client.close()
+        await running.server.stop()
+
+
+@pytest.fixture
+async def app(app_factory) -> RunningServer:
+    """The app with production settings, except a send rate limit tests do not trip."""
+    return await app_factory(send_burst=100_000)

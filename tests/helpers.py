@@ -53,7 +53,9 @@ class Api:
         return await self.request("POST", "/api/register", {"username": name, "password": password})
 
     async def login(self, name: str, password: str = PASSWORD) -> str:
-        response = await self.request("POST", "/api/login", {"username": name, "password": password})
+        response = await self.request(
+            "POST", "/api/login", {"username": name, "password": password}
+        )
         assert response.code == 200, response.body
         return orjson.loads(response.body)["token"]
 
@@ -78,7 +80,9 @@ class ChatClient:
     _ids = itertools.count(1)
 
     async def send_frame(self, frame: Any) -> None:
-        await self.ws.write_message(frame if isinstance(frame, (str, bytes)) else orjson.dumps(frame).decode())
+        await self.ws.write_message(
+            frame if isinstance(frame, (str, bytes)) else orjson.dumps(frame).decode()
+        )
 
     async def send(self, text: str, room: str = "lobby", client_id: str | None = None) -> None:
         frame = {"type": "send", "room": room, "text": text}
@@ -97,10 +101,14 @@ class ChatClient:
         raw = await asyncio.wait_for(self.ws.read_message(), timeout)
         return None if raw is None else orjson.loads(raw)
 
-    async def next(self, kind: str, timeout: float = READ_TIMEOUT) -> dict:
-        """The next frame of type ``kind``; frames of other types are kept for later."""
+    async def next(self, kind: str, timeout: float = READ_TIMEOUT, **match: Any) -> dict:
+        """The next frame of type ``kind`` (with the ``match`` field values); others are kept."""
+
+        def wanted(frame: dict) -> bool:
+            return frame["type"] == kind and all(frame.get(k) == v for k, v in match.items())
+
         for i, frame in enumerate(self.unread):
-            if frame["type"] == kind:
+            if wanted(frame):
                 return self.unread.pop(i)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -110,19 +118,23 @@ class ChatClient:
             frame = await self.read_frame(remaining)
             if frame is None:
                 raise ConnectionError(f"{self.name}: socket closed waiting for {kind!r}")
-            if frame["type"] == kind:
+            if wanted(frame):
                 return frame
             self.unread.append(frame)
 
-    async def nothing(self, kind: str, wait: float = 0.3) -> None:
-        """Assert no frame of type ``kind`` arrives within ``wait`` seconds."""
-        assert all(f["type"] != kind for f in self.unread), self.unread
+    async def nothing(self, kind: str, wait: float = 0.3, **match: Any) -> None:
+        """Assert no frame of type ``kind`` (with the ``match`` values) arrives in ``wait`` s."""
+
+        def wanted(frame: dict) -> bool:
+            return frame["type"] == kind and all(frame.get(k) == v for k, v in match.items())
+
+        assert not any(wanted(f) for f in self.unread), self.unread
         try:
             while True:
                 frame = await self.read_frame(wait)
                 if frame is None:
                     return
-                assert frame["type"] != kind, frame
+                assert not wanted(frame), frame
                 self.unread.append(frame)
         except asyncio.TimeoutError:
             return
@@ -131,8 +143,9 @@ class ChatClient:
         self.ws.close()
 
 
-async def connect(ws_url: str, token: str | None = None, headers: dict | None = None,
-                  name: str = "client") -> WebSocketClientConnection:
+async def connect(
+    ws_url: str, token: str | None = None, headers: dict | None = None, name: str = "client"
+) -> WebSocketClientConnection:
     all_headers = dict(headers or {})
     if token:
         all_headers["Authorization"] = f"Bearer {token}"

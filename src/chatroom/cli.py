@@ -15,20 +15,25 @@ from chatroom.datadir import DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
 
 
+def setting(flag: str, **kwargs):
+    """A click option that also reads ``CHATROOM_<NAME>`` and shows it in ``--help``."""
+    name = flag.lstrip("-").split("/")[0].replace("-", "_").upper()
+    kwargs.setdefault("show_default", True)
+    return click.option(flag, envvar=f"CHATROOM_{name}", show_envvar=True, **kwargs)
+
+
 def storage_options(command):
     """The options every command that opens the data shares with ``serve``."""
     options = [
-        click.option(
+        setting(
             "--data-dir",
-            envvar="CHATROOM_DATA_DIR",
             type=click.Path(file_okay=False, path_type=Path),
             default=default_data_dir,
             show_default=str(default_data_dir()),
             help="Where the SQLite database, the embedded Redis files and the cookie secret live.",
         ),
-        click.option(
+        setting(
             "--database-url",
-            envvar="CHATROOM_DATABASE_URL",
             default=None,
             show_default="SQLite in the data directory",
             help="sqlite:///path, postgresql://user:pass@host/db or mysql://user:pass@host/db.",
@@ -61,103 +66,60 @@ def main() -> None:
 
 @main.command()
 @storage_options
-@click.option(
-    "--host",
-    envvar="CHATROOM_HOST",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on (0.0.0.0 for every interface).",
-)
-@click.option(
-    "--port",
-    envvar="CHATROOM_PORT",
-    default=8888,
-    show_default=True,
-    type=click.IntRange(1, 65535),
-    help="TCP port to listen on.",
-)
-@click.option(
+@setting("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
+@setting("--port", default=8888, type=click.IntRange(1, 65535), help="TCP port to listen on.")
+@setting(
     "--redis-url",
-    envvar="CHATROOM_REDIS_URL",
     default=None,
     show_default="an embedded redis-server in the data directory",
     help="redis://host:port/db of an external Redis (needed for several hosts).",
 )
-@click.option(
-    "--redis-prefix",
-    envvar="CHATROOM_REDIS_PREFIX",
-    default="chatroom",
-    show_default=True,
-    help="Prefix of every Redis key, to share one Redis.",
+@setting(
+    "--redis-prefix", default="chatroom", help="Prefix of every Redis key, to share one Redis."
 )
-@click.option(
-    "--history-size",
-    envvar="CHATROOM_HISTORY_SIZE",
-    default=100,
-    show_default=True,
-    type=click.IntRange(1, 100_000),
-    help="Messages kept per room.",
+@setting(
+    "--history-size", default=100, type=click.IntRange(1, 100_000), help="Messages kept per room."
 )
-@click.option(
-    "--processes",
-    envvar="CHATROOM_PROCESSES",
-    default=1,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Worker processes; 0 means one per CPU.",
-)
-@click.option(
+@setting("--processes", default=1, type=click.IntRange(0), help="Worker processes; 0: one per CPU.")
+@setting(
     "--allowed-origins",
-    envvar="CHATROOM_ALLOWED_ORIGINS",
     default="",
-    show_default=True,
     help="Comma-separated extra origins (https://host[:port]) allowed on the WebSocket.",
 )
-@click.option(
+@setting(
     "--cookie-secret",
-    envvar="CHATROOM_COOKIE_SECRET",
     default=None,
     show_default="generated once into DATA_DIR/cookie_secret",
     help="Secret that signs cookies; hosts serving one chat must share it.",
 )
-@click.option(
-    "--max-message-chars",
-    envvar="CHATROOM_MAX_MESSAGE_CHARS",
-    default=4000,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Longest message text.",
-)
-@click.option(
+@setting("--max-message-chars", default=4000, type=click.IntRange(1), help="Longest message text.")
+@setting(
     "--max-frame-bytes",
-    envvar="CHATROOM_MAX_FRAME_BYTES",
     default=64 * 1024,
-    show_default=True,
     type=click.IntRange(1024),
-    help="Largest WebSocket frame; larger ones close the socket with 1009.",
+    help="Largest WebSocket frame; a larger one closes the socket with 1009.",
 )
-@click.option(
+@setting(
     "--max-body-bytes",
-    envvar="CHATROOM_MAX_BODY_BYTES",
     default=1024 * 1024,
-    show_default=True,
     type=click.IntRange(1024),
-    help="Largest HTTP request body; larger ones get 413.",
+    help="Largest HTTP request body; a larger one gets 413.",
 )
-@click.option(
-    "--db-threads",
-    envvar="CHATROOM_DB_THREADS",
-    default=8,
-    show_default=True,
+@setting(
+    "--send-burst",
+    default=10,
     type=click.IntRange(1),
-    help="Threads running database queries and hashing.",
+    help="Messages a user may send at once (the token bucket's size).",
 )
-@click.option(
-    "--debug/--no-debug",
-    envvar="CHATROOM_DEBUG",
-    default=False,
-    show_default=True,
-    help="Reload templates, verbose logs. Never in production.",
+@setting(
+    "--send-per-second",
+    default=2.0,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Messages per second a user may sustain (the token bucket's refill).",
+)
+@setting("--db-threads", default=8, type=click.IntRange(1), help="Threads for SQL and hashing.")
+@setting(
+    "--debug/--no-debug", default=False, help="Reload templates, verbose logs; not for production."
 )
 @reports_errors
 def serve(allowed_origins: str, **options) -> None:

@@ -40,6 +40,8 @@ class Config:
     max_message_chars: int = 4000
     max_frame_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024
+    send_burst: int = 10
+    send_per_second: float = 2.0
     db_threads: int = 8
 
     def __post_init__(self) -> None:
@@ -58,6 +60,8 @@ class Config:
             raise ConfigError("max_message_chars must be >= 1 and max_frame_bytes >= 1024")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
+        if self.send_burst < 1 or self.send_per_second <= 0:
+            raise ConfigError("send_burst must be >= 1 and send_per_second > 0")
         if self.db_threads < 1:
             raise ConfigError("db_threads must be at least 1")
         for origin in self.allowed_origins:

@@ -58,6 +58,7 @@ class EmbeddedRedis:
         self.executable = executable
         self.socket_path = data_dir / "redis.sock"
         self.log_path = data_dir / "redis.log"
+        self.pid_path = data_dir / "redis.pid"
         self._process: subprocess.Popen | None = None
         self._owner_pid = os.getpid()
 
@@ -88,6 +89,7 @@ class EmbeddedRedis:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str(self.log_path),
+            "--pidfile", str(self.pid_path),
         ]  # fmt: skip
         # A session of its own keeps Ctrl-C (SIGINT to our process group) from
         # killing Redis before chatroom has closed its sockets; we stop it last.

@@ -83,7 +83,7 @@ class ChatServer:
             rooms,
             messages,
             PresenceRepository(self.redis, keys),
-            SendLimits(max_chars=config.max_message_chars),
+            SendLimits(config.max_message_chars, config.send_burst, config.send_per_second),
         )
         controllers = Controllers(
             auth=AuthController(self.run_blocking),

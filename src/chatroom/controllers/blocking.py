@@ -28,7 +28,9 @@ class BlockingRunner:
     async def __call__(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
         except peewee.OperationalError as exc:
             raise UnavailableError(f"database unavailable: {exc}") from exc
 

@@ -1,0 +1,258 @@
+"""The ``chatroom`` command: options through CliRunner, and real ``chatroom serve`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chatroom import __version__
+from chatroom.cli import main
+from chatroom.config import Config
+from tests.helpers import Api, ChatClient, body, connect
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+@pytest.mark.parametrize("command", ["serve", "initdb"])
+def test_every_option_has_help_default_and_env_var(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--data-dir" in result.output and "CHATROOM_DATA_DIR" in result.output
+    params = [p for p in main.commands[command].params if p.name != "help"]
+    for param in params:
+        assert param.help, param.name
+        assert param.envvar == "CHATROOM_" + param.name.upper(), param.name
+        assert param.show_default, param.name
+
+
+def test_serve_has_an_option_for_every_config_field():
+    options = {p.name for p in main.commands["serve"].params}
+    assert set(Config.__dataclass_fields__) <= options
+
+
+def test_initdb_is_idempotent(tmp_path):
+    runner = CliRunner()
+    first = runner.invoke(main, ["initdb", "--data-dir", str(tmp_path)])
+    assert first.exit_code == 0 and "Initialised a new database" in first.output
+    second = runner.invoke(main, ["initdb"], env={"CHATROOM_DATA_DIR": str(tmp_path)})
+    assert second.exit_code == 0 and "up to date" in second.output
+    assert (tmp_path / "chatroom.db").exists()
+
+
+def test_bad_option_values_are_refused(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path), "--port", "0"])
+    assert result.exit_code == 2
+    result = CliRunner().invoke(
+        main, ["serve", "--data-dir", str(tmp_path), "--allowed-origins", "evil"]
+    )
+    assert result.exit_code == 2 and "allowed origin" in result.output
+
+
+def test_no_redis_server_is_one_clear_line_and_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "no redis-server found" in lines[0] and "--redis-url" in lines[0]
+
+
+# -- a real `chatroom serve` -------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """``chatroom serve`` as a child process, as a user would run it."""
+
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        env = {**os.environ, "CHATROOM_SEND_BURST": "1000"}
+        command = [
+            sys.executable,
+            "-m",
+            "chatroom",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(self.port),
+            *args,
+        ]
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            text=True,
+        )
+        self.api = Api(f"http://127.0.0.1:{self.port}")
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.output: list[str] = []
+
+    async def ready(self, timeout: float = 20) -> float:
+        """Wait for /healthz to answer 200; the seconds it took."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.read_output()
+            try:
+                response = await self.api.request("GET", "/healthz")
+                if response.code == 200:
+                    return time.monotonic() - self.started
+            except OSError:
+                pass
+            await asyncio.sleep(0.05)
+        raise TimeoutError(self.read_output())
+
+    def read_output(self) -> str:
+        if self.process.poll() is not None and not self.process.stdout.closed:
+            self.output.append(self.process.stdout.read())
+            self.process.stdout.close()
+        return "".join(self.output)
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout)
+        self.read_output()
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.read_output()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "zombie" not in status
+
+
+def redis_pid(data_dir: Path) -> int | None:
+    """The pid of the embedded redis-server serving ``data_dir``, if it still runs."""
+    try:
+        pid = int((data_dir / "redis.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if process_alive(pid) else None
+
+
+@pytest.fixture
+def serve_processes():
+    started: list[ServeProcess] = []
+
+    def start(data_dir: Path, *args: str) -> ServeProcess:
+        process = ServeProcess(data_dir, *args)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.mark.timeout(120)
+async def test_serve_keeps_the_last_100_across_a_restart(tmp_path, serve_processes):
+    data_dir = tmp_path / "data"
+    server = serve_processes(data_dir)
+    seconds = await server.ready()
+    print(f"chatroom serve ready in {seconds:.2f}s")
+    assert "Initialised a new database" in server.process.stdout.readline()
+    token = await server.api.user("alice")
+    alice = ChatClient(await connect(server.ws_url, token), "alice")
+    await alice.next("hello")
+    await alice.join("lobby")
+    for i in range(150):
+        await alice.send(f"message {i}", client_id=f"c{i}")
+    acked = [(await alice.next("ack"))["id"] for _ in range(150)]
+    assert acked == list(range(1, 151))
+    alice.close()
+
+    embedded = redis_pid(data_dir)
+    assert embedded is not None
+    assert server.stop(signal.SIGTERM) == 0
+    assert redis_pid(data_dir) is None, "the embedded redis-server outlived chatroom"
+
+    again = serve_processes(data_dir)
+    await again.ready()
+    bob_token = await again.api.user("bob")
+    history = body(await again.api.request("GET", "/api/rooms/lobby/messages", token=bob_token))
+    assert [m["id"] for m in history["messages"]] == list(range(51, 151))
+    assert history["messages"][-1]["text"] == "message 149"
+    alice_token = await again.api.login("alice")  # the account survived too
+    rooms = body(await again.api.request("GET", "/api/rooms", token=alice_token))["rooms"]
+    assert rooms[0]["last_id"] == 150
+    # Ctrl-C reaches the whole process group; chatroom still exits cleanly.
+    os.killpg(again.process.pid, signal.SIGINT)
+    assert again.process.wait(10) == 0
+    assert redis_pid(data_dir) is None
+
+
+@pytest.mark.timeout(60)
+async def test_second_serve_on_the_same_data_dir_is_refused(tmp_path, serve_processes):
+    data_dir = tmp_path / "data"
+    first = serve_processes(data_dir)
+    await first.ready()
+    second = serve_processes(data_dir)
+    assert second.process.wait(20) == 2
+    assert "another chatroom server is using" in second.read_output()
+    assert (await first.api.request("GET", "/healthz")).code == 200
+    assert first.stop() == 0
+
+
+@pytest.mark.timeout(60)
+async def test_processes_share_one_chat_and_stop_together(tmp_path, serve_processes):
+    data_dir = tmp_path / "data"
+    server = serve_processes(data_dir, "--processes", "2")
+    await server.ready()
+    workers = [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
+    assert len(workers) >= 2  # two workers (the embedded redis runs in its own session)
+    tokens = [await server.api.user(name) for name in ("alice", "bob")]
+    clients = []
+    for _ in range(6):  # enough sockets that both workers get some
+        for name, token in zip(("alice", "bob"), tokens, strict=True):
+            client = ChatClient(await connect(server.ws_url, token), name)
+            await client.next("hello")
+            await client.join("lobby")
+            clients.append(client)
+    await clients[0].send("to every process", client_id="x")
+    for client in clients:
+        message = await client.next("message")
+        assert message["text"] == "to every process" and message["id"] == 1
+    for client in clients:
+        client.close()
+    assert server.stop(signal.SIGTERM) == 0
+    time.sleep(0.2)
+    for pid in workers:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or b"zombie" in Path(f"/proc/{pid}/status").read_bytes().lower()
+        )
+    assert redis_pid(data_dir) is None
