@@ -7,6 +7,10 @@ import orjson
 from chatroom.controllers.errors import ChatError, RateLimitedError
 from chatroom.models import HistoryPage
 
+#: The frame types a client may send, and those the server sends (SPEC §3).
+CLIENT_FRAME_TYPES = ("join", "leave", "send", "typing", "read", "ping")
+SERVER_FRAME_TYPES = ("hello", "joined", "message", "ack", "presence", "typing", "error", "pong")
+
 PONG = b'{"type":"pong"}'
 
 

@@ -69,22 +69,25 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate_schema(db: peewee.Database) -> bool:
     """Bring the schema up to date and make sure ``lobby`` exists.
 
-    Idempotent; keeps all data. Returns True when the database was empty.
+    Idempotent; keeps all data. Returns True when the database was empty. Each
+    migration commits on its own: MySQL commits DDL implicitly, so one big
+    transaction would not be one anyway.
     """
     from chatroom.models.room import Room
 
-    with db.atomic():
-        db.create_tables([SchemaVersion])
-        row = SchemaVersion.select().first()
-        was_empty = row is None
-        current = 0 if row is None else row.version
-        migrator = pw_migrate.SchemaMigrator.from_database(db)
-        for step in MIGRATIONS[current:]:
-            step(db, migrator)
-        if row is None:
-            SchemaVersion.create(version=SCHEMA_VERSION)
-        elif current != SCHEMA_VERSION:
-            row.version = SCHEMA_VERSION
-            row.save()
-        Room.ensure_public("lobby", topic="Everyone's room")
+    db.create_tables([SchemaVersion])
+    row = SchemaVersion.get_or_none(SchemaVersion.id == 1)
+    was_empty = row is None
+    current = 0 if row is None else row.version
+    migrator = pw_migrate.SchemaMigrator.from_database(db)
+    for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        step(db, migrator)
+        _record_version(number)
+    Room.ensure_public("lobby", topic="Everyone's room")
     return was_empty
+
+
+def _record_version(number: int) -> None:
+    # Insert-or-ignore, then update: safe when two processes initialise at once.
+    SchemaVersion.insert(id=1, version=number).on_conflict_ignore().execute()
+    SchemaVersion.update(version=number).where(SchemaVersion.id == 1).execute()

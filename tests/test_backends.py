@@ -1,0 +1,74 @@
+"""The same chat on PostgreSQL and MySQL/MariaDB (``--database-url``), end to end.
+
+The server URLs come from CHATROOM_TEST_POSTGRESQL_URL / CHATROOM_TEST_MYSQL_URL,
+which ``.ci/run`` sets; each test gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee
+import pytest
+from playhouse.db_url import connect
+
+from chatroom.server import initialise_database
+from tests.helpers import body
+
+BACKENDS = {
+    "postgresql": "CHATROOM_TEST_POSTGRESQL_URL",
+    "mysql": "CHATROOM_TEST_MYSQL_URL",
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def sql_url(request):
+    variable = BACKENDS[request.param]
+    server_url = os.environ.get(variable)
+    if not server_url:
+        pytest.skip(f"{variable} is not set (.ci/run sets it); {request.param} not tested")
+    name = f"chatroom_test_{secrets.token_hex(4)}"
+    admin = connect(server_url)
+    quote = '"' if request.param == "postgresql" else "`"
+    if request.param == "postgresql":
+        admin.connect()
+        admin.connection().autocommit = True
+    admin.execute_sql(f"CREATE DATABASE {quote}{name}{quote}")
+    parts = urlsplit(server_url)
+    yield urlunsplit(parts._replace(path="/" + name))
+    admin.execute_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
+    admin.close()
+
+
+async def test_chat_on_a_sql_server(sql_url, config, app_factory):
+    config = config.replace(database_url=sql_url)
+    assert initialise_database(config) is True
+    assert initialise_database(config) is False  # idempotent
+    app = await app_factory(database_url=sql_url)
+    assert body(await app.api.request("GET", "/healthz"))["database"] == "ok"
+    assert (await app.api.register("Alice")).code == 201
+    assert (await app.api.register("ALICE")).code == 409
+    alice = await app.client("Alice")
+    bob = await app.client("bob")
+    token = await app.api.login("bob")
+    created = await app.api.request("POST", "/api/rooms", {"name": "general"}, token)
+    assert created.code == 201
+    await alice.send("hello")
+    await alice.next("ack")
+    rooms = body(await app.api.request("GET", "/api/rooms", token=token))["rooms"]
+    lobby = next(r for r in rooms if r["name"] == "lobby")
+    assert (lobby["members"], lobby["unread"], lobby["last_id"]) == (2, 1, 1)
+    await bob.join("dm:alice:bob")
+    await bob.send("psst", room="dm:alice:bob")
+    await bob.next("ack")
+    later = await app.client("alice", join=None)
+    assert {"name": "dm:alice:bob", "unread": 1, "last_id": 1} in later.hello["rooms"]
+
+
+def test_sql_url_fixture_really_isolates(sql_url):
+    db = connect(sql_url)
+    with pytest.raises(peewee.DatabaseError):
+        db.execute_sql("SELECT * FROM user_that_does_not_exist")
+    db.close()

@@ -1,0 +1,49 @@
+"""The docs are part of the product: every setting, option and frame type is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chatroom.cli import main
+from chatroom.config import Config
+from chatroom.controllers.frames import CLIENT_FRAME_TYPES, SERVER_FRAME_TYPES
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def headings(path: Path, level: str) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    return {m.group(1).strip().strip("`") for m in re.finditer(rf"^{level} (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("field", sorted(Config.__dataclass_fields__))
+def test_every_setting_has_a_heading_in_configuration_md(field):
+    assert field in headings(DOCS / "configuration.md", "##")
+
+
+@pytest.mark.parametrize("kind", sorted(set(CLIENT_FRAME_TYPES) | set(SERVER_FRAME_TYPES)))
+def test_every_frame_type_has_a_section_in_protocol_md(kind):
+    assert kind in headings(DOCS / "protocol.md", "###")
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_cli_option_is_in_usage_md(command):
+    usage = (DOCS / "usage.md").read_text(encoding="utf-8")
+    assert f"chatroom {command}" in usage
+    for param in main.commands[command].params:
+        for flag in param.opts:
+            if flag.startswith("--") and flag != "--help":
+                assert flag in usage, f"{flag} of chatroom {command}"
+
+
+def test_readme_starts_with_the_two_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:\w+)?\n(.*?)```", readme, re.S)
+    assert "pip install ." in blocks[0] and "chatroom serve" in blocks[0]
+    assert "pip install '.[test]'" in blocks[1] and "pytest" in blocks[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "pip install -q '.[test]'" in ci and "python -m pytest" in ci
