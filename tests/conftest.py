@@ -14,6 +14,7 @@ from chatroom.config import Config
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.server import ChatServer, initialise_database
 from tests.helpers import Api, ChatClient, connect
+from tests.processes import ServeProcess
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +99,17 @@ async def app_factory(database: Config, redis_url: str):
 async def app(app_factory) -> RunningServer:
     """The app with production settings, except a send rate limit tests do not trip."""
     return await app_factory(send_burst=100_000)
+
+
+@pytest.fixture
+def serve_processes():
+    started: list[ServeProcess] = []
+
+    def start(data_dir: Path, *args: str, env: dict | None = None) -> ServeProcess:
+        process = ServeProcess(data_dir, *args, env=env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

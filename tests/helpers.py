@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+import pytest
+from playhouse.db_url import connect as connect_database
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -151,3 +158,31 @@ async def connect(
         all_headers["Authorization"] = f"Bearer {token}"
     request = HTTPRequest(ws_url, headers=all_headers, request_timeout=10)
     return await websocket_connect(request, max_message_size=16 * 1024 * 1024)
+
+
+#: Where the SQL servers for backend tests are; .ci/run sets both.
+SQL_SERVER_VARIABLES = {
+    "postgresql": "CHATROOM_TEST_POSTGRESQL_URL",
+    "mysql": "CHATROOM_TEST_MYSQL_URL",
+}
+
+
+@contextlib.contextmanager
+def temporary_database(kind: str) -> Iterator[str]:
+    """A database of its own on the ``kind`` server, dropped afterwards; yields its URL."""
+    variable = SQL_SERVER_VARIABLES[kind]
+    server_url = os.environ.get(variable)
+    if not server_url:
+        pytest.skip(f"{variable} is not set (.ci/run sets it); {kind} not tested here")
+    name = f"chatroom_test_{secrets.token_hex(4)}"
+    quote = '"' if kind == "postgresql" else "`"
+    admin = connect_database(server_url)
+    if kind == "postgresql":
+        admin.connect()
+        admin.connection().autocommit = True  # CREATE DATABASE refuses a transaction
+    admin.execute_sql(f"CREATE DATABASE {quote}{name}{quote}")
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        admin.execute_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
+        admin.close()

@@ -6,40 +6,18 @@ which ``.ci/run`` sets; each test gets a database of its own, dropped afterwards
 
 from __future__ import annotations
 
-import os
-import secrets
-from urllib.parse import urlsplit, urlunsplit
-
 import peewee
 import pytest
 from playhouse.db_url import connect
 
 from chatroom.server import initialise_database
-from tests.helpers import body
-
-BACKENDS = {
-    "postgresql": "CHATROOM_TEST_POSTGRESQL_URL",
-    "mysql": "CHATROOM_TEST_MYSQL_URL",
-}
+from tests.helpers import body, temporary_database
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["mysql", "postgresql"])
 def sql_url(request):
-    variable = BACKENDS[request.param]
-    server_url = os.environ.get(variable)
-    if not server_url:
-        pytest.skip(f"{variable} is not set (.ci/run sets it); {request.param} not tested")
-    name = f"chatroom_test_{secrets.token_hex(4)}"
-    admin = connect(server_url)
-    quote = '"' if request.param == "postgresql" else "`"
-    if request.param == "postgresql":
-        admin.connect()
-        admin.connection().autocommit = True
-    admin.execute_sql(f"CREATE DATABASE {quote}{name}{quote}")
-    parts = urlsplit(server_url)
-    yield urlunsplit(parts._replace(path="/" + name))
-    admin.execute_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
-    admin.close()
+    with temporary_database(request.param) as url:
+        yield url
 
 
 async def test_chat_on_a_sql_server(sql_url, config, app_factory):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +14,8 @@ from click.testing import CliRunner
 from chatroom import __version__
 from chatroom.cli import main
 from chatroom.config import Config
-from tests.helpers import Api, ChatClient, body, connect
+from tests.helpers import ChatClient, body, connect
+from tests.processes import redis_pid
 
 
 def test_version():
@@ -69,117 +67,13 @@ def test_no_redis_server_is_one_clear_line_and_exit_2(tmp_path, monkeypatch):
     assert len(lines) == 1 and "no redis-server found" in lines[0] and "--redis-url" in lines[0]
 
 
-# -- a real `chatroom serve` -------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServeProcess:
-    """``chatroom serve`` as a child process, as a user would run it."""
-
-    def __init__(self, data_dir: Path, *args: str) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        env = {**os.environ, "CHATROOM_SEND_BURST": "1000"}
-        command = [
-            sys.executable,
-            "-m",
-            "chatroom",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(self.port),
-            *args,
-        ]
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            text=True,
-        )
-        self.api = Api(f"http://127.0.0.1:{self.port}")
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        self.output: list[str] = []
-
-    async def ready(self, timeout: float = 20) -> float:
-        """Wait for /healthz to answer 200; the seconds it took."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.read_output()
-            try:
-                response = await self.api.request("GET", "/healthz")
-                if response.code == 200:
-                    return time.monotonic() - self.started
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
-        raise TimeoutError(self.read_output())
-
-    def read_output(self) -> str:
-        if self.process.poll() is not None and not self.process.stdout.closed:
-            self.output.append(self.process.stdout.read())
-            self.process.stdout.close()
-        return "".join(self.output)
-
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 10) -> int:
-        self.process.send_signal(signum)
-        code = self.process.wait(timeout)
-        self.read_output()
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        self.read_output()
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "zombie" not in status
-
-
-def redis_pid(data_dir: Path) -> int | None:
-    """The pid of the embedded redis-server serving ``data_dir``, if it still runs."""
-    try:
-        pid = int((data_dir / "redis.pid").read_text())
-    except (OSError, ValueError):
-        return None
-    return pid if process_alive(pid) else None
-
-
-@pytest.fixture
-def serve_processes():
-    started: list[ServeProcess] = []
-
-    def start(data_dir: Path, *args: str) -> ServeProcess:
-        process = ServeProcess(data_dir, *args)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-
-
 @pytest.mark.timeout(120)
 async def test_serve_keeps_the_last_100_across_a_restart(tmp_path, serve_processes):
     data_dir = tmp_path / "data"
     server = serve_processes(data_dir)
     seconds = await server.ready()
     print(f"chatroom serve ready in {seconds:.2f}s")
-    assert "Initialised a new database" in server.process.stdout.readline()
+    assert "Initialised a new database" in server.read_output().splitlines()[0]
     token = await server.api.user("alice")
     alice = ChatClient(await connect(server.ws_url, token), "alice")
     await alice.next("hello")

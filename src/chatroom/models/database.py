@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import peewee
@@ -75,6 +76,11 @@ def migrate_schema(db: peewee.Database) -> bool:
     """
     from chatroom.models.room import Room
 
+    with _migration_lock(db):
+        return _migrate(db, Room)
+
+
+def _migrate(db: peewee.Database, Room: type) -> bool:
     db.create_tables([SchemaVersion])
     row = SchemaVersion.get_or_none(SchemaVersion.id == 1)
     was_empty = row is None
@@ -85,6 +91,33 @@ def migrate_schema(db: peewee.Database) -> bool:
         _record_version(number)
     Room.ensure_public("lobby", topic="Everyone's room")
     return was_empty
+
+
+#: Any constant both migrating processes agree on: the lock that serialises them.
+_MIGRATION_LOCK_KEY = 0x63686174  # "chat"
+
+
+@contextlib.contextmanager
+def _migration_lock(db: peewee.Database) -> Iterator[None]:
+    """Serialise migrations of hosts starting together on one PostgreSQL or MySQL.
+
+    Their ``CREATE ... IF NOT EXISTS`` statements race otherwise. SQLite needs
+    none: its file belongs to one data directory, locked by one server.
+    """
+    if isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK_KEY,))
+    elif isinstance(db, peewee.MySQLDatabase):
+        db.execute_sql("SELECT GET_LOCK('chatroom_migrate', 60)")
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT RELEASE_LOCK('chatroom_migrate')")
+    else:
+        yield
 
 
 def _record_version(number: int) -> None:
