@@ -61,6 +61,9 @@ def make_app(
         websocket_ping_interval=25,
         websocket_ping_timeout=10,
         debug=config.debug,
+        # Autoreload re-executes the process: with an embedded Redis child and
+        # forked workers that would leave stray servers on one data dir.
+        autoreload=False,
         compiled_template_cache=not config.debug,
         static_hash_cache=not config.debug,
     )

@@ -126,8 +126,12 @@ class EmbeddedRedis:
         except OSError:
             return "(no log)"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM: Redis fsyncs its AOF and exits; SIGKILL if it does not in time."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM: Redis fsyncs its AOF and exits; SIGKILL if it does not in time.
+
+        A SIGKILL loses nothing Redis already wrote to its AOF (the kernel has it);
+        only an OS crash can lose the last second under ``appendfsync everysec``.
+        """
         if os.getpid() != self._owner_pid:
             return  # a forked worker: the parent that started Redis stops it
         process, self._process = self._process, None

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 import tornado.web
 
 from chatroom.controllers import ChatError
+from chatroom.controllers.errors import BadRequestError
 from chatroom.views.base import BaseHandler
 
 
@@ -19,7 +20,10 @@ class ChatPageHandler(BaseHandler):
             self.redirect("/login?" + urlencode({"next": self.request.uri}))
             return
         rooms = self.controllers.rooms
-        ref = await rooms.open(account, name)
+        try:
+            ref = await rooms.open(account, name)
+        except BadRequestError:
+            raise tornado.web.HTTPError(404, "no such room") from None
         page = await rooms.history(account, ref.name, None)
         summaries = await rooms.list_rooms(account)
         self.render(
@@ -29,6 +33,7 @@ class ChatPageHandler(BaseHandler):
             rooms=summaries,
             messages=page.decoded(),
             missing=page.missing,
+            max_chars=self.config.max_message_chars,
         )
 
 
