@@ -19,7 +19,7 @@ def default_data_dir() -> Path:
     return Path(base) / "chatroom"
 
 
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Config:
         if self.db_threads < 1:
             raise ConfigError("db_threads must be at least 1")
         for origin in self.allowed_origins:
-            if not re.match(r"^https?://[^/\s]+$", origin):
+            if not re.match(r"^https?://[^/\s]+\Z", origin):
                 raise ConfigError(f"allowed origin {origin!r} must look like https://host[:port]")
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -135,7 +136,9 @@ class ChatController:
         """Subscribe the connection to a room and send ``joined`` with the history."""
         since_id = None if since is None else validation.message_id(since, "since")
         ref = await self._room_for(conn.account, room)
-        state = self._connections[conn]
+        state = self._connections.get(conn)
+        if state is None:  # closed while the room was looked up
+            return
         subs = self._subscribers.setdefault(ref.name, {})
         sub = subs.get(conn)
         if sub is None:
@@ -151,6 +154,12 @@ class ChatController:
         except Exception:
             await self._unsubscribe(conn, ref.name)
             raise
+        if conn not in self._connections:
+            # Closed while we waited: its disconnect may have run before our entry
+            # landed, so remove it again, and announce nothing.
+            with contextlib.suppress(*_REDIS_DOWN):
+                await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
+            return
         conn.deliver(frames.joined(page, online))
         sub.release(page.last_id)
         if first:
@@ -265,7 +274,8 @@ class ChatController:
         return ref
 
     def _check_rate(self, conn: Connection) -> None:
-        state = self._connections[conn]
+        # A connection closed while its send was in flight still sends under its user's bucket.
+        state = self._connections.get(conn) or ConnectionState()
         now = time.monotonic()
         if now < state.retry_at:
             state.ignored_retries += 1
@@ -279,6 +289,9 @@ class ChatController:
             bucket = self._buckets[conn.account.key] = TokenBucket(limits.burst, limits.per_second)
         wait = bucket.take(now)
         if wait:
+            # Whole milliseconds, rounded up: the error frame shows three decimals, and a
+            # client that waits what it was shown must find a token, not a strike.
+            wait = math.ceil(wait * 1000) / 1000
             state.retry_at = now + wait
             raise RateLimitedError("too many messages; wait before sending again", wait)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import peewee
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account, RoomRef, RoomSummary
 from chatroom.controllers.blocking import BlockingRunner
-from chatroom.controllers.errors import ConflictError, ForbiddenError, NotFoundError
+from chatroom.controllers.errors import ConflictError, ForbiddenError, NotFoundError, storage_guard
 from chatroom.models import HistoryPage, Membership, MessageRepository, Room, User, database
+
+T = TypeVar("T")
 
 
 def _ref(room: Room) -> RoomRef:
@@ -22,10 +27,16 @@ class RoomController:
         self._run = run
         self._messages = messages
 
+    @staticmethod
+    async def _stored(call: Awaitable[T]) -> T:
+        """Await a Redis call; an outage becomes ``UnavailableError``, not a raw redis error."""
+        with storage_guard():
+            return await call
+
     async def list_rooms(self, account: Account) -> list[RoomSummary]:
         """Every public room and the caller's direct rooms, with the caller's unread counts."""
         rooms, counts, read = await self._run(self._list_rows, account.id)
-        last_ids = await self._messages.last_ids([r.name for r in rooms])
+        last_ids = await self._stored(self._messages.last_ids([r.name for r in rooms]))
         return [
             RoomSummary(
                 name=r.name,
@@ -50,7 +61,7 @@ class RoomController:
         rows = await self._run(
             lambda: [(m.room.name, m.last_read_id) for m in Membership.for_user(account.id)]
         )
-        last_ids = await self._messages.last_ids([name for name, _ in rows])
+        last_ids = await self._stored(self._messages.last_ids([name for name, _ in rows]))
         return [
             {"name": name, "unread": max(0, last_ids[name] - read), "last_id": last_ids[name]}
             for name, read in rows
@@ -59,7 +70,7 @@ class RoomController:
     async def create(self, account: Account, name: object, topic: object = None) -> RoomSummary:
         room_name = validation.public_room_name(name)
         room_topic = validation.topic(topic)
-        last_id = await self._messages.last_id(room_name)
+        last_id = await self._stored(self._messages.last_id(room_name))
         await self._run(self._create_row, account.id, room_name, room_topic, last_id)
         return RoomSummary(room_name, room_topic, False, 1, True, 0, last_id)
 
@@ -108,17 +119,17 @@ class RoomController:
     async def join(self, account: Account, name: object) -> RoomRef:
         """Open the room and make the caller a member; a new member has nothing unread."""
         ref = await self.open(account, name)
-        last_id = await self._messages.last_id(ref.name)
+        last_id = await self._stored(self._messages.last_id(ref.name))
         await self._run(Membership.ensure, account.id, ref.id, last_id)
         return ref
 
     async def history(self, account: Account, name: object, since: int | None) -> HistoryPage:
         ref = await self.open(account, name)
-        return await self._messages.history(ref.name, since)
+        return await self._stored(self._messages.history(ref.name, since))
 
     async def mark_read(self, account: Account, ref: RoomRef, message_id: int) -> None:
         """Everything up to ``message_id`` is read (clamped to the newest message)."""
-        newest = await self._messages.last_id(ref.name)
+        newest = await self._stored(self._messages.last_id(ref.name))
         await self._run(Membership.mark_read, account.id, ref.id, min(message_id, newest))
 
     async def find_user(self, name: str) -> Account | None:

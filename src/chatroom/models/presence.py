@@ -47,9 +47,10 @@ class PresenceRepository:
             pipe.zadd(key, {_member(user, conn_id): now + ENTRY_TTL_SECONDS})
             pipe.sadd(self._keys.presence_rooms(), room)
             pipe.zrangebyscore(key, now, "+inf")
-            _, _, live = await pipe.execute()
+            added, _, live = await pipe.execute()
         mine = _member(user, conn_id).encode()
-        return user not in _users([m for m in live if m != mine])
+        # A connection joining again (already present) changes nothing for others.
+        return bool(added) and user not in _users([m for m in live if m != mine])
 
     async def leave(self, room: str, user: str, conn_id: str) -> bool:
         """Remove a connection's entry; True when that was the user's last one in the room."""
