@@ -129,6 +129,21 @@ class ChatClient:
                 return frame
             self.unread.append(frame)
 
+    async def next_of(self, *kinds: str, timeout: float = READ_TIMEOUT) -> dict:
+        """The next frame whose type is one of ``kinds`` (others are kept for later)."""
+        for i, frame in enumerate(self.unread):
+            if frame["type"] in kinds:
+                return self.unread.pop(i)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            frame = await self.read_frame(remaining)
+            if frame is None:
+                raise ConnectionError(f"{self.name}: socket closed waiting for {kinds}")
+            if frame["type"] in kinds:
+                return frame
+            self.unread.append(frame)
+        raise TimeoutError(f"{self.name}: none of {kinds}; kept {self.unread[-5:]}")
+
     async def nothing(self, kind: str, wait: float = 0.3, **match: Any) -> None:
         """Assert no frame of type ``kind`` (with the ``match`` values) arrives in ``wait`` s."""
 

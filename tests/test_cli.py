@@ -150,3 +150,37 @@ async def test_processes_share_one_chat_and_stop_together(tmp_path, serve_proces
             or b"zombie" in Path(f"/proc/{pid}/status").read_bytes().lower()
         )
     assert redis_pid(data_dir) is None
+
+
+@pytest.mark.timeout(60)
+async def test_strict_durability_fsyncs_every_write(tmp_path, serve_processes):
+    import redis
+
+    data_dir = tmp_path / "data"
+    server = serve_processes(data_dir, "--durability", "strict")
+    await server.ready()
+    with redis.Redis(unix_socket_path=str(data_dir / "redis.sock")) as client:
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize(("fsync", "accepted"), [("everysec", False), ("always", True)])
+def test_strict_durability_on_an_external_redis(tmp_path, fsync, accepted):
+    from chatroom.embedded_redis import EmbeddedRedis
+    from chatroom.server import strict_durability_needs_waitaof
+
+    external = EmbeddedRedis(tmp_path, fsync=fsync)  # a stand-in for an external Redis 6.2/7.0
+    external.start()
+    try:
+        if accepted:
+            assert strict_durability_needs_waitaof(external.url) is False
+        else:
+            result = CliRunner().invoke(
+                main,
+                ["serve", "--data-dir", str(tmp_path / "d"), "--redis-url", external.url,
+                 "--durability", "strict", "--port", "1"],
+            )  # fmt: skip
+            assert result.exit_code == 2
+            assert "--durability strict needs" in result.output
+    finally:
+        external.stop()

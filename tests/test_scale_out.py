@@ -22,24 +22,30 @@ def postgresql_url():
 
 
 @pytest.fixture
-async def two_hosts(tmp_path, redis_url, postgresql_url, serve_processes):
-    """Two servers with their own data dirs, sharing Redis, PostgreSQL and the cookie secret."""
+def start_hosts(tmp_path, redis_url, postgresql_url, serve_processes):
+    """Start servers with their own data dirs, sharing Redis, PostgreSQL and the secret."""
     secret = secrets.token_urlsafe(32)
-    hosts = [
-        serve_processes(
-            tmp_path / f"host{i}",
-            "--redis-url",
-            redis_url,
-            "--database-url",
-            postgresql_url,
-            "--cookie-secret",
-            secret,
-        )
-        for i in range(2)
-    ]
-    for host in hosts:
-        await host.ready()
-    return hosts
+
+    async def start(count: int = 2, env: dict | None = None) -> list:
+        hosts = [
+            serve_processes(
+                tmp_path / f"host{i}",
+                *("--redis-url", redis_url, "--database-url", postgresql_url),
+                *("--cookie-secret", secret),
+                env=env,
+            )
+            for i in range(count)
+        ]
+        for host in hosts:
+            await host.ready()
+        return hosts
+
+    return start
+
+
+@pytest.fixture
+async def two_hosts(start_hosts):
+    return await start_hosts(2)
 
 
 _opened: list[ChatClient] = []
@@ -183,3 +189,24 @@ async def test_redis_restart_under_a_running_server(tmp_path, serve_processes):
         assert (await bob.next("message", timeout=10))["text"] == "after"
     finally:
         redis.stop()
+
+
+async def test_send_rate_limit_spans_hosts(start_hosts):
+    hosts = await start_hosts(2, env={"CHATROOM_SEND_BURST": "10"})
+    token = await hosts[0].api.user("alice")
+    sockets = [await socket_on(host, token, "alice") for host in hosts]
+    for i in range(10):  # 20 sends at once, half through each host
+        for n, client in enumerate(sockets):
+            await client.send(f"{n}-{i}", client_id=f"{n}-{i}")
+    acks = errors = 0
+    for client in sockets:
+        for _ in range(10):
+            frame = await client.next_of("ack", "error")
+            if frame["type"] == "ack":
+                acks += 1
+            else:
+                assert frame["code"] == "rate_limited"
+                errors += 1
+    # One bucket of 10 for alice in lobby, whichever host she sends through
+    # (a token or two may refill while the 20 frames are in flight).
+    assert 10 <= acks <= 12 and acks + errors == 20

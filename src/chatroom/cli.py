@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from chatroom import __version__
-from chatroom.config import Config, ConfigError, default_data_dir
+from chatroom.config import (
+    DURABILITY_LEVELS,
+    SOURCE_LOCALE,
+    Config,
+    ConfigError,
+    available_locales,
+    default_data_dir,
+)
 from chatroom.datadir import DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
 
@@ -106,6 +113,24 @@ def main() -> None:
     help="Largest HTTP request body; a larger one gets 413.",
 )
 @setting(
+    "--max-queued-bytes",
+    default=1024 * 1024,
+    type=click.IntRange(1024),
+    help="Bytes waiting to be sent to one socket before it is closed as too slow (1013).",
+)
+@setting(
+    "--max-queued-frames",
+    default=1000,
+    type=click.IntRange(10),
+    help="Frames waiting to be sent to one socket before it is closed as too slow (1013).",
+)
+@setting(
+    "--durability",
+    default="fast",
+    type=click.Choice(DURABILITY_LEVELS),
+    help="fast: Redis fsyncs every second; strict: acknowledge only fsynced messages.",
+)
+@setting(
     "--send-burst",
     default=10,
     type=click.IntRange(1),
@@ -118,6 +143,12 @@ def main() -> None:
     help="Messages per second a user may sustain (the token bucket's refill).",
 )
 @setting("--db-threads", default=8, type=click.IntRange(1), help="Threads for SQL and hashing.")
+@setting(
+    "--default-locale",
+    default=SOURCE_LOCALE,
+    type=click.Choice(available_locales()),
+    help="UI language when neither the user's choice nor the browser's languages match one.",
+)
 @setting(
     "--debug/--no-debug", default=False, help="Reload templates, verbose logs; not for production."
 )

@@ -13,6 +13,18 @@ class ConfigError(ValueError):
     """A setting has a value chatroom cannot run with."""
 
 
+#: Translations of the browser UI, one ``<locale>.csv`` each (Tornado's CSV format).
+LOCALE_DIR = Path(__file__).parent / "locale"
+#: The language the UI is written in; it needs no translation file.
+SOURCE_LOCALE = "en_US"
+
+
+def available_locales() -> tuple[str, ...]:
+    """The UI languages: the source language and every translation shipped in ``locale/``."""
+    found = {path.stem for path in LOCALE_DIR.glob("*.csv")}
+    return tuple(sorted(found | {SOURCE_LOCALE}))
+
+
 def default_data_dir() -> Path:
     """The per-user data directory (XDG convention): ``~/.local/share/chatroom``."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
@@ -20,6 +32,11 @@ def default_data_dir() -> Path:
 
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+
+
+#: fast: Redis fsyncs its AOF every second; strict: a message is acknowledged only
+#: once it is fsynced (see docs/configuration.md#durability).
+DURABILITY_LEVELS = ("fast", "strict")
 
 
 @dataclass(frozen=True)
@@ -40,9 +57,13 @@ class Config:
     max_message_chars: int = 4000
     max_frame_bytes: int = 64 * 1024
     max_body_bytes: int = 1024 * 1024
+    max_queued_bytes: int = 1024 * 1024
+    max_queued_frames: int = 1000
+    durability: str = "fast"
     send_burst: int = 10
     send_per_second: float = 2.0
     db_threads: int = 8
+    default_locale: str = SOURCE_LOCALE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
@@ -60,10 +81,21 @@ class Config:
             raise ConfigError("max_message_chars must be >= 1 and max_frame_bytes >= 1024")
         if self.max_body_bytes < 1024:
             raise ConfigError("max_body_bytes must be at least 1024")
+        if self.max_queued_bytes < self.max_frame_bytes or self.max_queued_frames < 10:
+            raise ConfigError(
+                "max_queued_bytes must be >= max_frame_bytes, max_queued_frames >= 10"
+            )
+        if self.durability not in DURABILITY_LEVELS:
+            raise ConfigError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}")
         if self.send_burst < 1 or self.send_per_second <= 0:
             raise ConfigError("send_burst must be >= 1 and send_per_second > 0")
         if self.db_threads < 1:
             raise ConfigError("db_threads must be at least 1")
+        if self.default_locale not in available_locales():
+            languages = ", ".join(available_locales())
+            raise ConfigError(
+                f"default_locale must be one of {languages}, not {self.default_locale!r}"
+            )
         for origin in self.allowed_origins:
             if not re.match(r"^https?://[^/\s]+\Z", origin):
                 raise ConfigError(f"allowed origin {origin!r} must look like https://host[:port]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import logging
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 import redis
+
+log = logging.getLogger(__name__)
 
 #: The longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL).
 MAX_SOCKET_PATH = 107
@@ -119,6 +122,26 @@ class EmbeddedRedis:
         raise EmbeddedRedisError(
             f"redis-server did not start in {timeout:.0f}s: {self._log_tail()}"
         )
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def restart_if_dead(self) -> bool:
+        """Start the server again if it died (on the same data dir); True when it had to.
+
+        With ``appendfsync everysec`` a crash of Redis itself loses nothing it had
+        written; the AOF is replayed on start.
+        """
+        if self._process is None or os.getpid() != self._owner_pid or self.is_running():
+            return False
+        code = self._process.returncode
+        log.error("embedded redis-server exited (%s); restarting it on %s", code, self.data_dir)
+        self.start()
+        log.warning("embedded redis-server restarted (pid %s)", self.pid)
+        return True
+
+    def owns_pid(self, pid: int) -> bool:
+        return self._process is not None and self._process.pid == pid
 
     def _log_tail(self) -> str:
         try:

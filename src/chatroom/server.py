@@ -10,14 +10,16 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
+import redis as sync_redis
 import redis.asyncio as aioredis
 import tornado.httpserver
 import tornado.netutil
 
 from chatroom import __version__
 from chatroom.app import Controllers, make_app
-from chatroom.config import Config
+from chatroom.config import Config, ConfigError
 from chatroom.controllers import (
     AuthController,
     BlockingRunner,
@@ -26,6 +28,7 @@ from chatroom.controllers import (
     RoomController,
     SendLimits,
 )
+from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import (
@@ -55,6 +58,27 @@ def make_redis(url: str) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+def strict_durability_needs_waitaof(redis_url: str) -> bool:
+    """How an external Redis can honour ``--durability strict``.
+
+    False: it fsyncs every write already (``appendfsync always``). True: it has
+    WAITAOF (Redis >= 7.2), run after each send. Neither: a ConfigError.
+    """
+    with sync_redis.Redis.from_url(redis_url, socket_timeout=5) as client:
+        if (
+            client.config_get("appendfsync").get("appendfsync") == "always"
+            and client.config_get("appendonly").get("appendonly") == "yes"
+        ):
+            return False
+        version = tuple(int(p) for p in client.info("server")["redis_version"].split(".")[:2])
+    if version >= (7, 2):
+        return True
+    raise ConfigError(
+        "--durability strict needs an external Redis with appendonly yes and appendfsync "
+        "always, or Redis >= 7.2 (WAITAOF); this one has neither"
+    )
+
+
 def initialise_database(config: Config) -> bool:
     """Create or migrate the schema; True when the database was empty."""
     if config.database_url is None:
@@ -69,10 +93,13 @@ def initialise_database(config: Config) -> bool:
 class ChatServer:
     """One process's running chat: Redis and database clients, controllers, HTTP server."""
 
-    def __init__(self, config: Config, redis_url: str, cookie_secret: str) -> None:
+    def __init__(
+        self, config: Config, redis_url: str, cookie_secret: str, wait_for_fsync: bool = False
+    ) -> None:
         self.config = config
         self.redis_url = redis_url
         self.cookie_secret = cookie_secret
+        self.wait_for_fsync = wait_for_fsync
         self._tasks: list[asyncio.Task] = []
 
     async def start(self, sockets: list[socket.socket]) -> None:
@@ -81,13 +108,16 @@ class ChatServer:
         self.redis = make_redis(self.redis_url)
         self.run_blocking = BlockingRunner(config.db_threads)
         keys = RedisKeys(config.redis_prefix)
-        messages = MessageRepository(self.redis, keys, config.history_size)
+        messages = MessageRepository(
+            self.redis, keys, config.history_size, wait_for_fsync=self.wait_for_fsync
+        )
         rooms = RoomController(self.run_blocking, messages)
         self.chat = ChatController(
             rooms,
             messages,
             PresenceRepository(self.redis, keys),
             SendLimits(config.max_message_chars, config.send_burst, config.send_per_second),
+            ReadMarkerBuffer(self.run_blocking),
         )
         controllers = Controllers(
             auth=AuthController(self.run_blocking),
@@ -97,7 +127,9 @@ class ChatServer:
         )
         self.app = make_app(config, controllers, self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
-            self.app, max_body_size=BODY_READ_FACTOR * config.max_body_bytes, idle_connection_timeout=300
+            self.app,
+            max_body_size=BODY_READ_FACTOR * config.max_body_bytes,
+            idle_connection_timeout=300,
         )
         self.http.add_sockets(sockets)
         self._tasks = [
@@ -116,6 +148,7 @@ class ChatServer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.chat.read_markers.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 1.0)
         await self.redis.aclose()
@@ -128,28 +161,70 @@ class ChatServer:
             await asyncio.sleep(0.02)
 
 
-async def run_until_signal(config: Config, redis_url: str, cookie_secret: str, sockets) -> None:
-    server = ChatServer(config, redis_url, cookie_secret)
+#: How often a single-process server checks that its embedded Redis is alive.
+SUPERVISE_INTERVAL_SECONDS = 1.0
+
+
+async def supervise(embedded: EmbeddedRedis) -> None:
+    """Restart the embedded Redis whenever it dies (single-process mode)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(SUPERVISE_INTERVAL_SECONDS)
+        try:
+            await loop.run_in_executor(None, embedded.restart_if_dead)
+        except Exception:
+            log.exception("could not restart the embedded redis-server; retrying")
+
+
+async def run_until_signal(
+    config: Config,
+    redis_url: str,
+    cookie_secret: str,
+    sockets: list[socket.socket],
+    embedded: EmbeddedRedis | None = None,
+    wait_for_fsync: bool = False,
+) -> None:
+    server = ChatServer(config, redis_url, cookie_secret, wait_for_fsync)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await server.start(sockets)
+    supervisor = asyncio.create_task(supervise(embedded)) if embedded else None
     await stop.wait()
     log.info("stopping (pid %d)", os.getpid())
+    if supervisor is not None:
+        supervisor.cancel()
     await server.stop()
+
+
+def _restart_embedded(embedded: EmbeddedRedis | None) -> Callable[[int], None]:
+    def on_child_exit(pid: int) -> None:
+        if embedded is not None and embedded.owns_pid(pid):
+            try:
+                embedded.restart_if_dead()
+            except Exception:
+                log.exception("could not restart the embedded redis-server")
+
+    return on_child_exit
 
 
 def serve(config: Config, echo=print) -> int:
     """Run ``chatroom serve`` until SIGTERM/SIGINT; returns the exit code."""
     data_dir = DataDirectory(config.data_dir)
     data_dir.lock()
-    embedded = EmbeddedRedis(config.data_dir) if config.uses_embedded_redis else None
+    embedded = None
+    if config.uses_embedded_redis:
+        fsync = "always" if config.durability == "strict" else "everysec"
+        embedded = EmbeddedRedis(config.data_dir, fsync=fsync)
     try:
         cookie_secret = config.cookie_secret or data_dir.cookie_secret()
         if embedded is not None:
             embedded.start()
         redis_url = embedded.url if embedded else config.redis_url
+        wait_for_fsync = False
+        if config.durability == "strict" and embedded is None:
+            wait_for_fsync = strict_durability_needs_waitaof(redis_url)
         if initialise_database(config):
             echo(f"Initialised a new database at {config.effective_database_url}")
         sockets = tornado.netutil.bind_sockets(config.port, config.host)
@@ -158,9 +233,13 @@ def serve(config: Config, echo=print) -> int:
         storage = f"embedded Redis in {config.data_dir}" if embedded else "external Redis"
         echo(f"chatroom {__version__} serving on {where} ({processes} process(es), {storage})")
         sys.stdout.flush()
-        if processes > 1 and fork_workers(processes) is None:
-            return 0  # the parent: every worker has exited
-        asyncio.run(run_until_signal(config, redis_url, cookie_secret, sockets))
+        if processes > 1:
+            if fork_workers(processes, _restart_embedded(embedded)) is None:
+                return 0  # the parent: every worker has exited
+            embedded = None  # a worker: the parent supervises and stops Redis
+        asyncio.run(
+            run_until_signal(config, redis_url, cookie_secret, sockets, embedded, wait_for_fsync)
+        )
         return 0
     finally:
         if embedded is not None:

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,15 @@ log = logging.getLogger(__name__)
 MAX_RESTARTS = 20
 
 
-def fork_workers(count: int) -> int | None:
+def fork_workers(
+    count: int, on_other_child_exit: Callable[[int], None] | None = None
+) -> int | None:
     """Fork ``count`` workers. In each worker, return its index (0..count-1).
 
     In the parent, supervise them and return None once all have exited after a
-    stop signal (or the restart budget ran out).
+    stop signal (or the restart budget ran out). The parent reaps every child;
+    ``on_other_child_exit(pid)`` hears of those that are not workers (the
+    embedded Redis), so they can be restarted.
     """
     children: dict[int, int] = {}
     stopping = False
@@ -53,7 +58,11 @@ def fork_workers(count: int) -> int | None:
         except ChildProcessError:
             break
         index = children.pop(pid, None)
-        if index is None or stopping:
+        if index is None:
+            if on_other_child_exit is not None and not stopping:
+                on_other_child_exit(pid)
+            continue
+        if stopping:
             continue
         code = os.waitstatus_to_exitcode(status)
         if code == 0:

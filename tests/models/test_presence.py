@@ -56,7 +56,19 @@ async def test_refresh_reports_entries_that_were_swept(
     await presence.enter("lobby", "alice", "c1")
     await presence.enter("lobby", "bob", "c2")
     await redis_client.zrem(RedisKeys().online("lobby"), "bob\nc2")  # swept meanwhile
-    back = await presence.refresh([("lobby", "alice", "c1"), ("lobby", "bob", "c2")])
-    assert back == [("lobby", "bob")]
+    missing = await presence.refresh([("lobby", "alice", "c1"), ("lobby", "bob", "c2")])
+    assert missing == [("lobby", "bob", "c2")]
+    # refresh never re-adds (it may race a leave); the caller restores live ones.
+    assert await presence.online("lobby") == ["alice"]
+    assert await presence.restore("lobby", "bob", "c2") is True
     assert await presence.online("lobby") == ["alice", "bob"]
     assert await presence.refresh([]) == []
+
+
+async def test_refresh_does_not_bring_back_an_entry_that_left(
+    presence: PresenceRepository,
+) -> None:
+    await presence.enter("lobby", "alice", "c1")
+    await presence.leave("lobby", "alice", "c1")
+    assert await presence.refresh([("lobby", "alice", "c1")]) == [("lobby", "alice", "c1")]
+    assert await presence.online("lobby") == []

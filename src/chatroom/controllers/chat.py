@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import redis.exceptions
@@ -18,11 +19,18 @@ import redis.exceptions
 from chatroom.controllers import frames, validation
 from chatroom.controllers.accounts import Account, RoomRef
 from chatroom.controllers.connection import Connection
-from chatroom.controllers.errors import RateLimitedError, storage_guard
+from chatroom.controllers.errors import RateLimitedError, UnavailableError, storage_guard
 from chatroom.controllers.ratelimit import TokenBucket
+from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.rooms import RoomController
-from chatroom.models import MessageRepository, PresenceRepository
-from chatroom.models.messages import Event
+from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
+from chatroom.models.messages import (
+    Event,
+    FsyncTimeout,
+    SendRate,
+    SendRateExceeded,
+    message_frame,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,8 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL_SECONDS = 2.0
 #: Presence heartbeats and the sweep for dead connections run this often.
 PRESENCE_INTERVAL_SECONDS = 3.0
+#: (user, room) access checks remembered per process; the oldest are forgotten first.
+ACCESS_CACHE_SIZE = 50_000
 #: Sends that ignore a ``retry_after`` before the connection is closed (1008).
 MAX_IGNORED_RETRIES = 20
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
@@ -93,14 +103,19 @@ class ChatController:
         messages: MessageRepository,
         presence: PresenceRepository,
         limits: SendLimits | None = None,
+        read_markers: ReadMarkerBuffer | None = None,
     ) -> None:
         self._rooms = rooms
         self._messages = messages
         self._presence = presence
         self._limits = limits or SendLimits()
+        self.read_markers = read_markers
         self._connections: dict[Connection, ConnectionState] = {}
         self._subscribers: dict[str, dict[Connection, Subscription]] = {}
-        self._access: dict[tuple[int, str], RoomRef] = {}
+        # The newest message id this process has seen per subscribed room: a jump
+        # means the subscription missed something, recovered from the history.
+        self._room_last: dict[str, int] = {}
+        self._access: OrderedDict[tuple[int, str], RoomRef] = OrderedDict()
         self._buckets: dict[str, TokenBucket] = {}
         self._typing_sent: dict[tuple[str, str], float] = {}
         self.listening = asyncio.Event()
@@ -162,6 +177,7 @@ class ChatController:
             return
         conn.deliver(frames.joined(page, online))
         sub.release(page.last_id)
+        self._room_last[ref.name] = max(self._room_last.get(ref.name, 0), page.last_id)
         if first:
             await self._announce(ref.name, conn.account.name, "online")
 
@@ -173,13 +189,47 @@ class ChatController:
         self, conn: Connection, room: object, text: object, client_id: object = None
     ) -> None:
         """Store a message (one Redis round trip) and ``ack`` it to the sender."""
+        state = self._connections.get(conn) or ConnectionState()
+        if time.monotonic() < state.retry_at:
+            state.ignored_retries += 1
+            if state.ignored_retries >= MAX_IGNORED_RETRIES:
+                conn.close(1008, "rate limit ignored")
+        else:
+            state.ignored_retries = 0
+        try:
+            message_id = await self.post(conn.account, room, text, client_id)
+        except RateLimitedError as exc:
+            state.retry_at = time.monotonic() + exc.retry_after
+            raise
+        conn.deliver(frames.ack(client_id, message_id, room))  # both validated by post
+
+    async def post(
+        self, account: Account, room: object, text: object, client_id: object = None
+    ) -> int:
+        """Store a message for ``account`` and publish it; the message id.
+
+        The whole per-message path: validation, an in-memory room check, this
+        process's token bucket for the user, one Redis round trip (which also
+        checks the user's bucket for the room, shared by every process). No SQL.
+        """
         body = validation.message_text(text, self._limits.max_chars)
         cid = validation.client_id(client_id)
-        ref = await self._room_for(conn.account, room)
-        self._check_rate(conn)
-        with storage_guard():
-            stored = await self._messages.append(ref.name, conn.account.name, body, cid)
-        conn.deliver(frames.ack(cid, stored.id, ref.name))
+        ref = await self._room_for(account, room)
+        self._take_token(account)
+        limits = self._limits
+        rate = SendRate(limits.burst, limits.per_second)
+        try:
+            with storage_guard():
+                stored = await self._messages.append(ref.name, account.name, body, cid, rate)
+        except SendRateExceeded as exc:
+            raise RateLimitedError(
+                "too many messages; wait before sending again", exc.retry_after
+            ) from None
+        except FsyncTimeout as exc:
+            raise UnavailableError("the message is not yet safely stored; retry") from exc
+        if self.read_markers is not None:
+            self.read_markers.mark(account.id, ref.id, stored.id)
+        return stored.id
 
     async def typing(self, conn: Connection, room: object) -> None:
         """Relay "typing" to the room's other users, at most once per interval."""
@@ -220,28 +270,54 @@ class ChatController:
                 async with self._messages.subscribe() as events:
                     # Whatever was published while we were not subscribed is in
                     # the history: deliver it before the live stream.
-                    await self._recover_missed()
+                    for room in list(self._subscribers):
+                        await self._recover(room)
                     self.listening.set()
                     delay = 0.1
                     async for event in events:
+                        if event.message_id:
+                            await self._check_continuity(event)
                         self.deliver(event)
             except _REDIS_DOWN as exc:
                 log.warning("event subscription lost (%s); retrying in %.1fs", exc, delay)
+            except Exception:
+                log.exception("event listener failed; restarting in %.1fs", delay)
             self.listening.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def _recover_missed(self) -> None:
-        for room, subs in list(self._subscribers.items()):
-            ready = [s for s in subs.values() if s.pending is None]
-            if not ready:
+    async def _check_continuity(self, event: Event) -> None:
+        last = self._room_last.get(event.room)
+        if last is None:
+            return  # no local subscriber
+        if event.message_id > last + 1:
+            # The subscription dropped messages (a silent reconnect inside redis-py):
+            # fetch them from the history before this one is delivered.
+            # Later events the recovery already delivered are dropped by ``offer``.
+            await self._recover(event.room)
+        self._room_last[event.room] = max(self._room_last.get(event.room, 0), event.message_id)
+
+    async def _recover(self, room: str) -> None:
+        """Deliver what local subscribers of ``room`` missed, or tell them the gap."""
+        ready = [s for s in self._subscribers.get(room, {}).values() if s.pending is None]
+        if not ready:
+            return
+        page = await self._messages.history(room, min(s.last_id for s in ready))
+        online: list[str] | None = None
+        for sub in ready:
+            items, missing = page.after(sub.last_id)
+            if missing:
+                # Trimmed before we could relay them: resync this socket like a
+                # join with ``since``, so the client sees the exact gap.
+                if online is None:
+                    online = await self._presence.online(room)
+                partial = HistoryPage(room, items, sub.last_id + missing + len(items), missing)
+                sub.conn.deliver(frames.joined(partial, online))
+                sub.last_id = partial.last_id
                 continue
-            page = await self._messages.history(room, min(s.last_id for s in ready))
-            for item in page.decoded():
-                frame = frames.encode({"type": "message", **item})
-                event = Event(room, item["id"], "", frame)
-                for sub in ready:
-                    sub.offer(event)
+            for item in items:
+                sub.offer(Event(room, sub.last_id + 1, "", message_frame(item)))
+        self._room_last[room] = max(self._room_last.get(room, 0), page.last_id)
 
     async def run_presence(self) -> None:
         """Refresh this process's presence entries and sweep out dead ones, forever."""
@@ -253,12 +329,19 @@ class ChatController:
                     for room, subs in self._subscribers.items()
                     for sub in subs.values()
                 ]
-                for room, user in await self._presence.refresh(entries):
-                    await self._announce(room, user, "online")
+                for room, user, conn_id in await self._presence.refresh(entries):
+                    if self._is_subscribed(room, conn_id) and await self._presence.restore(
+                        room, user, conn_id
+                    ):
+                        await self._announce(room, user, "online")
                 for room, user in await self._presence.sweep():
                     await self._announce(room, user, "offline")
             except _REDIS_DOWN as exc:
                 log.warning("presence refresh failed: %s", exc)
+            except Exception:
+                log.exception("presence refresh failed")
+            if self.read_markers is not None:
+                await self.read_markers.flush()
             self._forget_idle_limits()
 
     # -- helpers -----------------------------------------------------------
@@ -266,34 +349,31 @@ class ChatController:
     async def _room_for(self, account: Account, room: object) -> RoomRef:
         """The room, checked and joined once per process; then served from memory."""
         name = validation.room_name(room)
-        ref = self._access.get((account.id, name))
+        key = (account.id, name)
+        ref = self._access.get(key)
         if ref is None:
-            with storage_guard():
-                ref = await self._rooms.join(account, name)
-            self._access[(account.id, name)] = ref
+            ref = await self._rooms.join(account, name)
+            self._access[key] = ref
+            if len(self._access) > ACCESS_CACHE_SIZE:
+                self._access.popitem(last=False)
+        else:
+            self._access.move_to_end(key)
         return ref
 
-    def _check_rate(self, conn: Connection) -> None:
-        # A connection closed while its send was in flight still sends under its user's bucket.
-        state = self._connections.get(conn) or ConnectionState()
-        now = time.monotonic()
-        if now < state.retry_at:
-            state.ignored_retries += 1
-            if state.ignored_retries >= MAX_IGNORED_RETRIES:
-                conn.close(1008, "rate limit ignored")
-        else:
-            state.ignored_retries = 0
-        limits = self._limits
-        bucket = self._buckets.get(conn.account.key)
+    def _take_token(self, account: Account) -> None:
+        limits, now = self._limits, time.monotonic()
+        bucket = self._buckets.get(account.key)
         if bucket is None:
-            bucket = self._buckets[conn.account.key] = TokenBucket(limits.burst, limits.per_second)
+            bucket = self._buckets[account.key] = TokenBucket(limits.burst, limits.per_second)
         wait = bucket.take(now)
         if wait:
             # Whole milliseconds, rounded up: the error frame shows three decimals, and a
             # client that waits what it was shown must find a token, not a strike.
             wait = math.ceil(wait * 1000) / 1000
-            state.retry_at = now + wait
             raise RateLimitedError("too many messages; wait before sending again", wait)
+
+    def _is_subscribed(self, room: str, conn_id: str) -> bool:
+        return any(c.conn_id == conn_id for c in self._subscribers.get(room, ()))
 
     def _forget_idle_limits(self) -> None:
         now = time.monotonic()
@@ -309,6 +389,7 @@ class ChatController:
             return
         if not subs:
             del self._subscribers[room]
+            self._room_last.pop(room, None)
         state = self._connections.get(conn)
         if state is not None:
             state.rooms.pop(room, None)

@@ -27,6 +27,10 @@ class RedisKeys:
         """Remembers which id a user's ``client_id`` was stored under (retry dedupe)."""
         return f"{self.prefix}:{{{room}}}:cid:{user_key}:{client_id}"
 
+    def send_rate(self, room: str, user_key: str) -> str:
+        """A user's send token bucket in this room (in the room's slot, for the send script)."""
+        return f"{self.prefix}:{{{room}}}:rate:{user_key}"
+
     def online(self, room: str) -> str:
         """Sorted set of the room's live connections (``user\\nconn``), scored by expiry."""
         return f"{self.prefix}:{{{room}}}:online"

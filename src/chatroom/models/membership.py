@@ -49,3 +49,10 @@ class Membership(BaseModel):
             .where((cls.user == user_id) & (cls.room == room_id) & (cls.last_read_id < message_id))
             .execute()
         )
+
+    @classmethod
+    def mark_read_many(cls, marks: list[tuple[tuple[int, int], int]]) -> None:
+        """``mark_read`` for many ((user_id, room_id), message_id) pairs in one transaction."""
+        with cls._meta.database.atomic():
+            for (user_id, room_id), message_id in marks:
+                cls.mark_read(user_id, room_id, message_id)

@@ -8,6 +8,7 @@ those same bytes to its sockets.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,19 +18,38 @@ import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
 
+log = logging.getLogger(__name__)
+
 #: How long a ``client_id`` is remembered for dedupe: long enough for a laptop
 #: that was closed overnight to retry its queued messages.
 CLIENT_ID_TTL_SECONDS = 24 * 3600
 
 _MESSAGE_PREFIX = b'{"type":"message",'
 
-# One round trip per send: dedupe, next id, append, trim, publish — atomically.
-# KEYS: seq, log, client-id key. ARGV: frame head, frame tail, history size,
-# channel, envelope head, client-id ttl, "1" when a client_id was given.
+# One round trip per send: dedupe, rate limit, next id, append, trim, publish —
+# atomically. KEYS: seq, log, client-id key, rate bucket (all tagged {room}).
+# ARGV: frame head, frame tail, history size, channel, envelope head, client-id
+# ttl, "1" when a client_id was given, bucket size, bucket refill per second.
+# Returns {1, id} stored, {0, id} a retry of id, {2, ms} rate limited.
 _SEND_SCRIPT = """
 if ARGV[7] == '1' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {0, tonumber(prior)} end
+end
+local burst, rate = tonumber(ARGV[8]), tonumber(ARGV[9])
+if burst > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  local bucket = redis.call('HMGET', KEYS[4], 'tokens', 'ts')
+  local tokens = tonumber(bucket[1]) or burst
+  local ts = tonumber(bucket[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  if tokens < 1 then
+    return {2, math.ceil((1 - tokens) / rate * 1000)}
+  end
+  redis.call('HSET', KEYS[4], 'tokens', string.format('%.6f', tokens - 1),
+             'ts', string.format('%.6f', now))
+  redis.call('EXPIRE', KEYS[4], math.ceil(burst / rate) + 1)
 end
 local id = redis.call('INCR', KEYS[1])
 local frame = ARGV[1] .. id .. ARGV[2]
@@ -41,6 +61,26 @@ end
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. id .. '\\n\\n' .. frame)
 return {1, id}
 """
+
+
+class SendRateExceeded(Exception):
+    """The user's token bucket for this room is empty; nothing was stored."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after:.3f}s")
+        self.retry_after = retry_after
+
+
+class FsyncTimeout(Exception):
+    """--durability strict: the message was stored but not fsynced in time."""
+
+
+@dataclass(frozen=True)
+class SendRate:
+    """A token bucket: ``burst`` sends at once, refilled at ``per_second``."""
+
+    burst: int
+    per_second: float
 
 
 @dataclass(frozen=True)
@@ -66,6 +106,17 @@ class HistoryPage:
     @property
     def gap(self) -> bool:
         return self.missing > 0
+
+    @property
+    def first_id(self) -> int:
+        """The id of ``items[0]`` (ids are consecutive); ``last_id + 1`` when empty."""
+        return self.last_id - len(self.items) + 1
+
+    def after(self, message_id: int) -> tuple[list[bytes], int]:
+        """The items with id > ``message_id``, and how many such are no longer retained."""
+        first = self.first_id
+        missing = max(0, first - 1 - message_id)
+        return self.items[max(0, message_id + 1 - first) :], missing
 
     def decoded(self) -> list[dict]:
         return [orjson.loads(item) for item in self.items]
@@ -97,13 +148,27 @@ def history_item(frame: bytes) -> bytes:
     return b"{" + frame[len(_MESSAGE_PREFIX) :]
 
 
+def message_frame(item: bytes) -> bytes:
+    """The ``message`` frame of a history item (the inverse of ``history_item``)."""
+    return _MESSAGE_PREFIX + item[1:]
+
+
 class MessageRepository:
     """Owns the room histories and the event channel in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, history_size: int) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        history_size: int,
+        wait_for_fsync: bool = False,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._history_size = history_size
+        # --durability strict on a Redis with WAITAOF: the send and the wait for
+        # its fsync go in one pipeline, still one round trip.
+        self._wait_for_fsync = wait_for_fsync
         self._send = redis.register_script(_SEND_SCRIPT)
 
     @property
@@ -111,12 +176,19 @@ class MessageRepository:
         return self._history_size
 
     async def append(
-        self, room: str, user: str, text: str, client_id: str | None = None
+        self,
+        room: str,
+        user: str,
+        text: str,
+        client_id: str | None = None,
+        rate: SendRate | None = None,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
 
         A ``client_id`` the same user already used in this room returns the
-        original id with ``created=False`` and stores nothing.
+        original id with ``created=False`` and stores nothing. With ``rate``, the
+        user's bucket for this room (shared by every process) must hold a token,
+        else ``SendRateExceeded``; a deduplicated retry takes no token.
         """
         head = _MESSAGE_PREFIX + b'"room":' + orjson.dumps(room) + b',"id":'
         tail = b',"user":%b,"text":%b,"ts":%b' % (
@@ -129,19 +201,30 @@ class MessageRepository:
         tail += b"}"
         keys = self._keys
         cid_key = keys.client_id(room, user.lower(), client_id or "")
-        created, message_id = await self._send(
-            keys=[keys.seq(room), keys.log(room), cid_key],
-            args=[
-                head,
-                tail,
-                self._history_size,
-                keys.events(),
-                f"{room}\n".encode(),
-                CLIENT_ID_TTL_SECONDS,
-                "1" if client_id is not None else "0",
-            ],
-        )
-        return StoredMessage(int(message_id), bool(created))
+        script_keys = [keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())]
+        args = [
+            head,
+            tail,
+            self._history_size,
+            keys.events(),
+            f"{room}\n".encode(),
+            CLIENT_ID_TTL_SECONDS,
+            "1" if client_id is not None else "0",
+            rate.burst if rate else 0,
+            rate.per_second if rate else 0,
+        ]
+        if self._wait_for_fsync:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._send(keys=script_keys, args=args, client=pipe)
+                pipe.execute_command("WAITAOF", 1, 0, 1000)
+                (status, value), (fsynced_local, _) = await pipe.execute()
+            if status == 1 and fsynced_local < 1:
+                raise FsyncTimeout(f"message {value} of {room} not fsynced within 1s")
+        else:
+            status, value = await self._send(keys=script_keys, args=args)
+        if status == 2:
+            raise SendRateExceeded(int(value) / 1000)
+        return StoredMessage(int(value), status == 1)
 
     async def last_id(self, room: str) -> int:
         return int(await self._redis.get(self._keys.seq(room)) or 0)
@@ -162,6 +245,8 @@ class MessageRepository:
             pipe.get(self._keys.seq(room))
             pipe.lrange(self._keys.log(room), 0, -1)
             seq, entries = await pipe.execute()
+        # Trimming happens on append; a smaller --history-size applies at once.
+        entries = entries[-self._history_size :]
         last_id = int(seq or 0)
         oldest = last_id - len(entries) + 1
         if since is None:
@@ -201,7 +286,10 @@ class MessageRepository:
         while True:
             reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
             if reply is not None and reply["type"] == "message":
-                yield decode_envelope(reply["data"])
+                try:
+                    yield decode_envelope(reply["data"])
+                except ValueError:  # not ours: someone else published on our channel
+                    log.warning("ignored a malformed event on the channel")
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -43,11 +43,12 @@ class PresenceRepository:
     async def enter(self, room: str, user: str, conn_id: str) -> bool:
         """Record that a connection joined; True when the user was not online there before."""
         key, now = self._keys.online(room), time.time()
+        # The room index lives in another cluster slot: not part of the MULTI.
+        await self._redis.sadd(self._keys.presence_rooms(), room)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {_member(user, conn_id): now + ENTRY_TTL_SECONDS})
-            pipe.sadd(self._keys.presence_rooms(), room)
             pipe.zrangebyscore(key, now, "+inf")
-            added, _, live = await pipe.execute()
+            added, live = await pipe.execute()
         mine = _member(user, conn_id).encode()
         # A connection joining again (already present) changes nothing for others.
         return bool(added) and user not in _users([m for m in live if m != mine])
@@ -66,20 +67,29 @@ class PresenceRepository:
         live = await self._redis.zrangebyscore(self._keys.online(room), time.time(), "+inf")
         return sorted(_users(live), key=str.lower)
 
-    async def refresh(self, entries: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
-        """Extend the expiry of (room, user, conn_id) entries in one round trip.
+    async def refresh(self, entries: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        """Extend the expiry of live (room, user, conn_id) entries in one round trip.
 
-        Returns the (room, user) pairs whose entry had already been swept away
-        (the process stalled): they are back, and the caller announces them.
+        Only existing entries are extended (a refresh racing a ``leave`` must not
+        bring the entry back); the ones already swept away are returned, for the
+        caller to ``restore`` if their connection is still there.
         """
         if not entries:
             return []
         expires = time.time() + ENTRY_TTL_SECONDS
         async with self._redis.pipeline(transaction=False) as pipe:
             for room, user, conn_id in entries:
-                pipe.zadd(self._keys.online(room), {_member(user, conn_id): expires})
-            added = await pipe.execute()
-        return [(room, user) for (room, user, _), n in zip(entries, added, strict=True) if n]
+                pipe.zadd(
+                    self._keys.online(room), {_member(user, conn_id): expires}, xx=True, ch=True
+                )
+            for room in {room for room, _, _ in entries}:
+                pipe.sadd(self._keys.presence_rooms(), room)
+            changed = await pipe.execute()
+        return [entry for entry, n in zip(entries, changed, strict=False) if not n]
+
+    async def restore(self, room: str, user: str, conn_id: str) -> bool:
+        """Put back a swept entry; True when the user was offline there meanwhile."""
+        return await self.enter(room, user, conn_id)
 
     async def sweep(self) -> list[tuple[str, str]]:
         """Drop expired entries everywhere; the (room, user) pairs that went offline.
@@ -89,8 +99,13 @@ class PresenceRepository:
         """
         gone: list[tuple[str, str]] = []
         now = time.time()
-        for raw_room in await self._redis.smembers(self._keys.presence_rooms()):
+        index = self._keys.presence_rooms()
+        for raw_room in await self._redis.smembers(index):
             room = raw_room.decode()
             expired, live = await self._sweep(keys=[self._keys.online(room)], args=[now])
             gone.extend((room, user) for user in _users(expired) - _users(live))
+            if expired and not live:
+                # Empty now. A connection joining meanwhile re-adds the room in its
+                # next heartbeat, so the index stays small without losing a room.
+                await self._redis.srem(index, room)
         return gone

@@ -4,6 +4,7 @@ chat controller, and implements the controller's ``Connection`` protocol."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from typing import Any
@@ -26,6 +27,8 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     account: Account
     conn_id: str
     _closing = False
+    _queued_bytes = 0
+    _queued_frames = 0
 
     @property
     def chat(self):
@@ -116,10 +119,31 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     def deliver(self, frame: bytes) -> None:
         if self._closing or self.ws_connection is None:
             return
+        config = self.settings["config"]
+        if (
+            self._queued_bytes + len(frame) > config.max_queued_bytes
+            or self._queued_frames >= config.max_queued_frames
+        ):
+            # A reader that cannot keep up is dropped; it must never slow the others
+            # or grow this process's memory without bound. It reconnects with since.
+            log.info("closing a slow consumer (%d bytes queued)", self._queued_bytes)
+            self._closing = True
+            self.close(1013, "too slow: outgoing queue full")
+            return
         try:
-            self.write_message(frame)
+            written = self.write_message(frame)
         except tornado.websocket.WebSocketClosedError:
             self._closing = True
+            return
+        self._queued_bytes += len(frame)
+        self._queued_frames += 1
+        written.add_done_callback(functools.partial(self._written, len(frame)))
+
+    def _written(self, size: int, future: asyncio.Future) -> None:
+        self._queued_bytes -= size
+        self._queued_frames -= 1
+        if not future.cancelled():
+            future.exception()  # retrieved: a closed socket is handled in on_close
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)
