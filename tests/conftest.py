@@ -13,7 +13,7 @@ import tornado.netutil
 from chatroom.config import Config
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.server import ChatServer, initialise_database
-from tests.helpers import Api, ChatClient, connect
+from tests.helpers import Api, ChatClient, connect, temporary_database
 from tests.processes import ServeProcess
 
 
@@ -113,3 +113,36 @@ def serve_processes():
     yield start
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def postgresql_url():
+    with temporary_database("postgresql") as url:
+        yield url
+
+
+@pytest.fixture
+def start_hosts(tmp_path, redis_url, postgresql_url, serve_processes):
+    """Start servers with their own data dirs, sharing Redis, PostgreSQL and the secret."""
+    secret = secrets.token_urlsafe(32)
+
+    async def start(count: int = 2, env: dict | None = None) -> list:
+        hosts = [
+            serve_processes(
+                tmp_path / f"host{i}",
+                *("--redis-url", redis_url, "--database-url", postgresql_url),
+                *("--cookie-secret", secret),
+                env=env,
+            )
+            for i in range(count)
+        ]
+        for host in hosts:
+            await host.ready()
+        return hosts
+
+    return start
+
+
+@pytest.fixture
+async def two_hosts(start_hosts):
+    return await start_hosts(2)

@@ -3,49 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import time
 
 import pytest
 
 from chatroom.embedded_redis import EmbeddedRedis
-from tests.helpers import ChatClient, body, connect, temporary_database
+from tests.helpers import ChatClient, body, connect
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def postgresql_url():
-    with temporary_database("postgresql") as url:
-        yield url
-
-
-@pytest.fixture
-def start_hosts(tmp_path, redis_url, postgresql_url, serve_processes):
-    """Start servers with their own data dirs, sharing Redis, PostgreSQL and the secret."""
-    secret = secrets.token_urlsafe(32)
-
-    async def start(count: int = 2, env: dict | None = None) -> list:
-        hosts = [
-            serve_processes(
-                tmp_path / f"host{i}",
-                *("--redis-url", redis_url, "--database-url", postgresql_url),
-                *("--cookie-secret", secret),
-                env=env,
-            )
-            for i in range(count)
-        ]
-        for host in hosts:
-            await host.ready()
-        return hosts
-
-    return start
-
-
-@pytest.fixture
-async def two_hosts(start_hosts):
-    return await start_hosts(2)
 
 
 _opened: list[ChatClient] = []

@@ -1,0 +1,116 @@
+"""docs/deployment.md's nginx block and systemd unit, exercised for real."""
+
+from __future__ import annotations
+
+import asyncio
+import configparser
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from chatroom.cli import main
+from tests.helpers import Api, ChatClient, connect
+from tests.processes import free_port
+
+DEPLOYMENT = Path(__file__).resolve().parent.parent / "docs" / "deployment.md"
+pytestmark = pytest.mark.timeout(90)
+
+
+def fenced(language: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", DEPLOYMENT.read_text(), re.S)
+    assert len(blocks) == 1, f"expected one {language} block in deployment.md"
+    return blocks[0]
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """Start nginx with the documented block in front of the given upstream ports."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        pytest.fail("nginx is not installed: .ci/run installs it with apt-get")
+    started: list[subprocess.Popen] = []
+
+    def start(upstream_ports: list[int]) -> int:
+        block = fenced("nginx")
+        servers = "".join(f"    server 127.0.0.1:{port};\n" for port in upstream_ports)
+        block = re.sub(r"(    server 127\.0\.0\.1:\d+;\n)+", servers, block)
+        port = free_port()
+        block = block.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        prefix = tmp_path / "nginx"
+        (prefix / "logs").mkdir(parents=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            "daemon off;\nworker_processes 1;\npid nginx.pid;\nerror_log logs/error.log;\n"
+            "events { worker_connections 256; }\n"
+            "http {\n access_log off;\n client_body_temp_path tmp;\n proxy_temp_path tmp;\n"
+            f"{block}\n}}\n"
+        )
+        (prefix / "tmp").mkdir()
+        check = subprocess.run(
+            [binary, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True
+        )
+        assert check.returncode == 0, check.stderr
+        started.append(subprocess.Popen([binary, "-p", str(prefix), "-c", str(conf)]))
+        return port
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_two_servers_behind_the_documented_nginx(start_hosts, nginx):
+    hosts = await start_hosts(2)
+    port = nginx([host.port for host in hosts])
+    api = Api(f"http://127.0.0.1:{port}")
+    for _ in range(50):
+        try:
+            if (await api.request("GET", "/healthz")).code == 200:
+                break
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    token = await api.user("alice")
+    # Round robin without sticky sessions: four sockets land on both servers,
+    # with the Origin a browser on the proxy's address would send.
+    origin = {"Origin": f"http://127.0.0.1:{port}"}
+    clients = []
+    for _ in range(4):
+        ws = await connect(f"ws://127.0.0.1:{port}/ws", token, headers=origin)
+        client = ChatClient(ws, "alice")
+        await client.next("hello")
+        await client.join("lobby")
+        clients.append(client)
+    await clients[0].send("through nginx", client_id="n1")
+    for client in clients:
+        assert (await client.next("message"))["text"] == "through nginx"
+    for client in clients:
+        client.close()
+
+
+def test_the_documented_systemd_unit_matches_the_cli(tmp_path):
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read_string(fenced("ini"))
+    command = unit["Service"]["ExecStart"].split()
+    assert command[0].endswith("/chatroom") and command[1] == "serve"
+    options = {opt for p in main.commands["serve"].params for opt in p.opts}
+    assert {arg for arg in command[2:] if arg.startswith("--")} <= options
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+    assert unit["Service"]["KillMode"] == "mixed"
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    path = tmp_path / "chatroom.service"
+    text = fenced("ini").replace(command[0], shutil.which("chatroom") or "/bin/true")
+    path.write_text(text)
+    result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+    problems = [
+        line
+        for line in result.stderr.splitlines()
+        if "chatroom.service" in line and "User" not in line and "Group" not in line
+    ]
+    assert not problems, result.stderr
