@@ -125,6 +125,11 @@ def main() -> None:
     help="Frames waiting to be sent to one socket before it is closed as too slow (1013).",
 )
 @setting(
+    "--trusted-proxies",
+    default="",
+    help="Comma-separated proxy addresses/networks whose X-Forwarded-Proto/-For are believed.",
+)
+@setting(
     "--durability",
     default="fast",
     type=click.Choice(DURABILITY_LEVELS),
@@ -153,12 +158,13 @@ def main() -> None:
     "--debug/--no-debug", default=False, help="Reload templates, verbose logs; not for production."
 )
 @reports_errors
-def serve(allowed_origins: str, **options) -> None:
+def serve(allowed_origins: str, trusted_proxies: str, **options) -> None:
     """Run the chat server until Ctrl-C or SIGTERM."""
     from chatroom.server import serve as run_server
 
     origins = tuple(o for o in allowed_origins.split(",") if o.strip())
-    config = Config(allowed_origins=origins, **options)
+    proxies = tuple(p for p in trusted_proxies.split(",") if p.strip())
+    config = Config(allowed_origins=origins, trusted_proxies=proxies, **options)
     logging.basicConfig(
         level=logging.DEBUG if config.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

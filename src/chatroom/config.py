@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -60,6 +62,7 @@ class Config:
     max_queued_bytes: int = 1024 * 1024
     max_queued_frames: int = 1000
     durability: str = "fast"
+    trusted_proxies: tuple[str, ...] = ()
     send_burst: int = 10
     send_per_second: float = 2.0
     db_threads: int = 8
@@ -85,6 +88,10 @@ class Config:
             raise ConfigError(
                 "max_queued_bytes must be >= max_frame_bytes, max_queued_frames >= 10"
             )
+        try:
+            self.trusted_proxy_networks  # noqa: B018 - parsed once here to validate
+        except ValueError as exc:
+            raise ConfigError(f"trusted proxies must be IP addresses or networks: {exc}") from None
         if self.durability not in DURABILITY_LEVELS:
             raise ConfigError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}")
         if self.send_burst < 1 or self.send_per_second <= 0:
@@ -99,6 +106,11 @@ class Config:
         for origin in self.allowed_origins:
             if not re.match(r"^https?://[^/\s]+\Z", origin):
                 raise ConfigError(f"allowed origin {origin!r} must look like https://host[:port]")
+
+    @functools.cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed (validated in ``__post_init__``)."""
+        return tuple(ipaddress.ip_network(p.strip()) for p in self.trusted_proxies)
 
     @property
     def uses_embedded_redis(self) -> bool:

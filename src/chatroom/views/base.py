@@ -3,20 +3,90 @@
 from __future__ import annotations
 
 import http
+import ipaddress
 from typing import Any
 
 import orjson
+import tornado.httputil
+import tornado.locale
 import tornado.web
 
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers.errors import BadRequestError
 
 SESSION_COOKIE = "chatroom_session"
+#: Over HTTPS the cookie is Secure and carries the __Host- prefix: the browser
+#: then refuses it from plain HTTP and from any other (sub)domain.
+SECURE_SESSION_COOKIE = "__Host-chatroom_session"
+#: The UI language the user picked with the language switch (a locale code such as zh_CN).
+LOCALE_COOKIE = "locale"
 #: Pages may load scripts and styles from this origin only: no inline script anywhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+def accept_languages(header: str) -> list[str]:
+    """The language tags of an ``Accept-Language`` header, most wanted first."""
+    weighted = []
+    for position, item in enumerate(header.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag.strip() and quality > 0:
+            weighted.append((-quality, position, tag.strip()))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def closest_locale(wanted: list[str], default: str) -> str:
+    """The first supported locale among ``wanted``; ``zh``/``zh-Hans`` match ``zh_CN``."""
+    supported = sorted(tornado.locale.get_supported_locales())
+    for tag in filter(None, wanted):
+        language, _, region = tag.replace("-", "_").partition("_")
+        code = f"{language.lower()}_{region.upper()}" if region else language.lower()
+        if code in supported:
+            return code
+        same_language = [s for s in supported if s.split("_")[0] == language.lower()]
+        if same_language:
+            return same_language[0]
+    return default
+
+
+def session_cookie_name(request: tornado.httputil.HTTPServerRequest) -> str:
+    return SECURE_SESSION_COOKIE if request.protocol == "https" else SESSION_COOKIE
+
+
+def apply_trusted_proxy(request: tornado.httputil.HTTPServerRequest, trusted: tuple) -> None:
+    """Believe X-Forwarded-Proto/-For, but only from a peer in ``--trusted-proxies``.
+
+    Anyone else could forge them to look like HTTPS or like another address.
+    """
+    if not trusted or getattr(request, "_chatroom_proxied", False):
+        return
+    try:
+        peer = ipaddress.ip_address(request.remote_ip)
+    except ValueError:
+        return
+    if not any(peer in network for network in trusted):
+        return
+    request._chatroom_proxied = True
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    if proto in ("http", "https"):
+        request.protocol = proto
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):  # the nearest hop not itself a trusted proxy is the client
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        request.remote_ip = hop
+        if not any(address in network for network in trusted):
+            break
 
 
 def bearer_token(handler: tornado.web.RequestHandler) -> str | None:
@@ -46,6 +116,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
     async def prepare(self) -> None:
+        apply_trusted_proxy(self.request, self.config.trusted_proxy_networks)
         if len(self.request.body) > self.config.max_body_bytes:
             raise tornado.web.HTTPError(413, "request body over the size limit")
         token = bearer_token(self) or self._cookie_token()
@@ -53,21 +124,30 @@ class BaseHandler(tornado.web.RequestHandler):
         self.current_user = await self.controllers.auth.authenticate(token)
 
     def _cookie_token(self) -> str | None:
-        value = self.get_signed_cookie(SESSION_COOKIE, max_age_days=31)
+        value = self.get_signed_cookie(session_cookie_name(self.request), max_age_days=31)
         return value.decode() if value else None
 
     def start_session(self, token: str) -> None:
+        https = self.request.protocol == "https"
         self.set_signed_cookie(
-            SESSION_COOKIE,
+            session_cookie_name(self.request),
             token,
             expires_days=30,
             httponly=True,
             samesite="Lax",
-            secure=self.request.protocol == "https",
+            secure=https,
+            path="/",
         )
 
     def end_session(self) -> None:
-        self.clear_cookie(SESSION_COOKIE)
+        https = self.request.protocol == "https"
+        self.clear_cookie(session_cookie_name(self.request), path="/", secure=https)
+
+    def get_user_locale(self) -> tornado.locale.Locale:
+        # The user's own choice, then the browser's languages, then --default-locale.
+        wanted = [self.get_cookie(LOCALE_COOKIE) or ""]
+        wanted += accept_languages(self.request.headers.get("Accept-Language", ""))
+        return tornado.locale.get(closest_locale(wanted, self.config.default_locale))
 
     def get_login_url(self) -> str:
         return "/login"

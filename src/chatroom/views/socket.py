@@ -16,7 +16,7 @@ import tornado.websocket
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import BadRequestError
-from chatroom.views.base import SESSION_COOKIE, bearer_token
+from chatroom.views.base import apply_trusted_proxy, bearer_token, session_cookie_name
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,11 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         return self.settings["controllers"].chat
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        apply_trusted_proxy(self.request, self.settings["config"].trusted_proxy_networks)
         token = bearer_token(self)
         by_cookie = token is None
         if by_cookie:
-            cookie = self.get_signed_cookie(SESSION_COOKIE, max_age_days=31)
+            cookie = self.get_signed_cookie(session_cookie_name(self.request), max_age_days=31)
             token = cookie.decode() if cookie else None
         account = await self.settings["controllers"].auth.authenticate(token)
         if account is None:
