@@ -84,6 +84,9 @@ async def app_factory(database: Config, redis_url: str):
     started: list[RunningServer] = []
 
     async def start(**changes) -> RunningServer:
+        # Every test user logs in from 127.0.0.1: lift the per-address login limit
+        # unless a test asks for it.
+        changes.setdefault("auth_burst", 100_000)
         running = await start_server(database.replace(**changes), redis_url)
         started.append(running)
         return running
@@ -97,8 +100,8 @@ async def app_factory(database: Config, redis_url: str):
 
 @pytest.fixture
 async def app(app_factory) -> RunningServer:
-    """The app with production settings, except a send rate limit tests do not trip."""
-    return await app_factory(send_burst=100_000)
+    """The app with production settings, except rate limits that tests do not trip."""
+    return await app_factory(send_burst=100_000, auth_burst=100_000)
 
 
 @pytest.fixture

@@ -26,7 +26,12 @@ class ServeProcess:
     def __init__(self, data_dir: Path, *args: str, env: dict | None = None) -> None:
         self.port = free_port()
         self.data_dir = data_dir
-        env = {**os.environ, "CHATROOM_SEND_BURST": "1000", **(env or {})}
+        env = {
+            **os.environ,
+            "CHATROOM_SEND_BURST": "1000",
+            "CHATROOM_AUTH_BURST": "1000",
+            **(env or {}),
+        }
         command = [
             sys.executable,
             "-m",

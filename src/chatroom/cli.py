@@ -136,6 +136,18 @@ def main() -> None:
     help="fast: Redis fsyncs every second; strict: acknowledge only fsynced messages.",
 )
 @setting(
+    "--auth-burst",
+    default=20,
+    type=click.IntRange(1),
+    help="Login/register attempts one client address may make at once.",
+)
+@setting(
+    "--auth-per-minute",
+    default=20.0,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Login/register attempts per minute one client address may sustain.",
+)
+@setting(
     "--send-burst",
     default=10,
     type=click.IntRange(1),

@@ -63,6 +63,8 @@ class Config:
     max_queued_frames: int = 1000
     durability: str = "fast"
     trusted_proxies: tuple[str, ...] = ()
+    auth_burst: int = 20
+    auth_per_minute: float = 20.0
     send_burst: int = 10
     send_per_second: float = 2.0
     db_threads: int = 8
@@ -94,6 +96,8 @@ class Config:
             raise ConfigError(f"trusted proxies must be IP addresses or networks: {exc}") from None
         if self.durability not in DURABILITY_LEVELS:
             raise ConfigError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}")
+        if self.auth_burst < 1 or self.auth_per_minute <= 0:
+            raise ConfigError("auth_burst must be >= 1 and auth_per_minute > 0")
         if self.send_burst < 1 or self.send_per_second <= 0:
             raise ConfigError("send_burst must be >= 1 and send_per_second > 0")
         if self.db_threads < 1:

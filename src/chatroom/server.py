@@ -32,6 +32,7 @@ from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import (
+    AuthThrottle,
     MessageRepository,
     PresenceRepository,
     RedisKeys,
@@ -120,7 +121,12 @@ class ChatServer:
             ReadMarkerBuffer(self.run_blocking),
         )
         controllers = Controllers(
-            auth=AuthController(self.run_blocking),
+            auth=AuthController(
+                self.run_blocking,
+                throttle=AuthThrottle(
+                    self.redis, keys, per_address=(config.auth_burst, config.auth_per_minute / 60)
+                ),
+            ),
             rooms=rooms,
             chat=self.chat,
             health=HealthController(self.run_blocking, messages),

@@ -11,8 +11,13 @@ import peewee
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
-from chatroom.controllers.errors import ConflictError, UnauthorizedError
-from chatroom.models import Membership, Room, Session, User, database
+from chatroom.controllers.errors import (
+    ConflictError,
+    RateLimitedError,
+    UnauthorizedError,
+    storage_guard,
+)
+from chatroom.models import AuthThrottle, Membership, Room, Session, User, database
 
 #: OWASP's argon2id profile: 19 MiB, 2 passes, 1 lane (~20 ms a hash).
 PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -28,9 +33,15 @@ def _account(user: User) -> Account:
 class AuthController:
     """Accounts and sessions. One login is one session: a random token, stored hashed."""
 
-    def __init__(self, run: BlockingRunner, hasher: argon2.PasswordHasher = PASSWORD_HASHER):
+    def __init__(
+        self,
+        run: BlockingRunner,
+        hasher: argon2.PasswordHasher = PASSWORD_HASHER,
+        throttle: AuthThrottle | None = None,
+    ) -> None:
         self._run = run
         self._hasher = hasher
+        self._throttle = throttle
         self._hashing = asyncio.Semaphore(MAX_CONCURRENT_HASHES)
         # Verifying against this keeps "no such user" as slow as "wrong password".
         self._dummy_hash = hasher.hash("not a real password")
@@ -39,10 +50,21 @@ class AuthController:
         async with self._hashing:
             return await self._run(fn, *args)
 
-    async def register(self, username: object, password: object) -> Account:
+    async def _allow(self, address: str | None, account: str | None) -> None:
+        if self._throttle is None or address is None:
+            return
+        with storage_guard():
+            wait = await self._throttle.attempt(address, account)
+        if wait:
+            raise RateLimitedError("too many attempts; wait before trying again", wait)
+
+    async def register(
+        self, username: object, password: object, address: str | None = None
+    ) -> Account:
         """Create an account and make it a member of ``lobby``."""
         name = validation.username(username)
         secret = validation.password(password)
+        await self._allow(address, None)
         password_hash = await self._hash(self._hasher.hash, secret)
         return await self._run(self._create_user, name, password_hash)
 
@@ -56,10 +78,17 @@ class AuthController:
             raise ConflictError(f"the name {name!r} is taken") from exc
         return _account(user)
 
-    async def login(self, username: object, password: object) -> tuple[Account, str]:
-        """Check the password; return the account and a new session token."""
+    async def login(
+        self, username: object, password: object, address: str | None = None
+    ) -> tuple[Account, str]:
+        """Check the password; return the account and a new session token.
+
+        ``address`` (the client's IP) feeds the guessing throttle; None skips it.
+        """
         if not isinstance(username, str) or not isinstance(password, str):
             raise UnauthorizedError("wrong username or password")
+        account_key = username.lower()[: validation.MAX_USERNAME_CHARS] or None
+        await self._allow(address, account_key)
         user = await self._run(User.by_name, username) if username else None
         stored = user.password_hash if user else self._dummy_hash
         try:
@@ -67,7 +96,13 @@ class AuthController:
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             user = None
         if user is None or user.disabled:
+            if self._throttle is not None and address is not None and account_key:
+                with storage_guard():
+                    await self._throttle.failed(address, account_key)
             raise UnauthorizedError("wrong username or password")
+        if self._throttle is not None and address is not None:
+            with storage_guard():
+                await self._throttle.succeeded(address, user.name_key)
         if self._hasher.check_needs_rehash(stored):
             new_hash = await self._hash(self._hasher.hash, password)
             await self._run(self._set_password_hash, user.id, new_hash)

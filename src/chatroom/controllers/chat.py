@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL_SECONDS = 2.0
 #: Presence heartbeats and the sweep for dead connections run this often.
 PRESENCE_INTERVAL_SECONDS = 3.0
+#: The per-process bucket of a user across rooms allows this many times the room limit.
+CROSS_ROOM_FACTOR = 2
 #: (user, room) access checks remembered per process; the oldest are forgotten first.
 ACCESS_CACHE_SIZE = 50_000
 #: Sends that ignore a ``retry_after`` before the connection is closed (1008).
@@ -364,7 +366,13 @@ class ChatController:
         limits, now = self._limits, time.monotonic()
         bucket = self._buckets.get(account.key)
         if bucket is None:
-            bucket = self._buckets[account.key] = TokenBucket(limits.burst, limits.per_second)
+            # Twice the per-room limit, across all rooms: it only stops a user who
+            # spreads a flood over many rooms; a client in one room that honours
+            # retry_after is limited by the room bucket in Redis alone.
+            bucket = TokenBucket(
+                CROSS_ROOM_FACTOR * limits.burst, CROSS_ROOM_FACTOR * limits.per_second
+            )
+            self._buckets[account.key] = bucket
         wait = bucket.take(now)
         if wait:
             # Whole milliseconds, rounded up: the error frame shows three decimals, and a

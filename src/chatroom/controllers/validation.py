@@ -11,6 +11,7 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")
 ROOM_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}\Z")
 DM_NAME_RE = re.compile(r"^dm:([a-z0-9_.-]{1,32}):([a-z0-9_.-]{1,32})\Z")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+MAX_USERNAME_CHARS = 32
 MAX_CLIENT_ID_CHARS = 64
 MAX_TOPIC_CHARS = 200
 MAX_ID = 2**53

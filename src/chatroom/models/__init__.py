@@ -10,9 +10,11 @@ from chatroom.models.messages import HistoryPage, MessageRepository, StoredMessa
 from chatroom.models.presence import PresenceRepository
 from chatroom.models.room import Room
 from chatroom.models.session import Session
+from chatroom.models.throttle import AuthThrottle
 from chatroom.models.user import User
 
 __all__ = [
+    "AuthThrottle",
     "HistoryPage",
     "Membership",
     "MessageRepository",

@@ -6,7 +6,13 @@ one Redis Cluster slot and the send script stays single-slot.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (SCAN MATCH)."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,26 @@ class RedisKeys:
     def online(self, room: str) -> str:
         """Sorted set of the room's live connections (``user\\nconn``), scored by expiry."""
         return f"{self.prefix}:{{{room}}}:online"
+
+    def auth_address(self, address: str) -> str:
+        """Login/register attempts of one client address (a token bucket)."""
+        return f"{self.prefix}:auth:addr:{address}"
+
+    def auth_failures(self, account: str) -> str:
+        """Failed logins of one account (a token bucket)."""
+        return f"{self.prefix}:auth:fail:{account}"
+
+    def auth_failed(self, account: str, address: str) -> str:
+        """How often one address failed at one account recently."""
+        return f"{self.prefix}:auth:fail:{account}:{address}"
+
+    def room_keys(self, room: str) -> str:
+        """A SCAN pattern matching every key of the room (history, counter, dedupe, ...)."""
+        return _glob_escape(f"{self.prefix}:{{{room}}}:") + "*"
+
+    def processes(self) -> str:
+        """Hash of the serving processes' connection counts: ``pid@host`` -> ``"count time"``."""
+        return f"{self.prefix}:processes"
 
     def presence_rooms(self) -> str:
         """Set of rooms that have ever had presence entries (what the sweeper visits)."""

@@ -10,7 +10,10 @@ from chatroom.views.base import JsonHandler
 class RegisterApiHandler(JsonHandler):
     async def post(self) -> None:
         body = self.json_body()
-        account = await self.controllers.auth.register(body.get("username"), body.get("password"))
+        auth = self.controllers.auth
+        account = await auth.register(
+            body.get("username"), body.get("password"), self.request.remote_ip
+        )
         self.send_json({"user": account.public()}, status=201)
 
 
@@ -18,7 +21,9 @@ class LoginApiHandler(JsonHandler):
     async def post(self) -> None:
         body = self.json_body()
         auth = self.controllers.auth
-        account, token = await auth.login(body.get("username"), body.get("password"))
+        account, token = await auth.login(
+            body.get("username"), body.get("password"), self.request.remote_ip
+        )
         self.start_session(token)
         self.send_json({"user": account.public(), "token": token})
 

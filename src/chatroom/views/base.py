@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http
 import ipaddress
+import math
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ import tornado.locale
 import tornado.web
 
 from chatroom.controllers import Account, ChatError
-from chatroom.controllers.errors import BadRequestError
+from chatroom.controllers.errors import BadRequestError, RateLimitedError
 
 SESSION_COOKIE = "chatroom_session"
 #: Over HTTPS the cookie is Secure and carries the __Host- prefix: the browser
@@ -210,7 +211,10 @@ class JsonHandler(BaseHandler):
         return self.current_user
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        code, message = self.error_details(status_code, kwargs.get("exc_info", (None,) * 3)[1])
+        exc = kwargs.get("exc_info", (None,) * 3)[1]
+        code, message = self.error_details(status_code, exc)
+        if isinstance(exc, RateLimitedError):
+            self.set_header("Retry-After", str(math.ceil(exc.retry_after)))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
 

@@ -121,7 +121,9 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         if self._closing or self.ws_connection is None:
             return
         config = self.settings["config"]
-        if (
+        # A frame always fits an empty queue (a long ``joined`` may alone exceed the
+        # limit); the limit is on what piles up behind it.
+        if self._queued_frames and (
             self._queued_bytes + len(frame) > config.max_queued_bytes
             or self._queued_frames >= config.max_queued_frames
         ):
