@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import logging
+import json
 import sys
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import click
 from chatroom import __version__
 from chatroom.config import (
     DURABILITY_LEVELS,
+    LOG_FORMATS,
     SOURCE_LOCALE,
     Config,
     ConfigError,
@@ -20,6 +21,7 @@ from chatroom.config import (
 )
 from chatroom.datadir import DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
+from chatroom.logs import configure_logging
 
 
 def setting(flag: str, **kwargs):
@@ -51,6 +53,26 @@ def storage_options(command):
     return command
 
 
+def redis_options(command):
+    """The Redis options ``serve`` and the operator commands share."""
+    options = [
+        setting(
+            "--redis-url",
+            default=None,
+            show_default="an embedded redis-server in the data directory",
+            help="redis://host:port/db of an external Redis (needed for several hosts).",
+        ),
+        setting(
+            "--redis-prefix",
+            default="chatroom",
+            help="Prefix of every Redis key, to share one Redis.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def reports_errors(command):
     """Turn configuration and startup failures into one clear line and exit code 2."""
 
@@ -75,15 +97,7 @@ def main() -> None:
 @storage_options
 @setting("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
 @setting("--port", default=8888, type=click.IntRange(1, 65535), help="TCP port to listen on.")
-@setting(
-    "--redis-url",
-    default=None,
-    show_default="an embedded redis-server in the data directory",
-    help="redis://host:port/db of an external Redis (needed for several hosts).",
-)
-@setting(
-    "--redis-prefix", default="chatroom", help="Prefix of every Redis key, to share one Redis."
-)
+@redis_options
 @setting(
     "--history-size", default=100, type=click.IntRange(1, 100_000), help="Messages kept per room."
 )
@@ -123,6 +137,20 @@ def main() -> None:
     default=1000,
     type=click.IntRange(10),
     help="Frames waiting to be sent to one socket before it is closed as too slow (1013).",
+)
+@setting(
+    "--metrics-port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    show_default="0: off",
+    help="Serve Prometheus /metrics on this port (worker N of --processes: port + N).",
+)
+@setting("--metrics-host", default="127.0.0.1", help="Address of the /metrics listener.")
+@setting(
+    "--log-format",
+    default="text",
+    type=click.Choice(LOG_FORMATS),
+    help="text: readable lines; json: one JSON object per line.",
 )
 @setting(
     "--trusted-proxies",
@@ -177,10 +205,7 @@ def serve(allowed_origins: str, trusted_proxies: str, **options) -> None:
     origins = tuple(o for o in allowed_origins.split(",") if o.strip())
     proxies = tuple(p for p in trusted_proxies.split(",") if p.strip())
     config = Config(allowed_origins=origins, trusted_proxies=proxies, **options)
-    logging.basicConfig(
-        level=logging.DEBUG if config.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(config.log_format, config.debug)
     sys.exit(run_server(config, echo=click.echo))
 
 
@@ -196,3 +221,170 @@ def initdb(data_dir: Path, database_url: str | None) -> None:
         click.echo(f"Initialised a new database at {config.effective_database_url}")
     else:
         click.echo(f"Database at {config.effective_database_url} is up to date")
+
+
+# -- operator commands: rooms, users, history, stats ------------------------------
+
+
+def operator_options(command):
+    """The storage options of ``serve``: the same data, also while a server runs."""
+    return storage_options(redis_options(command))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+password_stdin_option = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of asking.",
+)
+
+
+def operate(storage: dict, action):
+    """Run ``action(admin)`` on the data the options name; a refusal is one line, exit 1."""
+    from chatroom.controllers.errors import ChatError
+    from chatroom.server import run_admin
+
+    try:
+        return run_admin(Config(**storage), action)
+    except ChatError as exc:
+        click.echo(f"chatroom: {exc.message}", err=True)
+        sys.exit(2 if exc.code == "unavailable" else 1)
+
+
+def show(result, as_json: bool) -> None:
+    """Print a result of the admin controller: as JSON, or as text lines."""
+    rows = result if isinstance(result, list) else None
+    if as_json:
+        data = [row.public() for row in rows] if rows is not None else result.public()
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for line in [row.line() for row in rows] if rows is not None else result.lines():
+        click.echo(line)
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@main.group()
+def rooms() -> None:
+    """List, create and delete rooms."""
+
+
+@rooms.command("list")
+@operator_options
+@json_option
+@reports_errors
+def rooms_list(as_json: bool, **storage) -> None:
+    """List every room (direct ones too) with its members and retained messages."""
+    show(operate(storage, lambda admin: admin.list_rooms()), as_json)
+
+
+@rooms.command("create")
+@click.argument("name")
+@click.option("--topic", default=None, help="The room's topic, shown under its name.")
+@operator_options
+@reports_errors
+def rooms_create(name: str, topic: str | None, **storage) -> None:
+    """Create the public room NAME."""
+    room = operate(storage, lambda admin: admin.create_room(name, topic))
+    click.echo(f"Created the room {room.name}")
+
+
+@rooms.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Delete without asking for confirmation.")
+@operator_options
+@reports_errors
+def rooms_delete(name: str, yes: bool, **storage) -> None:
+    """Delete the room NAME with its memberships and history (never lobby)."""
+    if not yes:
+        click.confirm(f"Delete the room {name!r} with its memberships and history?", abort=True)
+    members, messages = operate(storage, lambda admin: admin.delete_room(name))
+    click.echo(f"Deleted the room {name} ({members} members, {messages} messages)")
+
+
+@main.group()
+def users() -> None:
+    """List, create, disable and enable accounts, and set passwords."""
+
+
+@users.command("list")
+@operator_options
+@json_option
+@reports_errors
+def users_list(as_json: bool, **storage) -> None:
+    """List every account with its live sessions and whether it is disabled."""
+    show(operate(storage, lambda admin: admin.list_users()), as_json)
+
+
+@users.command("create")
+@click.argument("name")
+@password_stdin_option
+@operator_options
+@reports_errors
+def users_create(name: str, password_stdin: bool, **storage) -> None:
+    """Create the account NAME, a member of lobby; asks for its password."""
+    password = read_password(password_stdin)
+    user = operate(storage, lambda admin: admin.create_user(name, password))
+    click.echo(f"Created the user {user.name}")
+
+
+@users.command("set-password")
+@click.argument("name")
+@password_stdin_option
+@operator_options
+@reports_errors
+def users_set_password(name: str, password_stdin: bool, **storage) -> None:
+    """Give the account NAME a new password; asks for it."""
+    password = read_password(password_stdin)
+    user = operate(storage, lambda admin: admin.set_password(name, password))
+    click.echo(f"Set a new password for {user.name}")
+
+
+@users.command("disable")
+@click.argument("name")
+@operator_options
+@reports_errors
+def users_disable(name: str, **storage) -> None:
+    """Disable the account NAME: sign it out everywhere and refuse its logins."""
+    user, revoked = operate(storage, lambda admin: admin.disable_user(name))
+    click.echo(f"Disabled {user.name} ({revoked} sessions revoked)")
+
+
+@users.command("enable")
+@click.argument("name")
+@operator_options
+@reports_errors
+def users_enable(name: str, **storage) -> None:
+    """Let the disabled account NAME log in again."""
+    user = operate(storage, lambda admin: admin.enable_user(name))
+    click.echo(f"Enabled {user.name}")
+
+
+@main.command()
+@click.argument("room")
+@click.option(
+    "--since", type=click.IntRange(0), default=None, help="Only the messages after this id."
+)
+@json_option
+@operator_options
+@reports_errors
+def history(room: str, since: int | None, as_json: bool, **storage) -> None:
+    """Export the retained messages of ROOM, oldest first.
+
+    Each message is a line "id  time  user: text" (UTC, control characters
+    escaped), or, with --json, an object of a JSON array.
+    """
+    show(operate(storage, lambda admin: admin.history(room, since)), as_json)
+
+
+@main.command()
+@json_option
+@operator_options
+@reports_errors
+def stats(as_json: bool, **storage) -> None:
+    """Count rooms, users, retained messages and the clients connected now."""
+    show(operate(storage, lambda admin: admin.stats()), as_json)

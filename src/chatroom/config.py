@@ -39,6 +39,8 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 #: fast: Redis fsyncs its AOF every second; strict: a message is acknowledged only
 #: once it is fsynced (see docs/configuration.md#durability).
 DURABILITY_LEVELS = ("fast", "strict")
+#: text: one human-readable line per event; json: one JSON object per line.
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     max_queued_bytes: int = 1024 * 1024
     max_queued_frames: int = 1000
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
     durability: str = "fast"
     trusted_proxies: tuple[str, ...] = ()
     auth_burst: int = 20
@@ -94,6 +99,10 @@ class Config:
             self.trusted_proxy_networks  # noqa: B018 - parsed once here to validate
         except ValueError as exc:
             raise ConfigError(f"trusted proxies must be IP addresses or networks: {exc}") from None
+        if not 0 <= self.metrics_port < 65536:
+            raise ConfigError(f"metrics_port must be 0 (off) or 1..65535, not {self.metrics_port}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
         if self.durability not in DURABILITY_LEVELS:
             raise ConfigError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}")
         if self.auth_burst < 1 or self.auth_per_minute <= 0:

@@ -31,19 +31,25 @@ class DataDirectory:
         A second ``chatroom serve`` on the same directory would run a second Redis
         on the same files; it is refused instead.
         """
+        if not self.try_lock():
+            raise DataDirError(
+                f"another chatroom server is using {self.path}; stop it first "
+                "or give this one its own --data-dir"
+            )
+
+    def try_lock(self) -> bool:
+        """Take the lock if no other process holds it; False when one does (a server runs)."""
         self.create()
         fd = os.open(self.path / "serve.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DataDirError(
-                f"another chatroom server is using {self.path}; stop it first "
-                "or give this one its own --data-dir"
-            ) from None
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+        return True
 
     def unlock(self) -> None:
         if self._lock_fd is not None:

@@ -10,12 +10,16 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import redis as sync_redis
 import redis.asyncio as aioredis
 import tornado.httpserver
 import tornado.netutil
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from chatroom import __version__
 from chatroom.app import Controllers, make_app
@@ -28,9 +32,11 @@ from chatroom.controllers import (
     RoomController,
     SendLimits,
 )
+from chatroom.controllers.admin import AdminController
 from chatroom.controllers.readmarks import ReadMarkerBuffer
-from chatroom.datadir import DataDirectory
+from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.metrics import Metrics
 from chatroom.models import (
     AuthThrottle,
     MessageRepository,
@@ -39,6 +45,7 @@ from chatroom.models import (
     migrate_schema,
     open_database,
 )
+from chatroom.views.metrics import make_metrics_app
 from chatroom.workers import fork_workers
 
 log = logging.getLogger("chatroom")
@@ -95,9 +102,15 @@ class ChatServer:
     """One process's running chat: Redis and database clients, controllers, HTTP server."""
 
     def __init__(
-        self, config: Config, redis_url: str, cookie_secret: str, wait_for_fsync: bool = False
+        self,
+        config: Config,
+        redis_url: str,
+        cookie_secret: str,
+        wait_for_fsync: bool = False,
+        worker_index: int = 0,
     ) -> None:
         self.config = config
+        self.worker_index = worker_index
         self.redis_url = redis_url
         self.cookie_secret = cookie_secret
         self.wait_for_fsync = wait_for_fsync
@@ -109,6 +122,7 @@ class ChatServer:
         self.redis = make_redis(self.redis_url)
         self.run_blocking = BlockingRunner(config.db_threads)
         keys = RedisKeys(config.redis_prefix)
+        self.metrics = Metrics()
         messages = MessageRepository(
             self.redis, keys, config.history_size, wait_for_fsync=self.wait_for_fsync
         )
@@ -119,6 +133,7 @@ class ChatServer:
             PresenceRepository(self.redis, keys),
             SendLimits(config.max_message_chars, config.send_burst, config.send_per_second),
             ReadMarkerBuffer(self.run_blocking),
+            self.metrics,
         )
         controllers = Controllers(
             auth=AuthController(
@@ -138,6 +153,11 @@ class ChatServer:
             idle_connection_timeout=300,
         )
         self.http.add_sockets(sockets)
+        self.metrics_http = None
+        if config.metrics_port:
+            # Each worker of --processes N listens on metrics_port + its index.
+            self.metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(self.metrics))
+            self.metrics_http.listen(config.metrics_port + self.worker_index, config.metrics_host)
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
@@ -148,6 +168,8 @@ class ChatServer:
     async def stop(self) -> None:
         """Stop accepting, close sockets with 1001, let work finish, release everything."""
         self.http.stop()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
         self.chat.close_all(1001, "server shutting down")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), SHUTDOWN_GRACE_SECONDS)
@@ -189,8 +211,9 @@ async def run_until_signal(
     sockets: list[socket.socket],
     embedded: EmbeddedRedis | None = None,
     wait_for_fsync: bool = False,
+    worker_index: int = 0,
 ) -> None:
-    server = ChatServer(config, redis_url, cookie_secret, wait_for_fsync)
+    server = ChatServer(config, redis_url, cookie_secret, wait_for_fsync, worker_index)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -239,15 +262,105 @@ def serve(config: Config, echo=print) -> int:
         storage = f"embedded Redis in {config.data_dir}" if embedded else "external Redis"
         echo(f"chatroom {__version__} serving on {where} ({processes} process(es), {storage})")
         sys.stdout.flush()
+        worker_index = 0
         if processes > 1:
-            if fork_workers(processes, _restart_embedded(embedded)) is None:
+            worker_index = fork_workers(processes, _restart_embedded(embedded))
+            if worker_index is None:
                 return 0  # the parent: every worker has exited
             embedded = None  # a worker: the parent supervises and stops Redis
         asyncio.run(
-            run_until_signal(config, redis_url, cookie_secret, sockets, embedded, wait_for_fsync)
+            run_until_signal(
+                config, redis_url, cookie_secret, sockets, embedded, wait_for_fsync, worker_index
+            )
         )
         return 0
     finally:
         if embedded is not None:
             embedded.stop()
         data_dir.unlock()
+
+
+# -- the operator commands: chatroom rooms|users|history|stats ------------------
+
+T = TypeVar("T")
+
+#: How long an operator command waits for the Redis of a server that holds the
+#: data directory (it may be starting).
+RUNNING_REDIS_WAIT_SECONDS = 5.0
+#: The largest --history-size: exports read everything a room retains, whatever
+#: the server's own setting.
+EXPORT_HISTORY_SIZE = 100_000
+
+
+@contextlib.contextmanager
+def admin_redis(config: Config) -> Iterator[str]:
+    """The Redis URL an operator command uses, for as long as it runs.
+
+    With --redis-url, that one. Otherwise the data directory's embedded Redis:
+    the running server's, when a server holds the lock and its socket answers;
+    when none runs, one started here under the lock and stopped afterwards, so
+    there is never a second redis-server on the same files.
+    """
+    if config.redis_url is not None:
+        yield config.redis_url
+        return
+    data_dir = DataDirectory(config.data_dir)
+    if not data_dir.try_lock():
+        yield _running_server_redis(EmbeddedRedis(config.data_dir))
+        return
+    try:
+        with EmbeddedRedis(config.data_dir) as embedded:
+            yield embedded.url
+    finally:
+        data_dir.unlock()
+
+
+def _running_server_redis(embedded: EmbeddedRedis) -> str:
+    """The URL of the embedded Redis a running server started (``embedded`` is not ours)."""
+    deadline = time.monotonic() + RUNNING_REDIS_WAIT_SECONDS
+    while True:
+        try:
+            with sync_redis.Redis(
+                unix_socket_path=str(embedded.socket_path),
+                socket_timeout=1,
+                retry=Retry(NoBackoff(), 0),  # this loop retries, without redis-py's backoff
+            ) as client:
+                if client.ping():
+                    return embedded.url
+        except (sync_redis.ConnectionError, sync_redis.TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise DataDirError(
+                f"a chatroom server is using {embedded.data_dir}, but no Redis answers on "
+                f"{embedded.socket_path}; if that server uses --redis-url, pass the same one"
+            )
+        time.sleep(0.05)
+
+
+def run_admin(config: Config, action: Callable[[AdminController], Awaitable[T]]) -> T:
+    """Run one operator action on the data of ``config``; its result."""
+    with admin_redis(config) as redis_url:
+        return asyncio.run(_run_admin(config, redis_url, action))
+
+
+async def _run_admin(
+    config: Config, redis_url: str, action: Callable[[AdminController], Awaitable[T]]
+) -> T:
+    # One thread: the action's SQL runs in order, on one connection, closed at the end.
+    run_blocking = BlockingRunner(1, name="chatroom-admin")
+    redis = make_redis(redis_url)
+    keys = RedisKeys(config.redis_prefix)
+    messages = MessageRepository(redis, keys, EXPORT_HISTORY_SIZE)
+    admin = AdminController(run_blocking, messages, PresenceRepository(redis, keys))
+    try:
+        # Like serve: the schema is brought up to date, and lobby exists.
+        await run_blocking(initialise_database, config)
+        database = open_database(config.effective_database_url)
+        try:
+            return await action(admin)
+        finally:
+            await run_blocking(database.close)
+    finally:
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+        run_blocking.shutdown()

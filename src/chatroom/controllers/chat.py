@@ -19,10 +19,16 @@ import redis.exceptions
 from chatroom.controllers import frames, validation
 from chatroom.controllers.accounts import Account, RoomRef
 from chatroom.controllers.connection import Connection
-from chatroom.controllers.errors import RateLimitedError, UnavailableError, storage_guard
+from chatroom.controllers.errors import (
+    NotFoundError,
+    RateLimitedError,
+    UnavailableError,
+    storage_guard,
+)
 from chatroom.controllers.ratelimit import TokenBucket
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.rooms import RoomController
+from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
 from chatroom.models.messages import (
     Event,
@@ -106,12 +112,16 @@ class ChatController:
         presence: PresenceRepository,
         limits: SendLimits | None = None,
         read_markers: ReadMarkerBuffer | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._rooms = rooms
         self._messages = messages
         self._presence = presence
         self._limits = limits or SendLimits()
         self.read_markers = read_markers
+        self.metrics = metrics or Metrics()
+        self._out_messages = self.metrics.frames_out.labels("message")
+        self._out_events = self.metrics.frames_out.labels("event")
         self._connections: dict[Connection, ConnectionState] = {}
         self._subscribers: dict[str, dict[Connection, Subscription]] = {}
         # The newest message id this process has seen per subscribed room: a jump
@@ -224,11 +234,16 @@ class ChatController:
             with storage_guard():
                 stored = await self._messages.append(ref.name, account.name, body, cid, rate)
         except SendRateExceeded as exc:
+            if bucket := self._buckets.get(account.key):
+                bucket.refund()  # nothing was sent
+            self.metrics.rate_limited.inc()
             raise RateLimitedError(
                 "too many messages; wait before sending again", exc.retry_after
             ) from None
         except FsyncTimeout as exc:
             raise UnavailableError("the message is not yet safely stored; retry") from exc
+        if stored.created:
+            self.metrics.messages_stored.inc()
         if self.read_markers is not None:
             self.read_markers.mark(account.id, ref.id, stored.id)
         return stored.id
@@ -255,6 +270,10 @@ class ChatController:
 
     def deliver(self, event: Event) -> None:
         """Hand one published event to every local connection in its room."""
+        control = event.control()
+        if control is not None:  # from the operator CLI: applied here, never sent
+            self._apply_control(control)
+            return
         subs = self._subscribers.get(event.room)
         if not subs:
             return
@@ -263,13 +282,17 @@ class ChatController:
             if excluded and sub.user_key == excluded:
                 continue
             sub.offer(event)
+        (self._out_messages if event.message_id else self._out_events).inc(len(subs))
 
     async def run_listener(self) -> None:
         """Hold this process's one Redis subscription; reconnect with backoff forever."""
-        delay = 0.1
+        delay, subscribed_before = 0.1, False
         while True:
             try:
                 async with self._messages.subscribe() as events:
+                    if subscribed_before:
+                        self.metrics.redis_reconnects.inc()
+                    subscribed_before = True
                     # Whatever was published while we were not subscribed is in
                     # the history: deliver it before the live stream.
                     for room in list(self._subscribers):
@@ -338,6 +361,7 @@ class ChatController:
                         await self._announce(room, user, "online")
                 for room, user in await self._presence.sweep():
                     await self._announce(room, user, "offline")
+                await self._presence.report_connections(self.connection_count)
             except _REDIS_DOWN as exc:
                 log.warning("presence refresh failed: %s", exc)
             except Exception:
@@ -375,6 +399,7 @@ class ChatController:
             self._buckets[account.key] = bucket
         wait = bucket.take(now)
         if wait:
+            self.metrics.rate_limited.inc()
             # Whole milliseconds, rounded up: the error frame shows three decimals, and a
             # client that waits what it was shown must find a token, not a strike.
             wait = math.ceil(wait * 1000) / 1000
@@ -408,3 +433,37 @@ class ChatController:
     async def _announce(self, room: str, user: str, state: str) -> None:
         with contextlib.suppress(*_REDIS_DOWN):
             await self._messages.publish(room, frames.presence(room, user, state))
+
+    # -- control events (chatroom rooms delete, chatroom users disable) -------
+
+    def _apply_control(self, control: dict) -> None:
+        """Drop what this process caches about a deleted room or a disabled user."""
+        action = control.get("action")
+        if action == "room_deleted" and isinstance(control.get("room"), str):
+            self._room_deleted(control["room"])
+        elif action == "user_disabled" and isinstance(control.get("user_id"), int):
+            self._user_disabled(control["user_id"])
+        else:
+            log.warning("ignored an unknown control event: %.200r", control)
+
+    def _room_deleted(self, room: str) -> None:
+        """Forget the room's access checks; its sockets get ``not_found`` and leave it."""
+        for key in [key for key in self._access if key[1] == room]:
+            del self._access[key]
+        subs = self._subscribers.pop(room, {})
+        self._room_last.pop(room, None)
+        frame = frames.error(NotFoundError(f"the room {room!r} was deleted"), room)
+        for conn in subs:
+            state = self._connections.get(conn)
+            if state is not None:
+                state.rooms.pop(room, None)
+            conn.deliver(frame)
+        # Their presence entries went with the room's keys; a heartbeat racing the
+        # deletion may put one back, which expires and is swept like any other.
+
+    def _user_disabled(self, user_id: int) -> None:
+        """Forget the user's access checks and close their sockets (1008)."""
+        for key in [key for key in self._access if key[0] == user_id]:
+            del self._access[key]
+        for conn in [conn for conn in self._connections if conn.account.id == user_id]:
+            conn.close(1008, "account disabled")

@@ -29,6 +29,10 @@ class TokenBucket:
             return 0.0
         return (1.0 - self.tokens) / self.rate
 
+    def refund(self) -> None:
+        """Give back a token taken for an action that did not happen after all."""
+        self.tokens = min(self.capacity, self.tokens + 1.0)
+
     def is_full(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         return self.tokens + (now - self.updated) * self.rate >= self.capacity

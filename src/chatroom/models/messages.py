@@ -122,6 +122,11 @@ class HistoryPage:
         return [orjson.loads(item) for item in self.items]
 
 
+#: The envelope room of control events: no room has an empty name, so their frames
+#: never reach a socket, and a process that does not know them ignores them.
+CONTROL_ROOM = ""
+
+
 @dataclass(frozen=True)
 class Event:
     """One published event: the room, a message id (0 for non-messages), who must not
@@ -131,6 +136,16 @@ class Event:
     message_id: int
     exclude_user: str
     frame: bytes
+
+    def control(self) -> dict | None:
+        """The payload of a control event (see ``publish_control``); None for any other event."""
+        if self.room != CONTROL_ROOM:
+            return None
+        try:
+            payload = orjson.loads(self.frame)
+        except orjson.JSONDecodeError:
+            return {}
+        return payload if isinstance(payload, dict) else {}
 
 
 def encode_envelope(room: str, message_id: int, exclude_user: str, frame: bytes) -> bytes:
@@ -262,6 +277,39 @@ class MessageRepository:
         """Publish a non-message event (presence, typing) to every process."""
         envelope = encode_envelope(room, 0, exclude_user.lower(), frame)
         await self._redis.publish(self._keys.events(), envelope)
+
+    async def publish_control(self, action: str, **fields: object) -> None:
+        """Tell every process about an operator's change (``room_deleted``, ``user_disabled``).
+
+        Sent as ``{"type": "control", "action": ..., **fields}`` in the envelope of
+        ``CONTROL_ROOM``; ``ChatController`` applies it and never relays it to sockets.
+        """
+        frame = orjson.dumps({"type": "control", "action": action, **fields})
+        await self._redis.publish(self._keys.events(), encode_envelope(CONTROL_ROOM, 0, "", frame))
+
+    async def retained_counts(self, rooms: list[str]) -> dict[str, int]:
+        """How many messages each room's history holds (the length of its log)."""
+        if not rooms:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.llen(self._keys.log(room))
+            values = await pipe.execute()
+        return {room: int(n) for room, n in zip(rooms, values, strict=True)}
+
+    async def delete_room(self, room: str) -> int:
+        """Delete every key of the room: history, counter, dedupe, rate and presence keys.
+
+        Returns how many retained messages were dropped. A room created again
+        under the same name starts from id 1.
+        """
+        keys = self._keys
+        retained = int(await self._redis.llen(keys.log(room)))
+        found = [key async for key in self._redis.scan_iter(match=keys.room_keys(room), count=500)]
+        for start in range(0, len(found), 500):
+            await self._redis.unlink(*found[start : start + 500])
+        await self._redis.srem(keys.presence_rooms(), room)
+        return retained
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:

@@ -6,6 +6,8 @@ process refreshes it, so the users of a crashed process go offline by themselves
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import redis.asyncio as aioredis
@@ -14,6 +16,8 @@ from chatroom.models.keys import RedisKeys
 
 #: An entry not refreshed for this long is dead (its process stopped or hung).
 ENTRY_TTL_SECONDS = 10.0
+#: A process's connection count not reported for this long is ignored (it stopped).
+PROCESS_TTL_SECONDS = 15.0
 
 # Atomically remove the expired entries of one room and list the live ones.
 _SWEEP_SCRIPT = """
@@ -109,3 +113,33 @@ class PresenceRepository:
                 # next heartbeat, so the index stays small without losing a room.
                 await self._redis.srem(index, room)
         return gone
+
+    async def report_connections(self, count: int) -> None:
+        """Record how many connections this process holds (``chatroom stats`` sums them)."""
+        process = f"{os.getpid()}@{socket.gethostname()}"
+        await self._redis.hset(self._keys.processes(), process, f"{count} {time.time():.3f}")
+
+    async def connected_clients(self) -> tuple[int, int]:
+        """(processes, connections) of the processes that reported recently.
+
+        Entries older than ``PROCESS_TTL_SECONDS`` belong to stopped processes:
+        they are not counted, and removed.
+        """
+        key, now = self._keys.processes(), time.time()
+        processes = connections = 0
+        stale = []
+        for field, value in (await self._redis.hgetall(key)).items():
+            try:
+                count, reported = value.split()
+                fresh = now - float(reported) <= PROCESS_TTL_SECONDS
+                count = int(count)
+            except ValueError:
+                fresh = False
+            if fresh:
+                processes += 1
+                connections += count
+            else:
+                stale.append(field)
+        if stale:
+            await self._redis.hdel(key, *stale)
+        return processes, connections

@@ -41,3 +41,13 @@ class Room(BaseModel):
 
         query = Membership.select(Membership.room, peewee.fn.COUNT(Membership.id).alias("n"))
         return {row.room_id: row.n for row in query.group_by(Membership.room)}
+
+    @classmethod
+    def delete_with_memberships(cls, room_id: int) -> int:
+        """Delete the room and its memberships in one transaction; the number of members."""
+        from chatroom.models.membership import Membership
+
+        with cls._meta.database.atomic():
+            members = Membership.delete().where(Membership.room == room_id).execute()
+            cls.delete().where(cls.id == room_id).execute()
+        return members

@@ -46,3 +46,18 @@ class Session(BaseModel):
             (cls.token_hash == token_digest(token)) & cls.revoked.is_null()
         )
         return query.execute() > 0
+
+    @classmethod
+    def revoke_all(cls, user_id: int) -> int:
+        """Revoke every live session of a user; how many there were."""
+        query = cls.update(revoked=utcnow()).where((cls.user == user_id) & cls.revoked.is_null())
+        return query.execute()
+
+    @classmethod
+    def live_counts(cls, user_ids: list[int] | None = None) -> dict[int, int]:
+        """The number of live (not revoked) sessions per user id (of ``user_ids``, or all)."""
+        live = cls.revoked.is_null()
+        if user_ids is not None:
+            live &= cls.user.in_(user_ids)
+        query = cls.select(cls.user, peewee.fn.COUNT(cls.id).alias("n")).where(live)
+        return {row.user_id: row.n for row in query.group_by(cls.user)}

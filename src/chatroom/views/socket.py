@@ -27,6 +27,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     account: Account
     conn_id: str
     _closing = False
+    _counted = False
     _queued_bytes = 0
     _queued_frames = 0
 
@@ -66,6 +67,8 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         return urlsplit(origin).netloc == own_host and bool(own_host)
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
+        self.chat.metrics.connections.inc()
+        self._counted = True
         try:
             await self.chat.connect(self)
         except ChatError as exc:
@@ -85,6 +88,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
                 raise BadRequestError("a frame must be a JSON object")
             await self._dispatch(frame)
         except ChatError as exc:
+            self.chat.metrics.errors.labels(exc.code).inc()
             if isinstance(frame, dict):
                 self.deliver(server_frames.error(exc, frame.get("room"), frame.get("client_id")))
             else:
@@ -92,8 +96,11 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def _dispatch(self, frame: dict) -> None:
         chat, kind = self.chat, frame.get("type")
+        known = kind if kind in server_frames.CLIENT_FRAME_TYPES else "unknown"
+        chat.metrics.frames_in.labels(known).inc()
         if kind == "send":
-            await chat.send(self, frame.get("room"), frame.get("text"), frame.get("client_id"))
+            with chat.metrics.send_seconds.time():
+                await chat.send(self, frame.get("room"), frame.get("text"), frame.get("client_id"))
         elif kind == "join":
             await chat.join(self, frame.get("room"), frame.get("since"))
         elif kind == "leave":
@@ -109,6 +116,9 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self._closing = True
+        if self._counted:
+            self._counted = False
+            self.chat.metrics.connections.dec()
         # on_close cannot be a coroutine; the task is kept in the app's set until done.
         tasks: set[asyncio.Task] = self.settings["background_tasks"]
         task = asyncio.ensure_future(self.chat.disconnect(self))
@@ -130,6 +140,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             # A reader that cannot keep up is dropped; it must never slow the others
             # or grow this process's memory without bound. It reconnects with since.
             log.info("closing a slow consumer (%d bytes queued)", self._queued_bytes)
+            self.chat.metrics.slow_consumers.inc()
             self._closing = True
             self.close(1013, "too slow: outgoing queue full")
             return
