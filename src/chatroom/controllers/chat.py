@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL_SECONDS = 2.0
 #: Presence heartbeats and the sweep for dead connections run this often.
 PRESENCE_INTERVAL_SECONDS = 3.0
+#: How long a send with a client_id is retried when Redis fails mid-call.
+AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
 #: The per-process bucket of a user across rooms allows this many times the room limit.
 CROSS_ROOM_FACTOR = 2
 #: (user, room) access checks remembered per process; the oldest are forgotten first.
@@ -231,8 +233,7 @@ class ChatController:
         limits = self._limits
         rate = SendRate(limits.burst, limits.per_second)
         try:
-            with storage_guard():
-                stored = await self._messages.append(ref.name, account.name, body, cid, rate)
+            stored = await self._append(ref.name, account.name, body, cid, rate)
         except SendRateExceeded as exc:
             if bucket := self._buckets.get(account.key):
                 bucket.refund()  # nothing was sent
@@ -247,6 +248,27 @@ class ChatController:
         if self.read_markers is not None:
             self.read_markers.mark(account.id, ref.id, stored.id)
         return stored.id
+
+    async def _append(self, room: str, user: str, text: str, client_id: str | None, rate: SendRate):
+        """One append; when Redis fails mid-call and the send has a ``client_id``, retry.
+
+        A connection lost after the script was sent leaves it unknown whether the
+        message was stored. Retrying with the same ``client_id`` is safe (a stored
+        one is found, not stored again) and settles it whenever Redis is back in
+        time, so ``unavailable`` means "not stored" in all but a Redis outage that
+        outlasts the retries; the client's own retry with its ``client_id`` then
+        settles it.
+        """
+        delay, deadline = 0.05, time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
+        while True:
+            try:
+                with storage_guard():
+                    return await self._messages.append(room, user, text, client_id, rate)
+            except UnavailableError:
+                if client_id is None or time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def typing(self, conn: Connection, room: object) -> None:
         """Relay "typing" to the room's other users, at most once per interval."""
