@@ -6,9 +6,10 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import tornado.locale
 import tornado.web
 
-from chatroom.config import Config
+from chatroom.config import LOCALE_DIR, Config
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.views import api, pages
 from chatroom.views.health import HealthHandler
@@ -34,7 +35,10 @@ def make_app(
 ) -> tornado.web.Application:
     routes = [
         (r"/", pages.ChatPageHandler),
+        (r"/rooms", pages.CreateRoomHandler),
         (rf"/rooms/{ROOM}", pages.ChatPageHandler),
+        (r"/dm", pages.DirectMessageHandler),
+        (r"/locale", pages.LocaleHandler),
         (r"/login", pages.LoginHandler),
         (r"/register", pages.RegisterHandler),
         (r"/logout", pages.LogoutHandler),
@@ -46,6 +50,8 @@ def make_app(
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
     ]
+    # The UI's translations (Tornado keeps them process-wide); read once per app.
+    tornado.locale.load_translations(str(LOCALE_DIR))
     return tornado.web.Application(
         routes,
         config=config,
@@ -55,6 +61,7 @@ def make_app(
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"samesite": "Strict"},
         template_path=str(PACKAGE_DIR / "templates"),
+        ui_methods=pages.UI_METHODS,
         static_path=str(PACKAGE_DIR / "static"),
         default_handler_class=pages.NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,

@@ -59,7 +59,8 @@ class Person:
         await self.connected()
 
     async def connected(self) -> None:
-        await self.page.wait_for_selector("#connection-state:text-is('connected')")
+        # By state, not by text: the text is translated.
+        await self.page.wait_for_selector("#connection-state[data-state=connected]")
 
     async def say(self, text: str) -> None:
         box = self.page.get_by_label("Message")
@@ -71,8 +72,9 @@ class Person:
 async def people(browser, app) -> AsyncIterator:
     made: list[Person] = []
 
-    async def person(locale: str = "en-US") -> Person:
-        context = await browser.new_context(locale=locale)
+    async def person(locale: str = "en-US", **options) -> Person:
+        """A new browser context; ``options`` go to ``new_context`` (viewport, ...)."""
+        context = await browser.new_context(locale=locale, **options)
         page = await context.new_page()
         page.set_default_timeout(10_000)
         made.append(Person(context, page, app.base_url))

@@ -1,9 +1,15 @@
 /* chatroom browser client: the WebSocket protocol of SPEC §3, no framework, no build step.
  *
  * User data is only ever written with textContent (never innerHTML), so message text
- * such as "<img src=x onerror=alert(1)>" is shown as those characters. */
+ * such as "<img src=x onerror=alert(1)>" is shown as those characters.
+ *
+ * The page works without this script (server-rendered history, a plain form POST to
+ * send); with it, the form is intercepted and everything is live. Translated strings
+ * come from the page's <script type="application/json" id="i18n"> block. */
 (function () {
   'use strict';
+
+  document.documentElement.classList.add('js');
 
   const body = document.body;
   const ME = body.dataset.user;
@@ -19,10 +25,17 @@
     composer: $('composer'),
     input: $('message'),
     alerts: $('alerts'),
+    announcer: $('announcer'),
     roomList: $('room-list'),
+    dmList: $('dm-list'),
     createForm: $('create-room'),
     createError: $('create-room-error'),
     gap: $('gap'),
+    notify: $('notify-toggle'),
+    toggle: $('rooms-toggle'),
+    totalUnread: $('total-unread'),
+    sidebar: $('sidebar'),
+    backdrop: $('backdrop'),
   };
   if (!els.list || !els.composer || !els.input) return;
   if (!els.alerts) {
@@ -31,6 +44,35 @@
     els.alerts.className = 'alerts';
     els.alerts.setAttribute('role', 'alert');
     els.composer.before(els.alerts);
+  }
+
+  // ---- translations ----
+  const LANG = document.documentElement.lang || undefined;
+  let STRINGS = {};
+  try {
+    const block = $('i18n');
+    STRINGS = block ? JSON.parse(block.textContent) || {} : {};
+  } catch (e) {
+    STRINGS = {};
+  }
+  const ENGLISH = {
+    state_connecting: 'connecting…',
+    state_connected: 'connected',
+    state_reconnecting: 'reconnecting in %(seconds)ss',
+    state_offline: 'offline',
+  };
+  // t('typing_one', {user: 'bob'}): the translated string with %(name)s filled in.
+  function t(key, params) {
+    let text = typeof STRINGS[key] === 'string' ? STRINGS[key] : ENGLISH[key] || key;
+    if (params) {
+      text = text.replace(/%\((\w+)\)s/g, (all, name) => (name in params ? String(params[name]) : all));
+    }
+    return text;
+  }
+  const MAX_CHARS = Number(body.dataset.maxChars) || 4000;
+  function errorText(code) {
+    const known = STRINGS.errors && typeof STRINGS.errors[code] === 'string' ? STRINGS.errors[code] : null;
+    return known || t('error', { code: code });
   }
 
   const RECONNECT_BASE_MS = 500;
@@ -43,6 +85,8 @@
   const ACK_TIMEOUT_MS = 15000;
   const READ_DELAY_MS = 1000;
   const ROOMS_POLL_MS = 30000;
+  const GROUP_SECONDS = 300;
+  const AVATAR_HUES = 12;
 
   // ---- storage (localStorage, with an in-memory fallback when it is unavailable) ----
   const memory = new Map();
@@ -68,6 +112,7 @@
   const OUTBOX_KEY = 'chatroom:outbox:' + USER_KEY;
   const DRAFT_PREFIX = 'chatroom:draft:' + USER_KEY + ':';
   const DRAFT_KEY = DRAFT_PREFIX + ROOM;
+  const NOTIFY_KEY = 'chatroom:notify:' + USER_KEY;
 
   // The outbox: sends not yet acknowledged, in order, with their client_id (so a retry
   // after a dropped connection is never stored twice). Shared by this user's tabs.
@@ -98,28 +143,109 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
   }
 
-  // ---- times, in the viewer's time zone ----
-  const fmtTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-  const fmtDay = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
-  const fmtYear = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
-  let fmtFull;
-  try {
-    fmtFull = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'long' });
-  } catch (e) {
-    fmtFull = fmtYear;
+  // ---- names ----
+  function dmRoom(a, b) {
+    return 'dm:' + [a.toLowerCase(), b.toLowerCase()].sort().join(':');
   }
+  function isDm(room) { return room.startsWith('dm:'); }
+  function dmPeer(room) {
+    const parts = room.split(':');
+    return parts[1] === USER_KEY ? parts[2] : parts[1];
+  }
+  function roomLabel(room) { return isDm(room) ? dmPeer(room) : room; }
+  function roomUrl(room) { return '/rooms/' + encodeURIComponent(room).replace(/%3A/gi, ':'); }
+  const ROOM_LABEL = roomLabel(ROOM);
+
+  function avatarHue(name) {
+    let h = 0;
+    const s = String(name).toLowerCase();
+    for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) >>> 0;
+    return 'hue-' + (h % AVATAR_HUES);
+  }
+
+  // ---- times and days, in the viewer's time zone and the page's language ----
+  function format(options) {
+    try { return new Intl.DateTimeFormat(LANG, options); } catch (e) { return new Intl.DateTimeFormat(undefined, options); }
+  }
+  const fmtTime = format({ hour: '2-digit', minute: '2-digit' });
+  const fmtDate = format({ weekday: 'long', month: 'long', day: 'numeric' });
+  const fmtDateYear = format({ weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+  let fmtFull;
+  try { fmtFull = format({ dateStyle: 'full', timeStyle: 'long' }); } catch (e) { fmtFull = fmtDateYear; }
+  let relative = null;
+  try { relative = new Intl.RelativeTimeFormat(LANG, { numeric: 'auto' }); } catch (e) { relative = null; }
 
   function setTime(el, ts) {
     const seconds = Number(ts);
     if (!Number.isFinite(seconds)) return;
     const d = new Date(seconds * 1000);
-    const now = new Date();
     el.dataset.ts = String(ts);
     el.dateTime = d.toISOString();
     el.title = fmtFull.format(d);
-    if (d.toDateString() === now.toDateString()) el.textContent = fmtTime.format(d);
-    else if (d.getFullYear() === now.getFullYear()) el.textContent = fmtDay.format(d);
-    else el.textContent = fmtYear.format(d);
+    el.textContent = fmtTime.format(d);
+  }
+
+  function dayKey(seconds) {
+    const d = new Date(seconds * 1000);
+    return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0');
+  }
+
+  function dayLabel(seconds) {
+    const d = new Date(seconds * 1000);
+    const today = new Date();
+    const midnight = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+    const days = Math.round((midnight(d) - midnight(today)) / 86400000);
+    if (relative && (days === 0 || days === -1)) {
+      const word = relative.format(days, 'day');
+      return word.charAt(0).toLocaleUpperCase(LANG) + word.slice(1);
+    }
+    return (d.getFullYear() === today.getFullYear() ? fmtDate : fmtDateYear).format(d);
+  }
+
+  function messageTs(li) {
+    const time = li.querySelector('time');
+    const ts = time ? Number(time.dataset.ts) : NaN;
+    return Number.isFinite(ts) ? ts : null;
+  }
+
+  // Day separators before the first message of each local day, and consecutive messages
+  // of one author grouped under one header. Cheap enough to redo after every change.
+  function relayout() {
+    const keep = new Set();
+    let prev = null;
+    let prevDay = null;
+    let prevTs = null;
+    for (const li of Array.from(els.list.children)) {
+      if (!li.classList.contains('message')) continue;
+      const ts = messageTs(li);
+      const day = ts === null ? prevDay : dayKey(ts);
+      let newDay = false;
+      if (day !== null && day !== prevDay) {
+        newDay = true;
+        let anchor = li;
+        const before = li.previousElementSibling;
+        if (before && before.classList.contains('divider')) anchor = before;
+        let sep = anchor.previousElementSibling;
+        if (!(sep && sep.classList.contains('day') && sep.dataset.day === day)) {
+          sep = document.createElement('li');
+          sep.className = 'day';
+          sep.dataset.day = day;
+          sep.append(document.createElement('span'));
+          anchor.before(sep);
+        }
+        const label = dayLabel(ts);
+        if (sep.firstElementChild.textContent !== label) sep.firstElementChild.textContent = label;
+        keep.add(sep);
+      }
+      const cont = !newDay && prev !== null && li.previousElementSibling === prev &&
+        prev.dataset.user === li.dataset.user && ts !== null && prevTs !== null &&
+        ts - prevTs < GROUP_SECONDS && !li.classList.contains('failed') && !prev.classList.contains('failed');
+      li.classList.toggle('cont', cont);
+      prev = li;
+      prevDay = day;
+      prevTs = ts;
+    }
+    for (const sep of Array.from(els.list.querySelectorAll(':scope > li.day'))) if (!keep.has(sep)) sep.remove();
   }
 
   // ---- state ----
@@ -147,22 +273,21 @@
   let readTimer = null;
   let unseen = 0; // messages in the current room that arrived while the tab was hidden
   let pinned = true; // the message list is scrolled to the bottom
+  let firstUnread; // undefined until the first hello: the id the "new messages" divider precedes
+  let markNextUnseen = false; // the tab was hidden: the next message from others gets the divider
 
   const pendingEls = new Map(); // client_id -> <li> of a not yet confirmed message
   const unread = new Map(); // room -> unread count (other rooms)
+  const otherLast = new Map(); // other room -> newest message id this page has accounted for
+  const helloLast = new Map(); // other room -> its last_id in this socket's hello
   const onlineUsers = new Set();
   const typers = new Map(); // user -> timeout
 
   // ---- connection state display ----
   function setState(state, seconds) {
-    const text = {
-      connecting: 'connecting…',
-      connected: 'connected',
-      reconnecting: 'reconnecting in ' + seconds + 's',
-      offline: 'offline',
-    }[state];
+    const text = t('state_' + state, { seconds: seconds });
     if (!els.state) return;
-    els.state.dataset.state = state;
+    if (els.state.dataset.state !== state) els.state.dataset.state = state;
     if (els.state.textContent !== text) els.state.textContent = text;
   }
 
@@ -223,7 +348,7 @@
     awaitingPong = false;
     clearTypers();
     if (unloading) return;
-    if (!hadHello) checkSignedIn();
+    if (!hadHello && navigator.onLine !== false) checkSignedIn();
     scheduleReconnect();
   }
 
@@ -304,15 +429,29 @@
     gotHello = true;
     attempt = 0;
     setState(navigator.onLine === false ? 'offline' : 'connected');
-    if (Array.isArray(f.rooms)) {
-      for (const r of f.rooms) {
-        if (!r || typeof r.name !== 'string') continue;
-        ensureRoomItem(r.name);
-        unread.set(r.name, r.name === ROOM ? 0 : Math.max(0, Number(r.unread) || 0));
+    const rooms = Array.isArray(f.rooms) ? f.rooms : [];
+    helloLast.clear();
+    for (const r of rooms) {
+      if (!r || typeof r.name !== 'string') continue;
+      const last = Math.max(0, Number(r.last_id) || 0);
+      const count = Math.max(0, Number(r.unread) || 0);
+      if (r.name === ROOM) {
+        if (firstUnread === undefined) firstUnread = count > 0 ? last - count + 1 : null;
+        continue;
       }
+      ensureRoomItem(r.name);
+      unread.set(r.name, count);
+      helloLast.set(r.name, last);
     }
+    if (firstUnread === undefined) firstUnread = null;
     renderBadges();
     sendJoin();
+    // The user's other rooms too (from where this page left off), for live unread
+    // counts and notifications; only `since` them, so no history is resent.
+    for (const [room, last] of helloLast) {
+      if (!otherLast.has(room)) otherLast.set(room, last);
+      sendFrame({ type: 'join', room: room, since: otherLast.get(room) });
+    }
   }
 
   function sendJoin() {
@@ -323,19 +462,19 @@
   }
 
   function onJoined(f) {
-    if (f.room !== ROOM) return;
+    if (f.room !== ROOM) { onOtherJoined(f); return; }
     const since = joinSince;
     const stick = nearBottom();
     const messages = Array.isArray(f.messages) ? f.messages : [];
     if (since === null || lastId === null) {
-      // First join: the server's history replaces the list.
+      // First join: the server's history replaces the server-rendered list.
       els.list.replaceChildren();
       for (const li of pendingEls.values()) li.remove();
       lastId = 0;
       setGap(Number(f.missing) || 0);
     } else if (f.gap && Number(f.missing) > 0) {
       const firstPending = els.list.querySelector('li.pending, li.failed');
-      els.list.insertBefore(notice(f.missing + ' older messages are no longer kept.'), firstPending);
+      els.list.insertBefore(notice(gapText(Number(f.missing))), firstPending);
     }
     for (const m of messages) acceptMessage(m);
     // Sends still queued for this room (this tab's, another tab's, or from before a reload).
@@ -349,37 +488,75 @@
     for (const [cid, li] of pendingEls) {
       if (!queued.has(cid)) { li.remove(); pendingEls.delete(cid); }
     }
+    let divider = null;
+    if (since === null && firstUnread) divider = placeDivider(firstUnread);
+    relayout();
     onlineUsers.clear();
     if (Array.isArray(f.online)) for (const u of f.online) if (typeof u === 'string') onlineUsers.add(u);
     renderOnline();
     ready = true;
-    if (stick || since === null) scrollToBottom();
+    if (divider && els.list.scrollHeight > els.list.clientHeight) {
+      els.list.scrollTop = Math.max(0, divider.offsetTop - els.list.offsetTop - 8);
+      pinned = nearBottom();
+    } else if (stick || since === null) {
+      scrollToBottom();
+    }
     pump();
     scheduleRead();
+  }
+
+  function onOtherJoined(f) {
+    if (typeof f.room !== 'string' || !otherLast.has(f.room)) return;
+    // Messages after this socket's hello are not in its unread count yet.
+    const counted = helloLast.has(f.room) ? helloLast.get(f.room) : otherLast.get(f.room);
+    let last = otherLast.get(f.room);
+    let added = 0;
+    for (const m of Array.isArray(f.messages) ? f.messages : []) {
+      if (!m || !Number.isInteger(m.id)) continue;
+      if (m.id > counted && m.id > last && m.user !== ME) added += 1;
+      last = Math.max(last, m.id);
+    }
+    otherLast.set(f.room, last);
+    if (added) { unread.set(f.room, (unread.get(f.room) || 0) + added); renderBadges(); }
   }
 
   function onMessage(f) {
     if (!Number.isInteger(f.id) || typeof f.room !== 'string') return;
     if (f.room !== ROOM) {
+      const seen = otherLast.has(f.room) ? otherLast.get(f.room) : 0;
+      if (f.id <= seen) return;
+      otherLast.set(f.room, f.id);
       if (f.user !== ME) {
         ensureRoomItem(f.room);
         unread.set(f.room, (unread.get(f.room) || 0) + 1);
         renderBadges();
+        notify(f);
       }
       return;
     }
     dropTyper(f.user);
     const stick = nearBottom() || (f.user === ME && f.client_id && pendingEls.has(f.client_id));
-    if (acceptMessage(f)) {
-      if (f.user !== ME && document.visibilityState !== 'visible') { unseen += 1; updateTitle(); }
+    const li = acceptMessage(f);
+    if (li) {
+      if (f.user !== ME) {
+        if (markNextUnseen && document.visibilityState !== 'visible') {
+          markNextUnseen = false;
+          placeDividerBefore(li);
+        }
+        if (document.visibilityState !== 'visible') { unseen += 1; updateTitle(); }
+        announce(f);
+        notify(f);
+      }
+      relayout();
       if (stick) scrollToBottom();
       scheduleRead();
     }
   }
 
-  // Render one message of the current room (from `joined` or `message`); false if old/duplicate.
+  // Render one message of the current room (from `joined` or `message`); its <li>, or
+  // null if it is old or a duplicate.
   function acceptMessage(m) {
-    if (!m || !Number.isInteger(m.id) || lastId === null) return false;
+    if (!m || !Number.isInteger(m.id) || lastId === null) return null;
     let pend = null;
     if (m.user === ME && typeof m.client_id === 'string') {
       pend = pendingEls.get(m.client_id) || null;
@@ -391,19 +568,20 @@
       // An item confirmed by its ack: merge the server's version into it.
       if (pend && pend !== existing) pend.remove();
       existing.classList.remove('acked');
-      const t = existing.querySelector('time');
-      if (t) setTime(t, m.ts);
+      const time = existing.querySelector('time');
+      if (time) setTime(time, m.ts);
       lastId = Math.max(lastId, m.id);
-      return false;
+      return null;
     }
     if (m.id <= lastId) {
       if (pend) pend.remove();
-      return false;
+      return null;
     }
     if (pend) pend.remove();
-    insertConfirmed(buildMessage(m), m.id);
+    const li = buildMessage(m);
+    insertConfirmed(li, m.id);
     lastId = m.id;
-    return true;
+    return li;
   }
 
   function onAck(f) {
@@ -424,13 +602,13 @@
       } else {
         pend.remove();
       }
+      relayout();
     }
     pump();
   }
 
   function onError(f) {
     const code = typeof f.code === 'string' ? f.code : 'error';
-    const message = typeof f.message === 'string' ? f.message : '';
     const cid = typeof f.client_id === 'string' ? f.client_id : null;
     if (code === 'rate_limited') {
       const wait = Math.max(0.05, Number(f.retry_after) || 1);
@@ -438,22 +616,27 @@
       if (cid !== null && inflight === cid) { inflight = null; clearTimeout(ackTimer); }
       clearTimeout(retryTimer);
       retryTimer = setTimeout(pump, wait * 1000 + 50);
-      showAlert(code, message + ' Retrying in ' + (wait < 1 ? wait.toFixed(1) : Math.ceil(wait)) + 's.');
+      const seconds = wait < 1 ? wait.toFixed(1) : String(Math.ceil(wait));
+      showAlert(code, errorText(code) + ' ' + t('retrying', { seconds: seconds }));
       return;
     }
     if (cid !== null && (pendingEls.has(cid) || inflight === cid || outbox.find(cid))) {
       if (inflight === cid) { inflight = null; clearTimeout(ackTimer); }
       outbox.update(cid, { failed: true, code: code });
       const li = pendingEls.get(cid);
-      if (li) setPendingState(li, 'failed', code);
-      showAlert(code, message);
+      if (li) { setPendingState(li, 'failed', code); relayout(); }
+      showAlert(code, errorText(code));
       pump();
+      return;
+    }
+    if (typeof f.room === 'string' && f.room !== ROOM && otherLast.has(f.room)) {
+      // A background room we could not follow (deleted, or storage down): stay quiet.
       return;
     }
     if (f.room === ROOM && !ready && code === 'unavailable') {
       setTimeout(() => { if (isOpen() && !ready) sendJoin(); }, 3000);
     }
-    showAlert(code, message);
+    showAlert(code, errorText(code));
   }
 
   function onPresence(f) {
@@ -472,19 +655,31 @@
 
   // ---- the message list ----
   function buildMessage(m) {
+    const user = String(m.user);
     const li = document.createElement('li');
     li.className = 'message';
-    if (m.user === ME) li.classList.add('mine');
+    if (user === ME) li.classList.add('mine');
     if (Number.isInteger(m.id)) li.dataset.id = String(m.id);
+    li.dataset.user = user;
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar ' + avatarHue(user);
+    avatar.setAttribute('aria-hidden', 'true');
+    avatar.textContent = (Array.from(user)[0] || '?').toUpperCase();
+    const main = document.createElement('div');
+    main.className = 'body';
+    const meta = document.createElement('div');
+    meta.className = 'meta';
     const author = document.createElement('span');
     author.className = 'author';
-    author.textContent = String(m.user);
+    author.textContent = user;
     const time = document.createElement('time');
     setTime(time, m.ts);
+    meta.append(author, ' ', time);
     const text = document.createElement('span');
     text.className = 'text';
     text.textContent = String(m.text);
-    li.append(author, ' ', time, ' ', text);
+    main.append(meta, text);
+    li.append(avatar, main);
     return li;
   }
 
@@ -492,7 +687,7 @@
     const li = buildMessage({ user: ME, ts: entry.ts, text: entry.text });
     const status = document.createElement('span');
     status.className = 'status';
-    li.append(' ', status);
+    li.querySelector('.body').append(status);
     li.dataset.clientId = entry.client_id;
     setPendingState(li, entry.failed ? 'failed' : 'pending', entry.code);
     pendingEls.set(entry.client_id, li);
@@ -506,11 +701,11 @@
     if (!status) return;
     status.replaceChildren();
     if (state === 'pending') {
-      status.textContent = 'sending…';
+      status.textContent = t('sending');
       return;
     }
-    status.append('not sent' + (code ? ' (' + code + ')' : '') + ' ');
-    status.append(actionButton('retry', 'Retry'), ' ', actionButton('discard', 'Discard'));
+    status.append(t('not_sent') + (code ? ': ' + errorText(code) : '') + ' ');
+    status.append(actionButton('retry', t('retry')), ' ', actionButton('discard', t('discard')));
   }
 
   function actionButton(action, label) {
@@ -520,6 +715,10 @@
     b.dataset.action = action;
     b.textContent = label;
     return b;
+  }
+
+  function gapText(missing) {
+    return t(missing === 1 ? 'gap_one' : 'gap_other', { count: missing });
   }
 
   function notice(text) {
@@ -532,7 +731,35 @@
   function setGap(missing) {
     if (!els.gap) return;
     els.gap.hidden = !(missing > 0);
-    els.gap.textContent = missing > 0 ? missing + ' older messages are no longer kept.' : '';
+    els.gap.textContent = missing > 0 ? gapText(missing) : '';
+  }
+
+  function dividerEl() {
+    let li = $('new-messages');
+    if (!li) {
+      li = document.createElement('li');
+      li.className = 'divider';
+      li.id = 'new-messages';
+      const span = document.createElement('span');
+      span.textContent = t('new_messages');
+      li.append(span);
+    }
+    return li;
+  }
+
+  // The "new messages" divider before the first message with an id >= firstId that
+  // someone else wrote (one's own messages were seen when they were written).
+  function placeDivider(firstId) {
+    for (const li of els.list.querySelectorAll(':scope > li.message[data-id]')) {
+      if (Number(li.dataset.id) >= firstId && li.dataset.user !== ME) return placeDividerBefore(li);
+    }
+    return null;
+  }
+
+  function placeDividerBefore(li) {
+    const divider = dividerEl();
+    li.before(divider);
+    return divider;
   }
 
   function findById(id) {
@@ -544,7 +771,7 @@
     for (let node = els.list.lastElementChild; node; node = node.previousElementSibling) {
       if (node === li) continue;
       if (node.classList.contains('notice')) { node.after(li); return; }
-      if (!node.dataset.id) continue; // pending or failed
+      if (!node.dataset.id) continue; // pending or failed, day separators, the divider
       const nid = Number(node.dataset.id);
       if (nid === id) { node.replaceWith(li); return; }
       if (nid < id) { node.after(li); return; }
@@ -575,18 +802,82 @@
     const cid = li.dataset.clientId;
     if (button.dataset.action === 'retry') {
       const entry = outbox.find(cid);
-      if (!entry) { li.remove(); pendingEls.delete(cid); return; }
+      if (!entry) { li.remove(); pendingEls.delete(cid); relayout(); return; }
       outbox.remove(cid);
       outbox.add({ client_id: cid, room: entry.room, text: entry.text, ts: entry.ts });
       setPendingState(li, 'pending');
       els.list.append(li);
+      relayout();
       pump();
     } else if (button.dataset.action === 'discard') {
       outbox.remove(cid);
       pendingEls.delete(cid);
       li.remove();
+      relayout();
     }
   });
+
+  // ---- screen readers: new messages from others, read out politely ----
+  function announce(m) {
+    if (!els.announcer) return;
+    const p = document.createElement('p');
+    p.textContent = t('announce', { user: m.user, text: String(m.text).slice(0, 300) });
+    els.announcer.append(p);
+    while (els.announcer.children.length > 3) els.announcer.firstElementChild.remove();
+  }
+
+  // ---- desktop notifications (opt-in) ----
+  const canNotify = typeof window.Notification === 'function';
+
+  function notificationsOn() {
+    return canNotify && Notification.permission === 'granted' && store.get(NOTIFY_KEY, true) !== false;
+  }
+
+  function renderNotifyButton() {
+    const b = els.notify;
+    if (!b || !canNotify) return;
+    b.hidden = false;
+    const permission = Notification.permission;
+    b.disabled = permission === 'denied';
+    b.removeAttribute('aria-pressed');
+    if (permission === 'denied') b.textContent = t('notify_blocked');
+    else if (permission === 'default') b.textContent = t('notify_enable');
+    else {
+      const on = notificationsOn();
+      b.textContent = t(on ? 'notify_on' : 'notify_off');
+      b.setAttribute('aria-pressed', on ? 'true' : 'false');
+    }
+  }
+
+  if (els.notify && canNotify) {
+    els.notify.addEventListener('click', () => {
+      if (Notification.permission === 'granted') {
+        store.set(NOTIFY_KEY, !notificationsOn());
+        renderNotifyButton();
+        return;
+      }
+      if (Notification.permission !== 'default') return;
+      const done = () => { store.set(NOTIFY_KEY, true); renderNotifyButton(); };
+      const asked = Notification.requestPermission();
+      if (asked && typeof asked.then === 'function') asked.then(done, done);
+    });
+  }
+
+  // Notify about a message from someone else in another room, or in this one while the
+  // tab is hidden.
+  function notify(m) {
+    if (!notificationsOn() || m.user === ME) return;
+    if (m.room === ROOM && document.visibilityState === 'visible') return;
+    const title = isDm(m.room) ? t('notify_dm', { user: m.user }) : t('notify_room', { user: m.user, room: m.room });
+    try {
+      const n = new Notification(title, { body: String(m.text).slice(0, 300), tag: 'chatroom:' + m.room, lang: LANG });
+      n.onclick = () => {
+        window.focus();
+        if (m.room !== ROOM) location.assign(roomUrl(m.room));
+        n.close();
+      };
+    } catch (e) { /* e.g. Android Chrome needs a service worker; stay quiet */ }
+  }
 
   // ---- sending ----
   function submitMessage() {
@@ -595,8 +886,10 @@
     const entry = { client_id: newClientId(), room: ROOM, text: text, ts: Date.now() / 1000 };
     outbox.add(entry);
     els.list.append(buildPending(entry));
+    relayout();
     scrollToBottom();
     els.input.value = '';
+    fitInput();
     saveDraft();
     pump();
   }
@@ -627,6 +920,7 @@
   });
 
   els.input.addEventListener('input', () => {
+    fitInput();
     saveDraft();
     const now = Date.now();
     if (els.input.value && isReady() && now - lastTypingSent >= TYPING_SEND_MS) {
@@ -634,6 +928,12 @@
       sendFrame({ type: 'typing', room: ROOM });
     }
   });
+
+  // The message box grows with its text, up to a limit set in chat.css (max-height).
+  function fitInput() {
+    els.input.style.height = 'auto';
+    els.input.style.height = els.input.scrollHeight + 2 + 'px';
+  }
 
   function saveDraft() {
     if (els.input.value) store.set(DRAFT_KEY, els.input.value);
@@ -652,7 +952,7 @@
   }
 
   function clearTypers() {
-    for (const t of typers.values()) clearTimeout(t);
+    for (const timer of typers.values()) clearTimeout(timer);
     typers.clear();
     renderTyping();
   }
@@ -661,30 +961,30 @@
     if (!els.typing) return;
     const names = Array.from(typers.keys());
     let text = '';
-    if (names.length === 1) text = names[0] + ' is typing…';
-    else if (names.length === 2) text = names[0] + ' and ' + names[1] + ' are typing…';
-    else if (names.length > 2) text = 'Several people are typing…';
+    if (names.length === 1) text = t('typing_one', { user: names[0] });
+    else if (names.length === 2) text = t('typing_two', { user: names[0], other: names[1] });
+    else if (names.length > 2) text = t('typing_many');
     if (els.typing.textContent !== text) els.typing.textContent = text;
-  }
-
-  function dmRoom(a, b) {
-    return 'dm:' + [a.toLowerCase(), b.toLowerCase()].sort().join(':');
   }
 
   function renderOnline() {
     if (!els.online) return;
-    const names = Array.from(onlineUsers).sort((a, b) => a.localeCompare(b, undefined, { sensitivity: 'base' }));
+    const names = Array.from(onlineUsers).sort((a, b) => a.localeCompare(b, LANG, { sensitivity: 'base' }));
     els.online.replaceChildren(...names.map((name) => {
       const li = document.createElement('li');
       li.dataset.user = name;
+      const avatar = document.createElement('span');
+      avatar.className = 'avatar small ' + avatarHue(name);
+      avatar.setAttribute('aria-hidden', 'true');
+      avatar.textContent = (Array.from(name)[0] || '?').toUpperCase();
       if (name === ME) {
         li.className = 'me';
-        li.textContent = name + ' (you)';
+        li.append(avatar, name + ' ' + t('you'));
       } else {
         const a = document.createElement('a');
-        a.href = '/rooms/' + encodeURIComponent(dmRoom(ME, name));
-        a.title = 'Direct message ' + name;
-        a.textContent = name;
+        a.href = roomUrl(dmRoom(ME, name));
+        a.title = t('chat_with', { user: name });
+        a.append(avatar, name);
         li.append(a);
       }
       return li;
@@ -692,38 +992,57 @@
   }
 
   // ---- rooms, unread badges, title ----
+  function roomItems() {
+    const items = [];
+    for (const list of [els.roomList, els.dmList]) if (list) items.push(...list.children);
+    return items;
+  }
+
   function roomItem(name) {
-    if (!els.roomList) return null;
-    for (const li of els.roomList.children) if (li.dataset.room === name) return li;
+    for (const li of roomItems()) if (li.dataset.room === name) return li;
     return null;
   }
 
   function ensureRoomItem(name) {
-    if (!els.roomList || roomItem(name)) return;
+    const list = isDm(name) ? els.dmList || els.roomList : els.roomList;
+    if (!list || roomItem(name)) return;
     const li = document.createElement('li');
     li.dataset.room = name;
     const a = document.createElement('a');
-    a.href = '/rooms/' + encodeURIComponent(name);
-    a.textContent = name;
+    a.href = roomUrl(name);
+    const sigil = document.createElement('span');
+    sigil.className = 'sigil';
+    sigil.setAttribute('aria-hidden', 'true');
+    sigil.textContent = isDm(name) ? '@' : '#';
+    a.append(sigil, roomLabel(name));
     const badge = document.createElement('span');
     badge.className = 'badge';
     badge.hidden = true;
     li.append(a, ' ', badge);
-    els.roomList.append(li);
+    // Keep the list sorted by what it shows.
+    const label = roomLabel(name);
+    for (const other of list.children) {
+      if (roomLabel(other.dataset.room || '').localeCompare(label) > 0) { other.before(li); return; }
+    }
+    list.append(li);
   }
 
   function renderBadges() {
     unread.set(ROOM, 0);
-    if (els.roomList) {
-      for (const li of els.roomList.children) {
-        const badge = li.querySelector('.badge');
-        if (!badge || !li.dataset.room) continue;
-        const n = unread.get(li.dataset.room) || 0;
-        badge.textContent = String(n);
-        badge.dataset.unread = String(n);
-        badge.setAttribute('aria-label', n + ' unread');
-        badge.hidden = n === 0;
-      }
+    let total = 0;
+    for (const li of roomItems()) {
+      const badge = li.querySelector('.badge');
+      if (!badge || !li.dataset.room) continue;
+      const n = unread.get(li.dataset.room) || 0;
+      total += n;
+      badge.textContent = String(n);
+      badge.dataset.unread = String(n);
+      badge.setAttribute('aria-label', t('unread', { count: n }));
+      badge.hidden = n === 0;
+    }
+    if (els.totalUnread) {
+      els.totalUnread.textContent = String(total);
+      els.totalUnread.hidden = total === 0;
     }
     updateTitle();
   }
@@ -731,11 +1050,12 @@
   function updateTitle() {
     let total = unseen;
     for (const [room, n] of unread) if (room !== ROOM) total += n;
-    const title = (total > 0 ? '(' + total + ') ' : '') + ROOM + ' · chatroom';
+    const title = (total > 0 ? '(' + total + ') ' : '') + ROOM_LABEL + ' · chatroom';
     if (document.title !== title) document.title = title;
   }
 
   function refreshRooms() {
+    if (navigator.onLine === false) return;
     fetch('/api/rooms', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
       .then((res) => {
         if (res.status === 401) { goToLogin(); return null; }
@@ -746,7 +1066,14 @@
         for (const r of data.rooms) {
           if (!r || typeof r.name !== 'string' || (r.is_direct && !r.member)) continue;
           ensureRoomItem(r.name);
-          unread.set(r.name, r.member && r.name !== ROOM ? Math.max(0, Number(r.unread) || 0) : 0);
+          if (r.name === ROOM) continue;
+          unread.set(r.name, r.member ? Math.max(0, Number(r.unread) || 0) : 0);
+          // A room this user joined since the socket's hello (a new direct message):
+          // follow it from now on.
+          if (r.member && !otherLast.has(r.name) && isReady()) {
+            otherLast.set(r.name, Math.max(0, Number(r.last_id) || 0));
+            sendFrame({ type: 'join', room: r.name, since: otherLast.get(r.name) });
+          }
         }
         renderBadges();
       })
@@ -788,16 +1115,14 @@
     const p = document.createElement('p');
     p.className = 'alert';
     p.dataset.code = code;
-    const strong = document.createElement('strong');
-    strong.textContent = code;
     const close = document.createElement('button');
     close.type = 'button';
     close.className = 'dismiss';
-    close.setAttribute('aria-label', 'Dismiss');
+    close.setAttribute('aria-label', t('dismiss'));
     close.textContent = '×';
     close.addEventListener('click', () => p.remove());
     const span = document.createElement('span');
-    span.append(strong, message ? ': ' + message : '');
+    span.textContent = message;
     p.append(span, close);
     els.alerts.append(p);
     while (els.alerts.children.length > 3) els.alerts.firstElementChild.remove();
@@ -835,7 +1160,7 @@
       };
       showError('');
       if (button) button.disabled = true;
-      const exists = 'A room named "' + name + '" already exists.';
+      // Ask first, so that an existing name is not a failed request in the console.
       fetch('/api/rooms', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } })
         .then((res) => (res.ok ? res.json() : null))
         .catch(() => null)
@@ -847,21 +1172,21 @@
             credentials: 'same-origin',
             headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-XSRFToken': xsrfToken() },
             body: JSON.stringify({ name: name }),
-          }).then((res) => res.json().catch(() => ({})).then((body) => ({ res: res, data: body })));
+          }).then((res) => res.json().catch(() => ({})).then((data) => ({ res: res, data: data })));
         })
         .then(({ res, data }) => {
           if (res.status === 201) {
             const created = data && data.room && typeof data.room.name === 'string' ? data.room.name : name;
-            location.assign('/rooms/' + encodeURIComponent(created));
+            location.assign(roomUrl(created));
             return;
           }
           if (res.status === 401) { goToLogin(); return; }
           const err = data && data.error;
-          let text = err && typeof err.message === 'string' ? err.message : 'Could not create the room (' + res.status + ').';
-          if (res.status === 409) text = exists;
+          let text = err && typeof err.code === 'string' ? errorText(err.code) : t('create_failed');
+          if (res.status === 409) text = t('room_exists', { name: name });
           showError(text);
         })
-        .catch(() => showError('Could not reach the server; try again.'))
+        .catch(() => showError(t('unreachable')))
         .finally(() => { if (button) button.disabled = false; });
     });
   }
@@ -880,18 +1205,77 @@
     });
   }
 
+  // ---- the room list as a drawer on phones ----
+  function setDrawer(open) {
+    body.classList.add('drawer-used');
+    body.classList.toggle('drawer-open', open);
+    if (els.toggle) els.toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (els.backdrop) els.backdrop.hidden = !open;
+    if (open) {
+      const link = els.sidebar && els.sidebar.querySelector('a[aria-current="page"], a');
+      if (link) link.focus();
+    }
+  }
+  function drawerOpen() { return body.classList.contains('drawer-open'); }
+  if (els.toggle) {
+    els.toggle.hidden = false;
+    els.toggle.addEventListener('click', () => setDrawer(!drawerOpen()));
+  }
+  if (els.backdrop) els.backdrop.addEventListener('click', () => setDrawer(false));
+
+  // ---- keyboard shortcuts ----
+  function isTextField(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+
+  function goToRoom(step, unreadOnly) {
+    const items = roomItems().filter((li) => li.dataset.room);
+    if (!items.length) return;
+    let index = items.findIndex((li) => li.dataset.room === ROOM);
+    for (let i = 0; i < items.length; i++) {
+      index = (index + step + items.length) % items.length;
+      const room = items[index].dataset.room;
+      if (room === ROOM) return;
+      if (!unreadOnly || (unread.get(room) || 0) > 0) { location.assign(roomUrl(room)); return; }
+    }
+  }
+
+  document.addEventListener('keydown', (ev) => {
+    if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey) return;
+    if (ev.altKey && (ev.key === 'ArrowUp' || ev.key === 'ArrowDown')) {
+      ev.preventDefault();
+      goToRoom(ev.key === 'ArrowUp' ? -1 : 1, ev.shiftKey);
+    } else if (ev.key === '/' && !ev.altKey && !isTextField(ev.target)) {
+      ev.preventDefault();
+      els.input.focus();
+    } else if (ev.key === 'Escape') {
+      if (drawerOpen()) {
+        setDrawer(false);
+        if (els.toggle) els.toggle.focus();
+      } else if (ev.target === els.input || ev.target === els.list) {
+        scrollToBottom();
+        scheduleRead();
+      }
+    }
+  });
+
   // ---- window events ----
   window.addEventListener('online', () => {
     if (ws) { if (gotHello) setState('connected'); return; }
     reconnectNow();
   });
   window.addEventListener('offline', () => {
+    // The socket cannot work now; drop it at once instead of waiting for TCP to notice,
+    // and keep what is typed in the outbox until the network is back.
+    clearReconnect();
+    if (ws) abandonSocket();
     setState('offline');
-    if (!ws) clearReconnect();
   });
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState !== 'visible') return;
+    if (document.visibilityState !== 'visible') { markNextUnseen = true; return; }
+    markNextUnseen = false;
     if (unseen) { unseen = 0; updateTitle(); }
+    relayout(); // "Today" may have become "Yesterday"
     scheduleRead();
     if (!ws && reconnectTimer !== null) reconnectNow();
     else if (isReady()) refreshRooms();
@@ -913,11 +1297,8 @@
   });
 
   // ---- start ----
-  for (const t of els.list.querySelectorAll('time[data-ts]')) setTime(t, t.dataset.ts);
-  for (const li of els.list.querySelectorAll('li.message')) {
-    const author = li.querySelector('.author');
-    if (author && author.textContent === ME) li.classList.add('mine');
-  }
+  for (const time of els.list.querySelectorAll('time[data-ts]')) setTime(time, time.dataset.ts);
+  relayout();
   const current = roomItem(ROOM);
   if (current) {
     current.classList.add('current');
@@ -925,6 +1306,8 @@
     if (link) link.setAttribute('aria-current', 'page');
   }
   renderBadges();
+  renderNotifyButton();
+  fitInput();
   scrollToBottom();
   connect();
 })();

@@ -1,24 +1,272 @@
-"""HTML pages: the chat UI, login, register, logout, and the not-found page."""
+"""HTML pages: the chat UI (also usable without JavaScript), login, register, logout,
+the language switch, and the not-found page. Every visible string goes through ``_``."""
 
 from __future__ import annotations
 
+import http
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlencode
 
+import tornado.escape
+import tornado.locale
 import tornado.web
 
-from chatroom.controllers import ChatError
+from chatroom.config import available_locales
+from chatroom.controllers import Account, ChatError
 from chatroom.controllers.errors import BadRequestError
-from chatroom.views.base import BaseHandler
+from chatroom.views.base import LOCALE_COOKIE, BaseHandler
+
+#: Consecutive messages of one author closer than this share one header.
+GROUP_SECONDS = 5 * 60
+#: How many avatar colours chat.css defines (``hue-0`` .. ``hue-11``).
+AVATAR_HUES = 12
 
 
-class ChatPageHandler(BaseHandler):
-    """``GET /`` and ``GET /rooms/<name>``: the chat UI opened on a room."""
+# -- helpers the templates call (Tornado ui_methods: the handler comes first) ---------
+
+
+def avatar_class(handler: tornado.web.RequestHandler, name: str) -> str:
+    """A stable colour class per user; chat.js computes the same hash."""
+    value = 0
+    for char in name.lower():
+        value = (value * 31 + ord(char)) & 0xFFFFFFFF
+    return f"hue-{value % AVATAR_HUES}"
+
+
+def room_url(handler: tornado.web.RequestHandler | None, name: str) -> str:
+    """``/rooms/<name>``, with the colons of ``dm:a:b`` left as they are (readable URLs)."""
+    return "/rooms/" + tornado.escape.url_escape(name, plus=False).replace("%3A", ":")
+
+
+def languages(handler: tornado.web.RequestHandler) -> list[tuple[str, str, str]]:
+    """(code, short name, full name) of each UI language, in that language, for the switch."""
+    result = []
+    for code in available_locales():
+        name = tornado.locale.LOCALE_NAMES.get(code, {}).get("name", code)
+        # "English (US)" -> "English", "中文(简体)" -> "中文": short enough for a phone.
+        result.append((code, name.split("(")[0].strip() or name, name))
+    return result
+
+
+def error_text(handler: tornado.web.RequestHandler, code: str, **params: Any) -> str:
+    """The translated sentence for an error ``code`` (the same ones the protocol uses)."""
+    _ = handler.locale.translate
+    known = error_messages(handler.locale, **params)
+    return known.get(code) or _("Something went wrong (%(code)s).") % {"code": code}
+
+
+def status_text(handler: tornado.web.RequestHandler, status: int) -> str:
+    _ = handler.locale.translate
+    texts = {
+        400: _("Bad request"),
+        401: _("Not signed in"),
+        403: _("Forbidden"),
+        404: _("Not found"),
+        405: _("Not allowed"),
+        409: _("Conflict"),
+        413: _("Too large"),
+        429: _("Too many requests"),
+        500: _("Server error"),
+        503: _("Unavailable"),
+    }
+    try:
+        fallback = http.HTTPStatus(status).phrase
+    except ValueError:
+        fallback = str(status)
+    return texts.get(status, fallback)
+
+
+def client_strings_json(handler: tornado.web.RequestHandler) -> str:
+    """The strings chat.js shows, translated, as JSON safe inside ``<script>``."""
+    # json_encode already writes "</" as "<\/"; escaping every "<" also rules out "<!--".
+    return tornado.escape.json_encode(client_strings(handler)).replace("<", "\\u003c")
+
+
+UI_METHODS = {
+    "avatar_class": avatar_class,
+    "room_url": room_url,
+    "languages": languages,
+    "error_text": error_text,
+    "status_text": status_text,
+    "client_strings_json": client_strings_json,
+}
+
+
+def error_messages(locale: tornado.locale.Locale, **params: Any) -> dict[str, str]:
+    _ = locale.translate
+    max_chars = params.get("max_chars", 4000)
+    return {
+        "bad_request": _("That was not a valid request."),
+        "too_long": _("The message is too long: at most %(max)s characters.") % {"max": max_chars},
+        "rate_limited": _("You are sending messages too fast; wait a moment."),
+        "not_found": _("There is no such room, user or page."),
+        "forbidden": _("This is not open to you, or the page expired: reload and try again."),
+        "unavailable": _("The server cannot store messages right now; try again shortly."),
+        "conflict": _("That name is taken."),
+        "unauthorized": _("You are signed out; log in again."),
+        "too_large": _("That is too large to send."),
+        "method_not_allowed": _("That is not possible here."),
+        "internal": _("Something went wrong on the server."),
+    }
+
+
+def client_strings(handler: tornado.web.RequestHandler) -> dict[str, Any]:
+    _ = handler.locale.translate
+    return {
+        "state_connecting": _("connecting…"),
+        "state_connected": _("connected"),
+        "state_reconnecting": _("reconnecting in %(seconds)ss"),
+        "state_offline": _("offline"),
+        "typing_one": _("%(user)s is typing…"),
+        "typing_two": _("%(user)s and %(other)s are typing…"),
+        "typing_many": _("Several people are typing…"),
+        "sending": _("sending…"),
+        "not_sent": _("not sent"),
+        "retry": _("Retry"),
+        "discard": _("Discard"),
+        "gap_one": _(
+            "%(count)s older message is no longer kept.",
+            "%(count)s older messages are no longer kept.",
+            1,
+        ),
+        "gap_other": _(
+            "%(count)s older message is no longer kept.",
+            "%(count)s older messages are no longer kept.",
+            2,
+        ),
+        "new_messages": _("New messages"),
+        "you": _("(you)"),
+        "chat_with": _("Chat with %(user)s"),
+        "unread": _("%(count)s unread"),
+        "room_exists": _('A room named "%(name)s" already exists.'),
+        "create_failed": _("Could not create the room."),
+        "unreachable": _("Could not reach the server; try again."),
+        "dismiss": _("Dismiss"),
+        "retrying": _("Retrying in %(seconds)ss."),
+        "notify_enable": _("Enable notifications"),
+        "notify_on": _("Notifications: on"),
+        "notify_off": _("Notifications: off"),
+        "notify_blocked": _("Notifications are blocked by the browser"),
+        "notify_room": _("%(user)s in #%(room)s"),
+        "notify_dm": _("%(user)s (direct message)"),
+        "announce": _("%(user)s: %(text)s"),
+        "announce_room": _("%(user)s in %(room)s: %(text)s"),
+        "error": _("Something went wrong (%(code)s)."),
+        "errors": error_messages(handler.locale, max_chars=handler.config.max_message_chars),
+    }
+
+
+# -- the chat page --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the server-rendered message list (times in UTC; chat.js localises)."""
+
+    kind: str  # "day", "new" or "message"
+    day: str = ""
+    message: dict | None = None
+    time: str = ""
+    iso: str = ""
+    cont: bool = False
+    last: bool = False
+
+
+def timeline(messages: list[dict], first_unread: int | None, me: str) -> list[Row]:
+    """Messages with day separators, the "new messages" divider and author grouping.
+
+    The divider goes above the first unread message someone else wrote."""
+    rows: list[Row] = []
+    previous: dict | None = None
+    previous_day = ""
+    divider_shown = False
+    for m in messages:
+        when = datetime.fromtimestamp(float(m["ts"]), timezone.utc)
+        day = when.strftime("%Y-%m-%d")
+        if day != previous_day:
+            rows.append(Row("day", day=day))
+        divider = (
+            not divider_shown
+            and first_unread is not None
+            and m["id"] >= first_unread
+            and m["user"] != me
+        )
+        if divider:
+            rows.append(Row("new"))
+            divider_shown = True
+        cont = (
+            previous is not None
+            and not divider
+            and day == previous_day
+            and previous["user"] == m["user"]
+            and float(m["ts"]) - float(previous["ts"]) < GROUP_SECONDS
+        )
+        rows.append(
+            Row(
+                "message",
+                message=m,
+                time=when.strftime("%H:%M"),
+                iso=when.isoformat().replace("+00:00", "Z"),
+                cont=cont,
+                last=m is messages[-1],
+            )
+        )
+        previous, previous_day = m, day
+    return rows
+
+
+def dm_peer(account: Account, room: str) -> str:
+    """The other person of a ``dm:a:b`` room (or the user, in a note-to-self)."""
+    _, first, second = room.split(":", 2)
+    return second if first == account.key else first
+
+
+class PageHandler(BaseHandler):
+    """Base of the HTML pages: error pages in the reader's language."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        code, _ = self.error_details(status_code, kwargs.get("exc_info", (None,) * 3)[1])
+        self.render("error.html", status=status_code, code=code, message=error_text(self, code))
+
+
+class ChatPageHandler(PageHandler):
+    """``GET /``, ``GET /rooms/<name>``: the chat UI on a room. ``POST /rooms/<name>``:
+    send a message from the plain form (the page without JavaScript)."""
 
     async def get(self, name: str = "lobby") -> None:
-        account = self.current_user
-        if account is None:
+        if self.current_user is None:
             self.redirect("/login?" + urlencode({"next": self.request.uri}))
             return
+        await self.render_room(name)
+
+    async def post(self, name: str = "lobby") -> None:
+        account = self.current_user
+        if account is None:
+            self.redirect("/login?" + urlencode({"next": self.request.uri}), status=303)
+            return
+        # Forms send line breaks as CRLF; the JavaScript client sends what was typed.
+        text = self.get_body_argument("text", "").replace("\r\n", "\n")
+        client_id = self.get_body_argument("client_id", "") or None
+        try:
+            await self.controllers.chat.post(account, name, text, client_id)
+        except ChatError as exc:
+            if exc.code in ("not_found", "forbidden", "unauthorized"):
+                raise  # about the room, not the message: the error page
+            self.set_status(exc.status)
+            message = error_text(self, exc.code, max_chars=self.config.max_message_chars)
+            await self.render_room(name, error=message, error_code=exc.code, draft=text)
+            return
+        # "#latest": without JavaScript, the browser scrolls the list to the newest message.
+        self.redirect(room_url(self, name) + "#latest", status=303)
+
+    async def render_room(
+        self, name: str, error: str | None = None, error_code: str = "", draft: str = ""
+    ) -> None:
+        account = self.current_user
+        assert account is not None
         rooms = self.controllers.rooms
         try:
             ref = await rooms.open(account, name)
@@ -26,15 +274,84 @@ class ChatPageHandler(BaseHandler):
             raise tornado.web.HTTPError(404, "no such room") from None
         page = await rooms.history(account, ref.name, None)
         summaries = await rooms.list_rooms(account)
+        here = next((r for r in summaries if r.name == ref.name), None)
+        first_unread = None
+        if here is not None and here.member and here.unread > 0:
+            first_unread = here.last_id - here.unread + 1
         self.render(
             "chat.html",
             room=ref.name,
-            room_is_direct=ref.is_direct,
-            rooms=summaries,
-            messages=page.decoded(),
+            room_label=dm_peer(account, ref.name) if ref.is_direct else ref.name,
+            is_direct=ref.is_direct,
+            topic=here.topic if here is not None else "",
+            public_rooms=[r for r in summaries if not r.is_direct],
+            direct_rooms=[(r, dm_peer(account, r.name)) for r in summaries if r.is_direct],
+            timeline=timeline(page.decoded(), first_unread, account.name),
             missing=page.missing,
             max_chars=self.config.max_message_chars,
+            error=error,
+            error_code=error_code,
+            draft=draft,
+            # A fresh id per rendered form: submitting the same form twice stores it once.
+            client_id=uuid.uuid4().hex,
         )
+
+
+class CreateRoomHandler(PageHandler):
+    """``POST /rooms``: the "New room" form without JavaScript; opens the room."""
+
+    async def post(self) -> None:
+        account = self.current_user
+        if account is None:
+            self.redirect("/login", status=303)
+            return
+        name = self.get_body_argument("name", "").strip()
+        try:
+            await self.controllers.rooms.create(account, name)
+        except ChatError as exc:
+            if exc.code != "conflict":
+                raise
+            # It exists already: take the user there, which is what they wanted.
+        self.redirect(room_url(self, name), status=303)
+
+
+class DirectMessageHandler(PageHandler):
+    """``GET /dm?user=<name>``: the "Chat with" form; redirects to ``/rooms/dm:a:b``."""
+
+    async def get(self) -> None:
+        account = self.current_user
+        if account is None:
+            self.redirect("/login?" + urlencode({"next": self.request.uri}))
+            return
+        wanted = self.get_query_argument("user", "").strip()
+        peer = await self.controllers.rooms.find_user(wanted) if len(wanted) <= 32 else None
+        if peer is None:
+            self.set_status(404)
+            _ = self.locale.translate
+            message = _("There is no user named %(name)s.") % {"name": wanted}
+            self.render("error.html", status=404, code="not_found", message=message)
+            return
+        first, second = sorted([account.key, peer.key])
+        self.redirect(room_url(self, f"dm:{first}:{second}"), status=303)
+
+
+class LocaleHandler(PageHandler):
+    """``POST /locale``: the language switch; remembers the choice in a cookie."""
+
+    def post(self) -> None:
+        lang = self.get_body_argument("lang", "")
+        if lang in available_locales():
+            self.set_cookie(
+                LOCALE_COOKIE,
+                lang,
+                expires_days=365,
+                samesite="Lax",
+                secure=self.request.protocol == "https",
+            )
+        self.redirect(_safe_next(self.get_body_argument("next", None)), status=303)
+
+
+# -- accounts -------------------------------------------------------------------------
 
 
 def _safe_next(value: str | None) -> str:
@@ -44,32 +361,26 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-_FORMS = {
-    "login.html": {
-        "heading": "Log in",
-        "button": "Log in",
-        "password_autocomplete": "current-password",
-        "switch_text": "No account yet?",
-        "switch_link": "Register",
-        "switch_href": "/register",
-    },
-    "register.html": {
-        "heading": "Register",
-        "button": "Register",
-        "password_autocomplete": "new-password",
-        "switch_text": "Have an account?",
-        "switch_link": "Log in",
-        "switch_href": "/login",
-    },
-}
-
-
-class AccountFormHandler(BaseHandler):
+class AccountFormHandler(PageHandler):
     """Login and register share one form template; only the wording differs."""
 
-    def render_form(self, template: str, **kwargs) -> None:
+    def render_form(self, template: str, error_code: str = "", **kwargs) -> None:
         action = self.request.uri if template == "login.html" else "/register"
-        self.render(template, action=action, **_FORMS[template], **kwargs)
+        error = self.form_error(error_code) if error_code else None
+        self.render(template, action=action, error=error, error_code=error_code, **kwargs)
+
+    def form_error(self, code: str) -> str:
+        _ = self.locale.translate
+        if code == "unauthorized":
+            return _("Log in failed: wrong username or password.")
+        if code == "bad_request":
+            return _(
+                "Choose a username of 1 to 32 letters, digits, _ . or -"
+                " and a password of 8 to 256 characters."
+            )
+        if code == "conflict":
+            return _("That username is taken; choose another one.")
+        return error_text(self, code)
 
 
 class LoginHandler(AccountFormHandler):
@@ -77,17 +388,17 @@ class LoginHandler(AccountFormHandler):
         if self.current_user is not None:
             self.redirect(_safe_next(self.get_query_argument("next", None)))
             return
-        self.render_form("login.html", error=None, username="")
+        self.render_form("login.html", username="")
 
     async def post(self) -> None:
         username = self.get_body_argument("username", "")
         try:
             _, token = await self.controllers.auth.login(
-                username, self.get_body_argument("password", "")
+                username, self.get_body_argument("password", ""), self.request.remote_ip
             )
         except ChatError as exc:
             self.set_status(exc.status)
-            self.render_form("login.html", error=exc.message, username=username)
+            self.render_form("login.html", error_code=exc.code, username=username)
             return
         self.start_session(token)
         self.redirect(_safe_next(self.get_query_argument("next", None)))
@@ -95,24 +406,24 @@ class LoginHandler(AccountFormHandler):
 
 class RegisterHandler(AccountFormHandler):
     def get(self) -> None:
-        self.render_form("register.html", error=None, username="")
+        self.render_form("register.html", username="")
 
     async def post(self) -> None:
         username = self.get_body_argument("username", "")
         password = self.get_body_argument("password", "")
         auth = self.controllers.auth
         try:
-            await auth.register(username, password)
-            _, token = await auth.login(username, password)
+            await auth.register(username, password, self.request.remote_ip)
+            _, token = await auth.login(username, password, self.request.remote_ip)
         except ChatError as exc:
             self.set_status(exc.status)
-            self.render_form("register.html", error=exc.message, username=username)
+            self.render_form("register.html", error_code=exc.code, username=username)
             return
         self.start_session(token)
         self.redirect("/")
 
 
-class LogoutHandler(BaseHandler):
+class LogoutHandler(PageHandler):
     async def post(self) -> None:
         if self.session_token and self.current_user is not None:
             await self.controllers.auth.logout(self.session_token)
@@ -120,7 +431,7 @@ class LogoutHandler(BaseHandler):
         self.redirect("/login")
 
 
-class NotFoundHandler(BaseHandler):
+class NotFoundHandler(PageHandler):
     """Every unknown path: a 404 page (or JSON under ``/api/``)."""
 
     async def prepare(self) -> None:

@@ -1,0 +1,164 @@
+"""Take docs/screenshot.png: a real `chatroom serve`, three people, a few messages.
+
+    .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--phone PATH]
+
+Starts `chatroom serve` on a temporary data directory and a free port (embedded
+Redis, SQLite), registers users through the browser UI, exchanges a few
+messages (one in Chinese) and saves a 1280x800 screenshot of one user's window.
+Uses the same Playwright + Debian Chromium setup as tests/e2e/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_healthy(base_url: str, server: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"chatroom serve exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(base_url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("chatroom serve did not become healthy")
+
+
+async def register(browser, base_url: str, name: str, locale: str = "en-US", **options):
+    context = await browser.new_context(locale=locale, timezone_id="Europe/London", **options)
+    page = await context.new_page()
+    await page.goto(base_url + "/register")
+    await page.locator("#username").fill(name)
+    await page.locator("#password").fill(PASSWORD)
+    await page.locator("main form button[type=submit]").click()
+    await page.wait_for_url(base_url + "/")
+    await page.wait_for_selector("#connection-state[data-state=connected]")
+    return page
+
+
+async def say(page, text: str) -> None:
+    await page.locator("#message").fill(text)
+    await page.locator("#message").press("Enter")
+    await page.locator("#messages li.message:not(.pending)", has_text=text).last.wait_for()
+
+
+async def go(page, path: str, base_url: str) -> None:
+    await page.goto(base_url + path)
+    await page.wait_for_selector("#connection-state[data-state=connected]")
+
+
+async def take(base_url: str, out: Path, phone: Path | None) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        viewport = {"width": 1280, "height": 800}
+        alice = await register(browser, base_url, "alice", viewport=viewport)
+        bob = await register(browser, base_url, "bob")
+        wei = await register(browser, base_url, "wei", locale="zh-CN")
+
+        # A couple of rooms, so the sidebar has something to show.
+        for name in ("design", "release"):
+            await alice.locator("#new-room").fill(name)
+            await alice.locator("#create-room button").click()
+            await alice.wait_for_url(f"{base_url}/rooms/{name}")
+        await go(alice, "/rooms/lobby", base_url)
+
+        await say(bob, "Morning all ☕")
+        await say(wei, "早上好！")
+        await say(alice, "Morning! Is the 1.2 release still on for today?")
+        await say(bob, "Yes. Tagging it after lunch, the changelog is up for review.")
+        await say(wei, "我这边的测试都通过了，可以发布。🎉")
+        await say(alice, "Great work, thanks both!")
+        await say(alice, "I'll write the announcement.")
+        notes = "Release notes draft:\n- Chinese UI\n- desktop notifications\n- works offline"
+        await say(wei, notes)
+        await say(bob, "Shipping it at 14:00 then.")
+
+        # An unread badge elsewhere and a direct message from bob.
+        await go(bob, "/rooms/design", base_url)
+        await say(bob, "New icons are in the shared folder")
+        await say(bob, "Feedback welcome")
+        await go(bob, "/rooms/dm:alice:bob", base_url)
+        await say(bob, "Lunch at 12?")
+        await go(bob, "/rooms/lobby", base_url)
+
+        await go(alice, "/rooms/lobby", base_url)  # shows the new direct message too
+        await alice.wait_for_selector("#room-list li[data-room=design] .badge:not([hidden])")
+        await alice.locator("#message").type("Sounds good, I'll be ", delay=10)
+        for _ in range(10):  # "bob is typing…" (the server relays it once per 2 s)
+            await bob.locator("#message").type("o", delay=50)
+            if await alice.locator("#typing").text_content():
+                break
+            await asyncio.sleep(0.5)
+        await alice.mouse.move(1, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        await alice.screenshot(path=str(out))
+        print(f"saved {out}")
+
+        if phone is not None:
+            small = await browser.new_context(
+                viewport={"width": 390, "height": 844},
+                device_scale_factor=2,
+                is_mobile=True,
+                has_touch=True,
+                locale="zh-CN",
+                timezone_id="Asia/Shanghai",
+            )
+            page = await small.new_page()
+            await page.goto(base_url + "/login")
+            await page.locator("#username").fill("wei")
+            await page.locator("#password").fill(PASSWORD)
+            await page.locator("main form button[type=submit]").click()
+            await page.wait_for_selector("#connection-state[data-state=connected]")
+            await page.screenshot(path=str(phone))
+            print(f"saved {phone}")
+        await browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    parser.add_argument("--phone", type=Path, default=None, help="also a 390x844 phone shot")
+    args = parser.parse_args()
+    if CHROMIUM is None:
+        raise SystemExit("chromium is not installed (apt-get install chromium)")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as data_dir:
+        command = [sys.executable, "-m", "chatroom", "serve", "--data-dir", data_dir]
+        server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
+        try:
+            wait_until_healthy(base_url, server)
+            asyncio.run(take(base_url, args.out, args.phone))
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    main()
