@@ -143,6 +143,9 @@ async def test_redis_restart_under_a_running_server(tmp_path, serve_processes):
         error = await alice.next("error", timeout=15)
         assert (error["code"], error["client_id"]) == ("unavailable", "d1")
         assert (await host.api.request("GET", "/healthz")).code == 503
+        token = await host.api.login("alice")  # logins need only the database
+        page = await host.api.request("GET", "/rooms/lobby", token=token)
+        assert page.code == 200 and b"cannot store messages right now" in page.body
 
         redis.start()
         deadline = time.monotonic() + 20

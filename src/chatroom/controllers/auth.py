@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
+from collections.abc import Iterator
 
 import argon2
 import peewee
@@ -15,9 +18,12 @@ from chatroom.controllers.errors import (
     ConflictError,
     RateLimitedError,
     UnauthorizedError,
+    UnavailableError,
     storage_guard,
 )
 from chatroom.models import AuthThrottle, Membership, Room, Session, User, database
+
+log = logging.getLogger(__name__)
 
 #: OWASP's argon2id profile: 19 MiB, 2 passes, 1 lane (~20 ms a hash).
 PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -53,10 +59,23 @@ class AuthController:
     async def _allow(self, address: str | None, account: str | None) -> None:
         if self._throttle is None or address is None:
             return
-        with storage_guard():
+        wait = 0.0
+        with self._throttle_outage():
             wait = await self._throttle.attempt(address, account)
         if wait:
             raise RateLimitedError("too many attempts; wait before trying again", wait)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _throttle_outage() -> Iterator[None]:
+        # The throttle lives in Redis. While Redis is down people can still sign in
+        # (accounts are in SQL) and see the page say the chat is unavailable; an
+        # outage is short, and guessing during it is still slowed by hashing.
+        try:
+            with storage_guard():
+                yield
+        except UnavailableError:
+            log.warning("login throttle skipped: Redis is unavailable")
 
     async def register(
         self, username: object, password: object, address: str | None = None
@@ -97,11 +116,11 @@ class AuthController:
             user = None
         if user is None or user.disabled:
             if self._throttle is not None and address is not None and account_key:
-                with storage_guard():
+                with self._throttle_outage():
                     await self._throttle.failed(address, account_key)
             raise UnauthorizedError("wrong username or password")
         if self._throttle is not None and address is not None:
-            with storage_guard():
+            with self._throttle_outage():
                 await self._throttle.succeeded(address, user.name_key)
         if self._hasher.check_needs_rehash(stored):
             new_hash = await self._hash(self._hasher.hash, password)

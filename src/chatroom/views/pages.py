@@ -16,7 +16,7 @@ import tornado.web
 
 from chatroom.config import available_locales
 from chatroom.controllers import Account, ChatError
-from chatroom.controllers.errors import BadRequestError
+from chatroom.controllers.errors import BadRequestError, UnavailableError
 from chatroom.views.base import LOCALE_COOKIE, BaseHandler
 
 #: Consecutive messages of one author closer than this share one header.
@@ -272,8 +272,15 @@ class ChatPageHandler(PageHandler):
             ref = await rooms.open(account, name)
         except BadRequestError:
             raise tornado.web.HTTPError(404, "no such room") from None
-        page = await rooms.history(account, ref.name, None)
-        summaries = await rooms.list_rooms(account)
+        try:
+            page = await rooms.history(account, ref.name, None)
+            messages, missing = page.decoded(), page.missing
+            summaries = await rooms.list_rooms(account)
+        except UnavailableError:
+            # Redis is down: still a page, saying so; the client reconnects by itself.
+            messages, missing, summaries = [], 0, []
+            error_code = error_code or "unavailable"
+            error = error or error_text(self, "unavailable")
         here = next((r for r in summaries if r.name == ref.name), None)
         first_unread = None
         if here is not None and here.member and here.unread > 0:
@@ -286,8 +293,8 @@ class ChatPageHandler(PageHandler):
             topic=here.topic if here is not None else "",
             public_rooms=[r for r in summaries if not r.is_direct],
             direct_rooms=[(r, dm_peer(account, r.name)) for r in summaries if r.is_direct],
-            timeline=timeline(page.decoded(), first_unread, account.name),
-            missing=page.missing,
+            timeline=timeline(messages, first_unread, account.name),
+            missing=missing,
             max_chars=self.config.max_message_chars,
             error=error,
             error_code=error_code,
