@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import struct
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import tornado.iostream
 import tornado.websocket
 
 from chatroom.controllers import Account, ChatError
@@ -27,6 +29,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     account: Account
     conn_id: str
     _closing = False
+    _outbox: list[bytes]
     _counted = False
     _queued_bytes = 0
     _queued_frames = 0
@@ -52,6 +55,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             return self._refuse(403, "forbidden", "cross-origin sockets are not allowed")
         self.account = account
         self.conn_id = uuid.uuid4().hex
+        self._outbox = []
         await super().get(*args, **kwargs)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
@@ -128,14 +132,24 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     # -- the Connection protocol --------------------------------------------
 
     def deliver(self, frame: bytes) -> None:
+        """Queue a frame; everything queued in one event-loop tick goes out in one write."""
         if self._closing or self.ws_connection is None:
             return
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(self.settings["frame_encoder"].encode(frame))
+
+    def _flush(self) -> None:
+        framed, self._outbox = self._outbox, []
+        if self._closing or self.ws_connection is None or not framed:
+            return
         config = self.settings["config"]
-        # A frame always fits an empty queue (a long ``joined`` may alone exceed the
+        size = sum(map(len, framed))
+        # A write always fits an empty queue (a long ``joined`` may alone exceed the
         # limit); the limit is on what piles up behind it.
         if self._queued_frames and (
-            self._queued_bytes + len(frame) > config.max_queued_bytes
-            or self._queued_frames >= config.max_queued_frames
+            self._queued_bytes + size > config.max_queued_bytes
+            or self._queued_frames + len(framed) > config.max_queued_frames
         ):
             # A reader that cannot keep up is dropped; it must never slow the others
             # or grow this process's memory without bound. It reconnects with since.
@@ -144,20 +158,47 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             self._closing = True
             self.close(1013, "too slow: outgoing queue full")
             return
+        # Whole, already framed WebSocket frames straight to the stream: Tornado's
+        # write_message would re-frame the payload and start a Task per recipient.
         try:
-            written = self.write_message(frame)
-        except tornado.websocket.WebSocketClosedError:
+            written = self.ws_connection.stream.write(
+                framed[0] if len(framed) == 1 else b"".join(framed)
+            )
+        except tornado.iostream.StreamClosedError:
             self._closing = True
             return
-        self._queued_bytes += len(frame)
-        self._queued_frames += 1
-        written.add_done_callback(functools.partial(self._written, len(frame)))
+        self._queued_bytes += size
+        self._queued_frames += len(framed)
+        written.add_done_callback(functools.partial(self._written, size, len(framed)))
 
-    def _written(self, size: int, future: asyncio.Future) -> None:
+    def _written(self, size: int, count: int, _future: asyncio.Future) -> None:
         self._queued_bytes -= size
-        self._queued_frames -= 1
-        if not future.cancelled():
-            future.exception()  # retrieved: a closed socket is handled in on_close
+        self._queued_frames -= count
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)
+
+
+class FrameEncoder:
+    """Wraps a payload in a WebSocket text frame header, once per payload.
+
+    Fan-out hands the same ``bytes`` object to every recipient in a row, so
+    remembering the last one frames each message once, not once per socket.
+    Server frames are never masked, and chatroom enables no compression.
+    """
+
+    def __init__(self) -> None:
+        self._payload: bytes | None = None
+        self._framed = b""
+
+    def encode(self, payload: bytes) -> bytes:
+        if payload is not self._payload:
+            length = len(payload)
+            if length < 126:
+                header = struct.pack("!BB", 0x81, length)
+            elif length < 65536:
+                header = struct.pack("!BBH", 0x81, 126, length)
+            else:
+                header = struct.pack("!BBQ", 0x81, 127, length)
+            self._payload, self._framed = payload, header + payload
+        return self._framed
