@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args, "src", "tests"],
+        [sys.executable, "-m", "ruff", *args, "src", "tests", "benchmarks", "scripts"],
         cwd=ROOT,
         capture_output=True,
         text=True,

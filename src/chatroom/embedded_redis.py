@@ -129,13 +129,13 @@ class EmbeddedRedis:
     def restart_if_dead(self) -> bool:
         """Start the server again if it died (on the same data dir); True when it had to.
 
-        With ``appendfsync everysec`` a crash of Redis itself loses nothing it had
-        written; the AOF is replayed on start.
+        The AOF is replayed on start: with ``appendfsync always`` (--durability
+        strict) nothing acknowledged is lost; with ``everysec`` the last second or
+        two may be.
         """
         if self._process is None or os.getpid() != self._owner_pid or self.is_running():
             return False
-        code = self._process.returncode
-        log.error("embedded redis-server exited (%s); restarting it on %s", code, self.data_dir)
+        log.error("embedded redis-server died; restarting it on %s", self.data_dir)
         self.start()
         log.warning("embedded redis-server restarted (pid %s)", self.pid)
         return True
@@ -152,8 +152,8 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM: Redis fsyncs its AOF and exits; SIGKILL if it does not in time.
 
-        A SIGKILL loses nothing Redis already wrote to its AOF (the kernel has it);
-        only an OS crash can lose the last second under ``appendfsync everysec``.
+        After SIGTERM Redis has written and fsynced everything; a SIGKILL after
+        the timeout can lose what ``appendfsync everysec`` had not written yet.
         """
         if os.getpid() != self._owner_pid:
             return  # a forked worker: the parent that started Redis stops it

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from chatroom.models.messages import (
     FsyncTimeout,
     SendRate,
     SendRateExceeded,
+    StoredMessage,
     message_frame,
 )
 
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL_SECONDS = 2.0
 #: Presence heartbeats and the sweep for dead connections run this often.
 PRESENCE_INTERVAL_SECONDS = 3.0
-#: How long a send with a client_id is retried when Redis fails mid-call.
+#: How long a send is retried when Redis fails mid-call.
 AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
 #: The per-process bucket of a user across rooms allows this many times the room limit.
 CROSS_ROOM_FACTOR = 2
@@ -249,23 +251,27 @@ class ChatController:
             self.read_markers.mark(account.id, ref.id, stored.id)
         return stored.id
 
-    async def _append(self, room: str, user: str, text: str, client_id: str | None, rate: SendRate):
-        """One append; when Redis fails mid-call and the send has a ``client_id``, retry.
+    async def _append(
+        self, room: str, user: str, text: str, client_id: str | None, rate: SendRate
+    ) -> StoredMessage:
+        """One append; when Redis fails mid-call, retry it for a while.
 
         A connection lost after the script was sent leaves it unknown whether the
-        message was stored. Retrying with the same ``client_id`` is safe (a stored
-        one is found, not stored again) and settles it whenever Redis is back in
-        time, so ``unavailable`` means "not stored" in all but a Redis outage that
-        outlasts the retries; the client's own retry with its ``client_id`` then
-        settles it.
+        message was stored. Every retry carries the same dedupe key (the client's
+        ``client_id``, or a key made here), so a stored message is found, never
+        stored twice, and ``unavailable`` means "not stored" unless Redis stays
+        unreachable for longer than the retries.
         """
+        retry_key = None if client_id is not None else uuid.uuid4().hex
         delay, deadline = 0.05, time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
         while True:
             try:
                 with storage_guard():
-                    return await self._messages.append(room, user, text, client_id, rate)
+                    return await self._messages.append(
+                        room, user, text, client_id, rate, retry_key=retry_key
+                    )
             except UnavailableError:
-                if client_id is None or time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > deadline:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)

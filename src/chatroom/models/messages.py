@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 #: that was closed overnight to retry its queued messages.
 CLIENT_ID_TTL_SECONDS = 24 * 3600
 
+#: How long a server-made retry key (for a send without client_id) is remembered.
+RETRY_KEY_TTL_SECONDS = 60
+
 _MESSAGE_PREFIX = b'{"type":"message",'
 
 # One round trip per send: dedupe, rate limit, next id, append, trim, publish —
@@ -197,13 +200,16 @@ class MessageRepository:
         text: str,
         client_id: str | None = None,
         rate: SendRate | None = None,
+        retry_key: str | None = None,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
 
         A ``client_id`` the same user already used in this room returns the
         original id with ``created=False`` and stores nothing. With ``rate``, the
         user's bucket for this room (shared by every process) must hold a token,
-        else ``SendRateExceeded``; a deduplicated retry takes no token.
+        else ``SendRateExceeded``; a deduplicated retry takes no token. A send
+        without ``client_id`` may carry a server-made ``retry_key`` instead, so
+        the server's own retry of it is deduplicated the same way (briefly).
         """
         head = _MESSAGE_PREFIX + b'"room":' + orjson.dumps(room) + b',"id":'
         tail = b',"user":%b,"text":%b,"ts":%b' % (
@@ -215,7 +221,12 @@ class MessageRepository:
             tail += b',"client_id":' + orjson.dumps(client_id)
         tail += b"}"
         keys = self._keys
-        cid_key = keys.client_id(room, user.lower(), client_id or "")
+        if client_id is not None:
+            dedupe, ttl = client_id, CLIENT_ID_TTL_SECONDS
+        else:
+            # "~" + 32 hex digits: a key no client can guess.
+            dedupe, ttl = ("~" + retry_key if retry_key else None), RETRY_KEY_TTL_SECONDS
+        cid_key = keys.client_id(room, user.lower(), dedupe or "")
         script_keys = [keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())]
         args = [
             head,
@@ -223,8 +234,8 @@ class MessageRepository:
             self._history_size,
             keys.events(),
             f"{room}\n".encode(),
-            CLIENT_ID_TTL_SECONDS,
-            "1" if client_id is not None else "0",
+            ttl,
+            "1" if dedupe is not None else "0",
             rate.burst if rate else 0,
             rate.per_second if rate else 0,
         ]

@@ -71,6 +71,9 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         return urlsplit(origin).netloc == own_host and bool(own_host)
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
+        # Chat frames are small and must leave at once, not wait for Nagle's
+        # algorithm and the client's delayed ACK (~40 ms a frame).
+        self.set_nodelay(True)
         self.chat.metrics.connections.inc()
         self._counted = True
         try:
@@ -167,9 +170,12 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         except tornado.iostream.StreamClosedError:
             self._closing = True
             return
-        self._queued_bytes += size
+        # A single write larger than the whole limit (a long ``joined``) is not
+        # counted, or the next small frame behind it would look like a slow reader.
+        counted = size if size <= config.max_queued_bytes else 0
+        self._queued_bytes += counted
         self._queued_frames += len(framed)
-        written.add_done_callback(functools.partial(self._written, size, len(framed)))
+        written.add_done_callback(functools.partial(self._written, counted, len(framed)))
 
     def _written(self, size: int, count: int, _future: asyncio.Future) -> None:
         self._queued_bytes -= size

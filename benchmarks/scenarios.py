@@ -1,0 +1,524 @@
+"""The scenarios of issue #7: steady, ramp, idle, processes, catch-up.
+
+Each scenario starts its server(s) fresh, drives them with the same generator and
+returns one result dict per server measured; ``benchmarks.run`` prints, stores and
+tabulates them. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.generator import ClientSpec, LoadGenerator
+from benchmarks.profile import Profiler
+from benchmarks.servers import (
+    ChatroomFixture,
+    Sampler,
+    Server,
+    Workspace,
+    cpu_plan,
+    room_name,
+    start_baseline,
+    start_chatroom,
+    user_name,
+    wait_quiet,
+)
+
+#: Ramp pass criteria (issue #7).
+RAMP_P99_MS = 250.0
+#: A figure is flagged as the generator's own limit past these.
+GEN_CPU_SATURATED_PCT = 90.0
+#: Sends firing this late (p99) mean the generator did not keep its schedule.
+GEN_LAG_LIMIT_MS = 20.0
+#: Other processes on the machine using more than this (% of a CPU) disturb a phase.
+OTHER_LOAD_LIMIT_PCT = 50.0
+
+
+@dataclass
+class Settings:
+    gen_procs: int = 1
+    pin: bool = True
+    steady_clients: int = 200
+    steady_rooms: int = 10
+    steady_senders: int = 20
+    steady_rate: float = 20.0
+    steady_seconds: float = 20.0
+    text_bytes: int = 64
+    ramp_start_rate: float = 20.0
+    ramp_factor: float = 1.5
+    ramp_step_seconds: float = 5.0
+    ramp_max_steps: int = 12
+    ramp_refine_steps: int = 2
+    ramp_confirm: bool = True
+    steady_repeat: int = 2
+    wait_quiet: bool = True
+    quiet_max_wait: float = 20.0
+    idle_clients: int = 2000
+    idle_hold_seconds: float = 10.0
+    catchup_clients: int = 1000
+    catchup_rooms: int = 10
+    catchup_missed: int = 50
+    users_cap: int = 200
+    profile_dir: Path | None = None
+    interactive: bool = field(default_factory=lambda: sys.stdout.isatty())
+
+
+def is_saturated(stats: dict) -> bool:
+    """The generator used (nearly) all of a CPU: a figure past this is its own limit."""
+    return (stats.get("generator_cpu_max_proc_pct") or 0.0) >= GEN_CPU_SATURATED_PCT
+
+
+def cpu_per_delivery(stats: dict, usage: dict) -> float | None:
+    """Server CPU microseconds per delivered frame: the cost figure that noise moves least."""
+    if not usage.get("cpu_pct") or not stats.get("deliveries_per_s"):
+        return None
+    return round(usage["cpu_pct"] * 1e4 / stats["deliveries_per_s"], 2)
+
+
+def disturbance(stats: dict, usage: dict) -> str:
+    """Why a timed phase is not trustworthy ("" when it is): sends fired late, or other
+    processes on the (shared) machine were busy."""
+    why = []
+    lag = (stats.get("send_lag") or {}).get("p99_ms") or 0.0
+    if lag > GEN_LAG_LIMIT_MS:
+        why.append(f"send lag p99 {lag:.0f} ms")
+    other = usage.get("other_load_pct") or 0.0
+    if other > OTHER_LOAD_LIMIT_PCT:
+        why.append(f"other load {other:.0f}% of a CPU")
+    if is_saturated(stats):
+        why.append(f"generator CPU {stats.get('generator_cpu_max_proc_pct')}%")
+    return ", ".join(why)
+
+
+class Bench:
+    """One benchmark run: a workspace, the accounts fixture, CPU plan, printing."""
+
+    def __init__(self, settings: Settings, log=print) -> None:
+        self.s = settings
+        self.log = log
+        self.workspace = Workspace()
+        self.fixture = ChatroomFixture(self.workspace.path)
+        self.server_cpus, self.gen_cpus = cpu_plan(settings.pin)
+        if self.gen_cpus:
+            os.sched_setaffinity(0, self.gen_cpus)
+
+    def close(self) -> None:
+        self.workspace.cleanup()
+
+    # -- plumbing ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def server(self, kind: str, users: int, rooms: int, processes: int = 1, pin=True):
+        """A fresh server of ``kind`` and the accounts (names, tokens) to use with it."""
+        cpus = self.server_cpus if pin else None
+        if kind == "chatroom":
+            accounts = await self.fixture.ensure(users, rooms, log=self.log)
+            server = await start_chatroom(self.fixture.fresh_copy(), processes, cpus)
+        else:
+            names = [user_name(i) for i in range(users)]
+            accounts = {"users": names, "tokens": names, "rooms": rooms}
+            server = await start_baseline(self.workspace.path, cpus)
+        sampler = Sampler(server.pid).start()
+        try:
+            yield server, accounts, sampler
+        finally:
+            sampler.stop()
+            stopped = server.stop()
+            if stopped["killed"]:
+                self.log(f"  warning: {kind} did not stop on SIGTERM in time; killed")
+
+    def specs(self, accounts: dict, clients: int, rooms: int, senders: int) -> list[ClientSpec]:
+        users = accounts["users"]
+        tokens = accounts["tokens"]
+        return [
+            ClientSpec(
+                index=i,
+                user=users[i % len(users)],
+                token=tokens[i % len(tokens)],
+                room=room_name(i % rooms),
+                sender=i < senders,
+            )
+            for i in range(clients)
+        ]
+
+    def generator(self, server: Server, specs: list[ClientSpec], pin=True) -> LoadGenerator:
+        cpus = self.gen_cpus if pin else None
+        return LoadGenerator(server.port, specs, self.s.gen_procs, cpus)
+
+    def ticker(self, label: str):
+        interactive = self.s.interactive
+
+        def tick(elapsed: float, total: float, p: dict) -> None:
+            width = 20
+            done = min(width, int(width * elapsed / total))
+            bar = "#" * done + "." * (width - done)
+            p99 = "-" if p["p99_ms"] is None else f"{p['p99_ms']:.1f}"
+            lag = "-" if p["lag_p99_ms"] is None else f"{p['lag_p99_ms']:.1f}"
+            line = (
+                f"  [{bar}] {label} {elapsed:4.0f}/{total:.0f}s sent {p['sent']} "
+                f"acked {p['acked']} delivered {p['delivered']} p99 {p99}ms "
+                f"send-lag p99 {lag}ms errors {p['errors']}"
+            )
+            if interactive:
+                print("\r" + line, end="", flush=True)
+            else:
+                print(line, flush=True)
+
+        return tick
+
+    async def profiled(self, server: Server, name: str, seconds: float, phase):
+        """Run ``phase`` (a coroutine), under py-spy when profiling is on."""
+        if self.s.profile_dir is None:
+            return await phase
+        self.s.profile_dir.mkdir(parents=True, exist_ok=True)
+        path = self.s.profile_dir / f"{name.replace('/', '-').replace(' ', '-')}.txt"
+        profiler = Profiler(server.pid, path, seconds, subprocesses=server.processes > 1)
+        try:
+            return await phase
+        finally:
+            report = await asyncio.get_running_loop().run_in_executor(None, profiler.wait)
+            self.log(report)
+
+    async def quiet(self, max_wait: float | None = None) -> None:
+        """Before a timed phase: wait (bounded) for other load on the machine to calm down."""
+        if not self.s.wait_quiet:
+            return
+        waited, load = await wait_quiet(
+            max_wait=self.s.quiet_max_wait if max_wait is None else max_wait
+        )
+        if waited > 1.5:
+            self.log(f"  (waited {waited:.0f}s for other load to calm down: now {load}% of a CPU)")
+
+    def end_ticks(self) -> None:
+        if self.s.interactive:
+            print(flush=True)
+
+    async def connect_and_join(self, gen: LoadGenerator, label: str, concurrency: int = 50):
+        started = time.monotonic()
+        connected = await gen.connect(concurrency=concurrency)
+        joined = await gen.join(concurrency=concurrency)
+        failures = {**connected["failures"], **joined["failures"]}
+        hist = connected["hist"]
+        self.log(
+            f"  {label}: {hist.n} connected, {joined['hist'].n} joined in "
+            f"{time.monotonic() - started:.1f}s (connect p50 {hist.percentile(50)} ms"
+            f", p99 {hist.percentile(99)} ms){' FAILURES ' + str(failures) if failures else ''}"
+        )
+        return {
+            "connect": connected["hist"].summary(),
+            "join": joined["hist"].summary(),
+            "setup_failures": failures,
+        }
+
+    # -- scenarios -------------------------------------------------------------
+
+    async def steady(self, kind: str, seconds: float | None = None, repeat: int = 0) -> dict:
+        s = self.s
+        seconds = seconds or s.steady_seconds
+        params = {
+            "clients": s.steady_clients,
+            "rooms": s.steady_rooms,
+            "senders": s.steady_senders,
+            "rate_per_sender": s.steady_rate,
+            "seconds": seconds,
+            "text_bytes": s.text_bytes,
+            "repeat": repeat,
+        }
+        users = min(s.steady_clients, s.users_cap)
+        async with self.server(kind, users, s.steady_rooms) as (server, accounts, sampler):
+            gen = self.generator(
+                server, self.specs(accounts, s.steady_clients, s.steady_rooms, s.steady_senders)
+            )
+            await gen.start()
+            try:
+                setup = await self.connect_and_join(gen, f"steady/{kind}")
+                await self.quiet()
+                phase = gen.send_phase(
+                    s.steady_rate, seconds, s.text_bytes, 10.0, self.ticker(f"steady/{kind}")
+                )
+                stats = await self.profiled(server, f"steady-{kind}", seconds, phase)
+                self.end_ticks()
+            finally:
+                await gen.stop()
+            server_use = sampler.window(*stats.pop("window"))
+        return self._result("steady", kind, params, setup, stats, server_use)
+
+    def _result(self, scenario, kind, params, setup, stats, server_use) -> dict:
+        out = {
+            "scenario": scenario,
+            "server": kind,
+            "params": {**params, "gen_procs": self.s.gen_procs, "pinned": bool(self.server_cpus)},
+            **setup,
+            **stats,
+            "server_usage": server_use,
+            "generator_saturated": is_saturated(stats),
+            "disturbed": disturbance(stats, server_use),
+            "server_cpu_us_per_delivery": cpu_per_delivery(stats, server_use),
+        }
+        lat = stats.get("latency", {})
+        self.log(
+            f"  -> {scenario}/{kind}: {stats['deliveries_per_s']:.0f} deliveries/s, "
+            f"p50 {lat.get('p50_ms')} p99 {lat.get('p99_ms')} max {lat.get('max_ms')} ms, "
+            f"lost {stats['lost']} dup {stats['duplicates']} disorder {stats['out_of_order']} "
+            f"unacked {stats['unacked']} errors {stats['errors'] or 0}; server CPU "
+            f"{server_use.get('cpu_pct')}% ({out['server_cpu_us_per_delivery']} µs/delivery) "
+            f"RSS {server_use.get('rss_peak_mib')} MiB; generator "
+            f"CPU {stats['generator_cpu_pct']}% lag p99 {stats['send_lag']['p99_ms']} ms; other "
+            f"load {server_use.get('other_load_pct')}%"
+            f"{' (DISTURBED: ' + out['disturbed'] + ')' if out['disturbed'] else ''}"
+        )
+        return out
+
+    async def ramp(self, kind: str, processes: int = 1, pin: bool = True, label="ramp") -> dict:
+        s = self.s
+        params = {
+            "clients": s.steady_clients,
+            "rooms": s.steady_rooms,
+            "senders": s.steady_senders,
+            "start_rate_per_sender": s.ramp_start_rate,
+            "factor": s.ramp_factor,
+            "step_seconds": s.ramp_step_seconds,
+            "processes": processes,
+            "p99_limit_ms": RAMP_P99_MS,
+        }
+        users = min(s.steady_clients, s.users_cap)
+        steps: list[dict] = []
+        best: dict | None = None
+        stop_reason = "max steps"
+        name = f"{label}/{kind}" + (f"x{processes}" if processes > 1 else "")
+        async with self.server(kind, users, s.steady_rooms, processes, pin) as (
+            server,
+            accounts,
+            sampler,
+        ):
+            specs = self.specs(accounts, s.steady_clients, s.steady_rooms, s.steady_senders)
+            gen = self.generator(server, specs, pin)
+            await gen.start()
+            try:
+                setup = await self.connect_and_join(gen, name)
+                await self.quiet()
+                rate = s.ramp_start_rate
+                failed_rate: float | None = None
+                refined = 0
+
+                async def step(rate: float) -> dict:
+                    phase = gen.send_phase(
+                        rate,
+                        s.ramp_step_seconds,
+                        s.text_bytes,
+                        5.0,
+                        self.ticker(f"{name} {rate:.0f}/s/sender"),
+                    )
+                    tag = f"{name}-{rate:.0f}-{len(steps)}"
+                    stats = await self.profiled(server, tag, s.ramp_step_seconds, phase)
+                    self.end_ticks()
+                    stats["server_usage"] = sampler.window(*stats.pop("window"))
+                    stats["rate_per_sender"] = round(rate, 2)
+                    stats["generator_saturated"] = is_saturated(stats)
+                    stats["disturbed"] = disturbance(stats, stats["server_usage"])
+                    stats["server_cpu_us_per_delivery"] = cpu_per_delivery(
+                        stats, stats["server_usage"]
+                    )
+                    p99 = stats["latency"]["p99_ms"] or 0.0
+                    bad = (
+                        stats["lost"]
+                        + stats["duplicates"]
+                        + stats["out_of_order"]
+                        + stats["unacked"]
+                        + sum(stats["errors"].values())
+                    )
+                    stats["bad"] = bad + stats["closed"]
+                    stats["passed"] = p99 < RAMP_P99_MS and stats["bad"] == 0
+                    steps.append(stats)
+                    use = stats["server_usage"]
+                    flag = f" (DISTURBED: {stats['disturbed']})" if stats["disturbed"] else ""
+                    self.log(
+                        f"  step {rate:.0f}/s/sender: {stats['deliveries_per_s']:.0f} deliveries/s "
+                        f"p99 {p99} ms lost {stats['lost']} bad {stats['bad']} server CPU "
+                        f"{use.get('cpu_pct')}% generator CPU {stats['generator_cpu_pct']}% "
+                        f"lag p99 {stats['send_lag']['p99_ms']} ms other load "
+                        f"{use.get('other_load_pct')}% -> {'ok' if stats['passed'] else 'FAIL'}"
+                        f"{flag}"
+                    )
+                    return stats
+
+                for _ in range(s.ramp_max_steps + s.ramp_refine_steps):
+                    stats = await step(rate)
+                    attempts = 1
+                    # The machine may be shared: a failure counts once it repeats (twice
+                    # when the failed run was disturbed); noise can only make a run slower.
+                    while (
+                        s.ramp_confirm
+                        and not stats["passed"]
+                        and attempts < (3 if stats["disturbed"] else 2)
+                    ):
+                        await self.quiet(max_wait=15.0)
+                        stats = await step(rate)
+                        stats["confirmation"] = attempts
+                        attempts += 1
+                    p99, bad = stats["latency"]["p99_ms"] or 0.0, stats["bad"]
+                    if not stats["passed"]:
+                        if stop_reason == "max steps":
+                            stop_reason = f"p99 {p99} ms" if p99 >= RAMP_P99_MS else f"{bad} bad"
+                        failed_rate = rate if failed_rate is None else min(failed_rate, rate)
+                    else:
+                        best = (
+                            stats
+                            if best is None or stats["deliveries_per_s"] > best["deliveries_per_s"]
+                            else best
+                        )
+                        if stats["generator_saturated"]:
+                            stop_reason = "generator saturated"
+                            break
+                    if failed_rate is None:
+                        rate *= s.ramp_factor
+                        continue
+                    # Past the first failure: bisect (geometrically) between the best
+                    # passing rate and the lowest failing one, ramp_refine_steps times.
+                    if refined >= s.ramp_refine_steps or best is None:
+                        break
+                    refined += 1
+                    rate = (best["rate_per_sender"] * failed_rate) ** 0.5
+            finally:
+                await gen.stop()
+        result = {
+            "scenario": label,
+            "server": kind,
+            "params": {
+                **params,
+                "gen_procs": s.gen_procs,
+                "pinned": bool(pin and self.server_cpus),
+            },
+            **setup,
+            "max_deliveries_per_s": best["deliveries_per_s"] if best else 0.0,
+            "max_rate_per_sender": best["rate_per_sender"] if best else 0.0,
+            "best_step": best,
+            "stop_reason": stop_reason,
+            "generator_saturated": bool(best and best["generator_saturated"]),
+            "steps": steps,
+        }
+        self.log(
+            f"  -> {name}: highest sustained {result['max_deliveries_per_s']:.0f} deliveries/s "
+            f"({result['max_rate_per_sender']}/s per sender); stopped: {stop_reason}"
+        )
+        return result
+
+    async def idle(self, kind: str) -> dict:
+        s = self.s
+        n, rooms, warm = s.idle_clients, 10, 20
+        users = min(n, s.users_cap)
+        async with self.server(kind, users, rooms) as (server, accounts, sampler):
+            specs = self.specs(accounts, n, rooms, 0)
+            warm_gen = self.generator(server, specs[:warm])
+            gen = self.generator(server, specs[warm:])
+            await warm_gen.start()
+            await gen.start()
+            try:
+                await self.connect_and_join(warm_gen, f"idle/{kind} warm-up")
+                await asyncio.sleep(1.0)
+                rss0, rss0_py = sampler.rss_now()
+                setup = await self.connect_and_join(gen, f"idle/{kind}", concurrency=100)
+                await asyncio.sleep(2.0)
+                t_hold = time.monotonic()
+                await asyncio.sleep(s.idle_hold_seconds)
+                rss1, rss1_py = sampler.rss_now()
+                use = sampler.window(t_hold, time.monotonic())
+                open_now = await gen.open_count() + await warm_gen.open_count()
+            finally:
+                await gen.stop()
+                await warm_gen.stop()
+        added = n - warm
+        result = {
+            "scenario": "idle",
+            "server": kind,
+            "params": {
+                "clients": n,
+                "rooms": rooms,
+                "users": users,
+                "hold_seconds": s.idle_hold_seconds,
+            },
+            **setup,
+            "open_at_end": open_now,
+            "rss_before_mib": round(rss0 / 2**20, 1),
+            "rss_after_mib": round(rss1 / 2**20, 1),
+            "rss_per_conn_kib": round((rss1 - rss0) / added / 1024, 1) if rss1 else None,
+            "rss_python_per_conn_kib": round((rss1_py - rss0_py) / added / 1024, 1)
+            if rss1
+            else None,
+            "idle_server_cpu_pct": use.get("cpu_pct"),
+            "server_usage": use,
+        }
+        self.log(
+            f"  -> idle/{kind}: {open_now} open; RSS {result['rss_before_mib']} -> "
+            f"{result['rss_after_mib']} MiB = {result['rss_per_conn_kib']} KiB/connection "
+            f"(python {result['rss_python_per_conn_kib']}); "
+            f"idle CPU {result['idle_server_cpu_pct']}%"
+        )
+        return result
+
+    async def catchup(self, kind: str = "chatroom") -> dict:
+        s = self.s
+        n, rooms = s.catchup_clients, s.catchup_rooms
+        users = min(n, s.users_cap // 2)
+        async with self.server(kind, users, rooms) as (server, accounts, sampler):
+            gen = self.generator(server, self.specs(accounts, n, rooms, rooms))
+            await gen.start()
+            try:
+                setup = await self.connect_and_join(gen, f"catchup/{kind}", concurrency=100)
+                closed = sum(await gen.all("disconnect", which="receivers"))
+                self.log(
+                    f"  {closed} clients offline; {rooms} senders post {s.catchup_missed} each"
+                )
+                sent = await gen.send_phase(float(s.catchup_missed), 1.0, s.text_bytes, 10.0)
+                acks = await gen.all("wait_acks", timeout=5.0)
+                expected: dict[str, int] = {}
+                for part in acks:
+                    for room, mid in part["max_acked"].items():
+                        expected[room] = max(expected.get(room, 0), mid)
+                await self.quiet()
+                started = time.monotonic()
+                storm = await gen.catch_up(expected, timeout=60.0)
+                use = sampler.window(started, time.monotonic())
+                stats = await gen.all("stats")
+            finally:
+                await gen.stop()
+        hist = storm["hist"]
+        result = {
+            "scenario": "catchup",
+            "server": kind,
+            "params": {
+                "clients": n,
+                "rooms": rooms,
+                "users": users,
+                "missed_per_room": s.catchup_missed,
+            },
+            **setup,
+            "offline_clients": storm["clients"],
+            "sent_while_offline": sent["acked"],
+            "caught_up": hist.n,
+            "all_caught_up_s": round(storm["all_caught_up_s"], 3)
+            if hist.n == storm["clients"]
+            else None,
+            "catchup_time": hist.summary(),
+            "failures": storm["failures"],
+            "missed": storm["missed"],
+            "replayed": sum(p["replayed"] for p in stats),
+            "duplicates": sum(p["duplicates"] for p in stats),
+            "out_of_order": sum(p["out_of_order"] for p in stats),
+            "gaps_reported": sum(p["gaps_reported"] for p in stats),
+            "server_usage": use,
+        }
+        self.log(
+            f"  -> catchup/{kind}: {hist.n}/{storm['clients']} caught up; all in "
+            f"{result['all_caught_up_s']} s (p50 {hist.percentile(50)} ms, "
+            f"p99 {hist.percentile(99)} ms); replayed {result['replayed']} of "
+            f"{result['missed']} missed; dup {result['duplicates']} disorder "
+            f"{result['out_of_order']} failures {storm['failures'] or 0}"
+        )
+        return result
