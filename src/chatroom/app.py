@@ -13,7 +13,7 @@ from chatroom.config import LOCALE_DIR, Config
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.views import api, pages
 from chatroom.views.health import HealthHandler
-from chatroom.views.socket import ChatSocketHandler, FrameEncoder
+from chatroom.views.socket import ChatSocketHandler, FrameWriter
 
 PACKAGE_DIR = Path(__file__).parent
 #: Room names in URLs: public names and ``dm:a:b``; the controllers validate them fully.
@@ -57,7 +57,7 @@ def make_app(
         config=config,
         controllers=controllers,
         background_tasks=set[asyncio.Task](),
-        frame_encoder=FrameEncoder(),
+        frame_writer=FrameWriter(),
         cookie_secret=cookie_secret,
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"samesite": "Strict"},

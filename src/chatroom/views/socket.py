@@ -138,11 +138,13 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         """Queue a frame; everything queued in one event-loop tick goes out in one write."""
         if self._closing or self.ws_connection is None:
             return
+        writer = self.settings["frame_writer"]
         if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self._outbox.append(self.settings["frame_encoder"].encode(frame))
+            writer.flush_soon(self)
+        self._outbox.append(writer.encode(frame))
 
-    def _flush(self) -> None:
+    def flush_outbox(self) -> None:
+        """Write every frame queued since the last tick in one stream write."""
         framed, self._outbox = self._outbox, []
         if self._closing or self.ws_connection is None or not framed:
             return
@@ -185,17 +187,20 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         super().close(code, reason)
 
 
-class FrameEncoder:
-    """Wraps a payload in a WebSocket text frame header, once per payload.
+class FrameWriter:
+    """Frames payloads once and flushes every socket that has frames once per tick.
 
     Fan-out hands the same ``bytes`` object to every recipient in a row, so
-    remembering the last one frames each message once, not once per socket.
-    Server frames are never masked, and chatroom enables no compression.
+    remembering the last one frames each message once, not once per socket; and
+    one callback per event-loop tick flushes all sockets with queued frames,
+    instead of one callback per socket. Server frames are never masked, and
+    chatroom enables no compression.
     """
 
     def __init__(self) -> None:
         self._payload: bytes | None = None
         self._framed = b""
+        self._pending: list[ChatSocketHandler] = []
 
     def encode(self, payload: bytes) -> bytes:
         if payload is not self._payload:
@@ -208,3 +213,13 @@ class FrameEncoder:
                 header = struct.pack("!BBQ", 0x81, 127, length)
             self._payload, self._framed = payload, header + payload
         return self._framed
+
+    def flush_soon(self, socket: ChatSocketHandler) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+        self._pending.append(socket)
+
+    def _flush_all(self) -> None:
+        pending, self._pending = self._pending, []
+        for socket in pending:
+            socket.flush_outbox()
