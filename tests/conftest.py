@@ -14,7 +14,7 @@ from chatroom.config import Config
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.server import ChatServer, initialise_database
 from tests.helpers import Api, ChatClient, connect, temporary_database
-from tests.processes import ServeProcess
+from tests.processes import OPENED, ServeProcess
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +149,11 @@ def start_hosts(tmp_path, redis_url, postgresql_url, serve_processes):
 @pytest.fixture
 async def two_hosts(start_hosts):
     return await start_hosts(2)
+
+
+@pytest.fixture
+async def close_opened_sockets():
+    """Close every socket ``tests.processes.socket_on`` opened during the test."""
+    yield
+    while OPENED:
+        OPENED.pop().close()

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import Api
+from tests.helpers import Api, ChatClient, connect
 
 
 def free_port() -> int:
@@ -95,3 +95,17 @@ def redis_pid(data_dir: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if process_alive(pid) else None
+
+
+#: Sockets opened by ``socket_on``; the ``close_opened_sockets`` fixture closes them.
+OPENED: list[ChatClient] = []
+
+
+async def socket_on(host: ServeProcess, token: str, name: str, room: str | None = "lobby"):
+    """A user's socket on a serve process, past ``hello`` and (by default) joined."""
+    client = ChatClient(await connect(host.ws_url, token), name)
+    OPENED.append(client)
+    client.hello = await client.next("hello")
+    if room:
+        await client.join(room)
+    return client

@@ -23,32 +23,13 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from chatroom.embedded_redis import EmbeddedRedis
 from tests.helpers import ChatClient, body, connect
-from tests.processes import ServeProcess, redis_pid
+from tests.processes import OPENED, ServeProcess, redis_pid, socket_on
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.timeout(90), pytest.mark.usefixtures("close_opened_sockets")]
 
 
 class Bug(AssertionError):
     """What an xfail test here expects: a broken guarantee, not a broken setup."""
-
-
-_opened: list[ChatClient] = []
-
-
-@pytest.fixture(autouse=True)
-async def close_sockets():
-    yield
-    while _opened:
-        _opened.pop().close()
-
-
-async def socket_on(host: ServeProcess, token: str, name: str, room: str | None = "lobby"):
-    client = ChatClient(await connect(host.ws_url, token), name)
-    _opened.append(client)
-    client.hello = await client.next("hello")
-    if room:
-        await client.join(room)
-    return client
 
 
 def embedded_redis_client(data_dir: Path) -> aioredis.Redis:
@@ -537,7 +518,7 @@ async def test_secrets_never_reach_the_log_or_the_data_dir_in_clear(tmp_path, se
         host.ws_url, headers={"Cookie": f"chatroom_session={form_cookie}", "Origin": base}
     )
     by_cookie = ChatClient(ws, "bob")
-    _opened.append(by_cookie)
+    OPENED.append(by_cookie)
     assert (await by_cookie.next("hello"))["user"] == "bob"
     await by_cookie.join("lobby")
     await by_token.send("hello bob", client_id="h1")

@@ -9,28 +9,10 @@ import time
 import pytest
 
 from chatroom.embedded_redis import EmbeddedRedis
-from tests.helpers import ChatClient, body, connect
+from tests.helpers import ChatClient, body
+from tests.processes import socket_on
 
-pytestmark = pytest.mark.timeout(120)
-
-
-_opened: list[ChatClient] = []
-
-
-@pytest.fixture(autouse=True)
-async def close_sockets():
-    yield
-    while _opened:
-        _opened.pop().close()
-
-
-async def socket_on(host, token: str, name: str, room: str | None = "lobby") -> ChatClient:
-    client = ChatClient(await connect(host.ws_url, token), name)
-    _opened.append(client)
-    client.hello = await client.next("hello")
-    if room:
-        await client.join(room)
-    return client
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("close_opened_sockets")]
 
 
 async def test_two_hosts_are_one_chat(two_hosts):
