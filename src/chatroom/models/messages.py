@@ -17,6 +17,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
+from chatroom.models.token_bucket import TAKE_TOKEN_LUA
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +35,17 @@ _MESSAGE_PREFIX = b'{"type":"message",'
 # ARGV: frame head, frame tail, history size, channel, envelope head, client-id
 # ttl, "1" when a client_id was given, bucket size, bucket refill per second.
 # Returns {1, id} stored, {0, id} a retry of id, {2, ms} rate limited.
-_SEND_SCRIPT = """
+_SEND_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + """
 if ARGV[7] == '1' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {0, tonumber(prior)} end
 end
 local burst, rate = tonumber(ARGV[8]), tonumber(ARGV[9])
 if burst > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-  local bucket = redis.call('HMGET', KEYS[4], 'tokens', 'ts')
-  local tokens = tonumber(bucket[1]) or burst
-  local ts = tonumber(bucket[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-  if tokens < 1 then
-    return {2, math.ceil((1 - tokens) / rate * 1000)}
-  end
-  redis.call('HSET', KEYS[4], 'tokens', string.format('%.6f', tokens - 1),
-             'ts', string.format('%.6f', now))
-  redis.call('EXPIRE', KEYS[4], math.ceil(burst / rate) + 1)
+  local wait = take_token(KEYS[4], burst, rate, 1)
+  if wait > 0 then return {2, wait} end
 end
 local id = redis.call('INCR', KEYS[1])
 local frame = ARGV[1] .. id .. ARGV[2]
@@ -64,6 +57,7 @@ end
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. id .. '\\n\\n' .. frame)
 return {1, id}
 """
+)
 
 
 class SendRateExceeded(Exception):

@@ -6,26 +6,15 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
+from chatroom.models.token_bucket import TAKE_TOKEN_LUA
 
-# A token bucket on a hash (tokens, ts) with Redis's clock. KEYS[1]: the bucket.
-# ARGV: size, refill per second, tokens to take (0 only peeks).
-# Returns 0 when taken (or, peeking, when one is there), else the wait in ms.
-_BUCKET_SCRIPT = """
-local size, rate, take = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(bucket[1]) or size
-local ts = tonumber(bucket[2]) or now
-tokens = math.min(size, tokens + math.max(0, now - ts) * rate)
-if tokens < 1 then return math.ceil((1 - tokens) / rate * 1000) end
-if take > 0 then
-  redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens - take),
-             'ts', string.format('%.6f', now))
-  redis.call('EXPIRE', KEYS[1], math.ceil(size / rate) + 1)
-end
-return 0
+# KEYS[1]: the bucket. ARGV: size, refill per second, tokens to take (0 only peeks).
+_BUCKET_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + """
+return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 """
+)
 
 #: Failures of one address at one account are remembered this long.
 FAILURE_MEMORY_SECONDS = 15 * 60
