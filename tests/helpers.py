@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
 import pytest
@@ -201,3 +201,46 @@ def temporary_database(kind: str) -> Iterator[str]:
     finally:
         admin.execute_sql(f"DROP DATABASE IF EXISTS {quote}{name}{quote}")
         admin.close()
+
+
+class Browser:
+    """A cookie-keeping HTTP client that submits forms like a browser without JavaScript."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.cookies: dict[str, str] = {}
+
+    async def get(self, path: str, headers: dict | None = None) -> HTTPResponse:
+        return await self._fetch(path, "GET", headers=headers)
+
+    async def post_form(
+        self, path: str, fields: dict, xsrf: bool = True, headers: dict | None = None
+    ) -> HTTPResponse:
+        if xsrf:
+            if "_xsrf" not in self.cookies:
+                await self.get("/login")
+            fields = {**fields, "_xsrf": self.cookies["_xsrf"]}
+        return await self._fetch(path, "POST", urlencode(fields).encode(), headers)
+
+    async def _fetch(
+        self, path: str, method: str, data: bytes | None = None, headers: dict | None = None
+    ) -> HTTPResponse:
+        all_headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        if data is not None:
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        request = HTTPRequest(
+            self.app.base_url + path,
+            method=method,
+            body=data,
+            headers={**all_headers, **(headers or {})},
+            follow_redirects=False,
+        )
+        response = await self.app.api.http.fetch(request, raise_error=False)
+        for header in response.headers.get_list("Set-Cookie"):
+            name, _, rest = header.partition("=")
+            value = rest.split(";")[0]
+            if value and "expires=Thu, 01 Jan 1970" not in header:
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        return response

@@ -6,9 +6,8 @@ import re
 
 import orjson
 import pytest
-from tornado.httpclient import HTTPRequest
 
-from tests.helpers import PASSWORD, body
+from tests.helpers import PASSWORD, Browser, body
 
 
 async def test_register_returns_201_and_the_user(app):
@@ -187,46 +186,6 @@ async def test_errors_never_show_a_stack_trace(app):
 
 
 # -- pages ------------------------------------------------------------------
-
-
-class Browser:
-    """A cookie-keeping HTTP client that submits forms like a browser without JS."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.cookies: dict[str, str] = {}
-
-    async def get(self, path: str):
-        return await self._fetch(path, "GET")
-
-    async def post_form(self, path: str, fields: dict, xsrf: bool = True):
-        if xsrf:
-            await self.get("/login") if "_xsrf" not in self.cookies else None
-            fields = {**fields, "_xsrf": self.cookies["_xsrf"]}
-        from urllib.parse import urlencode
-
-        return await self._fetch(path, "POST", urlencode(fields).encode())
-
-    async def _fetch(self, path: str, method: str, data: bytes | None = None):
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        if data is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        request = HTTPRequest(
-            self.app.base_url + path,
-            method=method,
-            body=data,
-            headers=headers,
-            follow_redirects=False,
-        )
-        response = await self.app.api.http.fetch(request, raise_error=False)
-        for header in response.headers.get_list("Set-Cookie"):
-            name, _, rest = header.partition("=")
-            value = rest.split(";")[0]
-            if value and "expires=Thu, 01 Jan 1970" not in header:
-                self.cookies[name] = value
-            else:
-                self.cookies.pop(name, None)
-        return response
 
 
 async def test_signed_out_root_redirects_to_login(app):

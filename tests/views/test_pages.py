@@ -7,50 +7,11 @@ import csv
 import json
 import re
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
-from tornado.httpclient import HTTPRequest
 
 from chatroom.config import LOCALE_DIR, Config, ConfigError, available_locales
-from tests.helpers import PASSWORD, body
-from tests.views.test_http import Browser
-
-
-class PageBrowser(Browser):
-    """test_http's form-submitting browser, with extra request headers (Accept-Language)."""
-
-    async def get(self, path: str, headers: dict | None = None):
-        return await self._fetch(path, "GET", headers=headers)
-
-    async def post_form(self, path: str, fields: dict, xsrf: bool = True, headers=None):
-        if xsrf:
-            if "_xsrf" not in self.cookies:
-                await self.get("/login")
-            fields = {**fields, "_xsrf": self.cookies["_xsrf"]}
-        return await self._fetch(path, "POST", urlencode(fields).encode(), headers)
-
-    async def _fetch(self, path: str, method: str, data=None, headers: dict | None = None):
-        all_headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
-        if data is not None:
-            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        request = HTTPRequest(
-            self.app.base_url + path,
-            method=method,
-            body=data,
-            headers={**all_headers, **(headers or {})},
-            follow_redirects=False,
-        )
-        response = await self.app.api.http.fetch(request, raise_error=False)
-        for header in response.headers.get_list("Set-Cookie"):
-            name, _, rest = header.partition("=")
-            value = rest.split(";")[0]
-            if value and "expires=Thu, 01 Jan 1970" not in header:
-                self.cookies[name] = value
-            else:
-                self.cookies.pop(name, None)
-        return response
-
+from tests.helpers import PASSWORD, Browser, body
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "chatroom"
 _LITERAL = r"""(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')"""
@@ -114,7 +75,7 @@ def lang_of(response) -> str:
     ],
 )
 async def test_language_follows_accept_language(app, accept_language, lang):
-    browser = PageBrowser(app)
+    browser = Browser(app)
     headers = {"Accept-Language": accept_language} if accept_language else {}
     page = await browser.get("/login", headers=headers)
     assert lang_of(page) == lang
@@ -127,14 +88,14 @@ async def test_language_follows_accept_language(app, accept_language, lang):
 
 async def test_default_locale_is_the_fallback(app_factory):
     app = await app_factory(default_locale="zh_CN")
-    browser = PageBrowser(app)
+    browser = Browser(app)
     assert lang_of(await browser.get("/login", headers={"Accept-Language": "de"})) == "zh-CN"
     assert lang_of(await browser.get("/login")) == "zh-CN"
     assert lang_of(await browser.get("/login", headers={"Accept-Language": "en"})) == "en-US"
 
 
 async def test_language_switch_sets_a_cookie_and_goes_back(app):
-    browser = PageBrowser(app)
+    browser = Browser(app)
     refused = await browser.post_form("/locale", {"lang": "zh_CN"}, xsrf=False)
     assert refused.code == 403
     switched = await browser.post_form("/locale", {"lang": "zh_CN", "next": "/register"})
@@ -149,9 +110,9 @@ async def test_language_switch_sets_a_cookie_and_goes_back(app):
     assert lang_of(await browser.get("/register", headers={"Accept-Language": "zh"})) == "en-US"
 
 
-async def signed_in(app, name: str, headers: dict | None = None) -> PageBrowser:
+async def signed_in(app, name: str, headers: dict | None = None) -> Browser:
     await app.api.register(name)
-    browser = PageBrowser(app)
+    browser = Browser(app)
     response = await browser.post_form("/login", {"username": name, "password": PASSWORD})
     assert response.code == 302
     return browser
@@ -188,7 +149,7 @@ async def test_the_message_form_needs_xsrf_and_a_session(app):
     browser = await signed_in(app, "alice")
     refused = await browser.post_form("/rooms/lobby", {"text": "hi"}, xsrf=False)
     assert refused.code == 403
-    anonymous = PageBrowser(app)
+    anonymous = Browser(app)
     response = await anonymous.post_form("/rooms/lobby", {"text": "hi"})
     assert response.code == 303 and response.headers["Location"].startswith("/login?next=")
     assert await history(app, "alice") == []
@@ -268,7 +229,7 @@ async def test_translated_strings_for_the_script_are_safe_json(app):
 
 
 async def test_error_pages_are_translated(app):
-    browser = PageBrowser(app)
+    browser = Browser(app)
     page = await browser.get("/no/such/page", headers={"Accept-Language": "zh-CN"})
     html = page.body.decode()
     assert page.code == 404 and "没有这个聊天室、用户或页面。" in html and 'lang="zh-CN"' in html
