@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,31 @@ from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.server import ChatServer, initialise_database
 from tests.helpers import Api, ChatClient, connect, temporary_database
 from tests.processes import OPENED, ServeProcess
+
+#: Set by scripts/test, which sets up every part the tests need: there a skip is a failure.
+REQUIRE_ALL = os.environ.get("CHATROOM_TEST_REQUIRE_ALL") == "1"
+
+
+def _skip_is_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        reason = str(reason).removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"not skipped under scripts/test (CHATROOM_TEST_REQUIRE_ALL=1): {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _skip_is_failure(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _skip_is_failure(report)
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -175,7 +175,7 @@ async def connect(
     return await websocket_connect(request, max_message_size=16 * 1024 * 1024)
 
 
-#: Where the SQL servers for backend tests are; .ci/run sets both.
+#: Where the SQL servers for backend tests are; scripts/test sets both.
 SQL_SERVER_VARIABLES = {
     "postgresql": "CHATROOM_TEST_POSTGRESQL_URL",
     "mysql": "CHATROOM_TEST_MYSQL_URL",
@@ -188,7 +188,7 @@ def temporary_database(kind: str) -> Iterator[str]:
     variable = SQL_SERVER_VARIABLES[kind]
     server_url = os.environ.get(variable)
     if not server_url:
-        pytest.skip(f"{variable} is not set (.ci/run sets it); {kind} not tested here")
+        pytest.skip(f"{variable} is not set (scripts/test sets it when it finds a server)")
     name = f"chatroom_test_{secrets.token_hex(4)}"
     quote = '"' if kind == "postgresql" else "`"
     admin = connect_database(server_url)

@@ -1,7 +1,7 @@
 """The same chat on PostgreSQL and MySQL/MariaDB (``--database-url``), end to end.
 
 The server URLs come from CHATROOM_TEST_POSTGRESQL_URL / CHATROOM_TEST_MYSQL_URL,
-which ``.ci/run`` sets; each test gets a database of its own, dropped afterwards.
+which ``scripts/test`` sets; each test gets a database of its own, dropped afterwards.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -56,6 +57,10 @@ def test_readme_starts_with_the_two_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```(?:\w+)?\n(.*?)```", readme, re.S)
     assert "pip install ." in blocks[0] and "chatroom serve" in blocks[0]
-    assert "pip install '.[test]'" in blocks[1] and "pytest" in blocks[1]
+    assert blocks[1].strip() == "scripts/test"
+    script = ROOT / "scripts" / "test"
+    assert os.access(script, os.X_OK), "scripts/test is not executable"
+    text = script.read_text(encoding="utf-8")
+    assert "pip install -q -e '.[test]'" in text and 'python -m pytest "$@"' in text
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "pip install -q '.[test]'" in ci and "python -m pytest" in ci
+    assert re.search(r"^(exec )?scripts/test$", ci, re.M), "CI runs exactly the README's command"

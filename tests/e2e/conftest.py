@@ -23,7 +23,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 async def browser() -> AsyncIterator:
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed: .ci/run installs it with apt-get")
+        pytest.fail("chromium is not installed: scripts/test installs it with apt-get as root")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
