@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from chatroom.config import (
     available_locales,
     default_data_dir,
 )
-from chatroom.datadir import DataDirError
+from chatroom.datadir import PRIVATE_UMASK, DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
 from chatroom.logs import configure_logging
 
@@ -91,6 +92,9 @@ def reports_errors(command):
 @click.version_option(__version__, prog_name="chatroom")
 def main() -> None:
     """chatroom: a self-hosted real-time chat room."""
+    # What any command writes (the SQLite database and its WAL, files in the data
+    # directory) is its owner's only, whatever umask it was started with.
+    os.umask(PRIVATE_UMASK)
 
 
 @main.command()
