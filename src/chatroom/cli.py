@@ -19,6 +19,7 @@ from chatroom.config import (
     ConfigError,
     available_locales,
     default_data_dir,
+    redact_url,
 )
 from chatroom.datadir import PRIVATE_UMASK, DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
@@ -221,10 +222,11 @@ def initdb(data_dir: Path, database_url: str | None) -> None:
     from chatroom.server import initialise_database
 
     config = Config(data_dir=data_dir, database_url=database_url)
+    where = redact_url(config.effective_database_url)
     if initialise_database(config):
-        click.echo(f"Initialised a new database at {config.effective_database_url}")
+        click.echo(f"Initialised a new database at {where}")
     else:
-        click.echo(f"Database at {config.effective_database_url} is up to date")
+        click.echo(f"Database at {where} is up to date")
 
 
 # -- operator commands: rooms, users, history, stats ------------------------------
