@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from pathlib import Path
@@ -258,11 +257,14 @@ def operate(storage: dict, action):
 
 
 def show(result, as_json: bool) -> None:
-    """Print a result of the admin controller: as JSON, or as text lines."""
+    """Print a result of the admin controller: as JSON, or as text lines; either way
+    with control and bidi characters escaped (see ``printable``, ``printable_json``)."""
+    from chatroom.controllers.admin import printable_json
+
     rows = result if isinstance(result, list) else None
     if as_json:
         data = [row.public() for row in rows] if rows is not None else result.public()
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(printable_json(data))
         return
     for line in [row.line() for row in rows] if rows is not None else result.lines():
         click.echo(line)
