@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +18,9 @@ from chatroom.config import (
     ConfigError,
     available_locales,
     default_data_dir,
+    redact_url,
 )
-from chatroom.datadir import DataDirError
+from chatroom.datadir import PRIVATE_UMASK, DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
 from chatroom.logs import configure_logging
 
@@ -91,6 +92,9 @@ def reports_errors(command):
 @click.version_option(__version__, prog_name="chatroom")
 def main() -> None:
     """chatroom: a self-hosted real-time chat room."""
+    # What any command writes (the SQLite database and its WAL, files in the data
+    # directory) is its owner's only, whatever umask it was started with.
+    os.umask(PRIVATE_UMASK)
 
 
 @main.command()
@@ -217,10 +221,11 @@ def initdb(data_dir: Path, database_url: str | None) -> None:
     from chatroom.server import initialise_database
 
     config = Config(data_dir=data_dir, database_url=database_url)
+    where = redact_url(config.effective_database_url)
     if initialise_database(config):
-        click.echo(f"Initialised a new database at {config.effective_database_url}")
+        click.echo(f"Initialised a new database at {where}")
     else:
-        click.echo(f"Database at {config.effective_database_url} is up to date")
+        click.echo(f"Database at {where} is up to date")
 
 
 # -- operator commands: rooms, users, history, stats ------------------------------
@@ -252,11 +257,14 @@ def operate(storage: dict, action):
 
 
 def show(result, as_json: bool) -> None:
-    """Print a result of the admin controller: as JSON, or as text lines."""
+    """Print a result of the admin controller: as JSON, or as text lines; either way
+    with control and bidi characters escaped (see ``printable``, ``printable_json``)."""
+    from chatroom.controllers.admin import printable_json
+
     rows = result if isinstance(result, list) else None
     if as_json:
         data = [row.public() for row in rows] if rows is not None else result.public()
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(printable_json(data))
         return
     for line in [row.line() for row in rows] if rows is not None else result.lines():
         click.echo(line)

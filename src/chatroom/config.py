@@ -35,6 +35,33 @@ def default_data_dir() -> Path:
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 
+#: What a redacted secret is shown as.
+REDACTED = "***"
+# "user:password@" up to the last "@" that a host follows (a host holds no "=", "&"
+# or "@"): a password may itself hold "@", "/" or "?" when it is not escaped.
+_USERINFO_RE = re.compile(r"^([^:/@]*):.*@(?=[^@/=&]*(?:/|\Z))", re.S)
+# A query parameter that carries a secret: ?password=, &sslpassword=, ?token=, ...
+_SECRET_PARAMETER_RE = re.compile(r"([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*", re.I)
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print or log: any password in it replaced by ``***``.
+
+    Every place chatroom shows a database or Redis URL goes through this:
+    ``postgresql://user:pw@host/db`` becomes ``postgresql://user:***@host/db``,
+    ``redis://:pw@host/0`` ``redis://:***@host/0``, and a ``password=`` (or
+    ``token=``, ``secret=``) query parameter is masked too. It works on the
+    text, not on a parsed URL, so a malformed URL (an unescaped ``@``, ``/`` or
+    ``?`` in the password, a bad port) is redacted as well: rather too much
+    than too little.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:  # no scheme: still redact what looks like user:password@
+        scheme, rest = "", url
+    rest = _USERINFO_RE.sub(lambda m: f"{m.group(1)}:{REDACTED}@", rest, count=1)
+    rest = _SECRET_PARAMETER_RE.sub(lambda m: m.group(1) + REDACTED, rest)
+    return f"{scheme}{separator}{rest}"
+
 
 #: fast: Redis fsyncs its AOF every second; strict: a message is acknowledged only
 #: once it is fsynced (see docs/configuration.md#durability).
@@ -74,6 +101,16 @@ class Config:
     send_per_second: float = 2.0
     db_threads: int = 8
     default_locale: str = SOURCE_LOCALE
+
+    def __repr__(self) -> str:
+        # The dataclass repr would show the database password and the cookie secret.
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.repr}
+        for name in ("database_url", "redis_url"):
+            if shown[name] is not None:
+                shown[name] = redact_url(shown[name])
+        if shown["cookie_secret"] is not None:
+            shown["cookie_secret"] = REDACTED
+        return f"Config({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import redis
 
+from chatroom.datadir import PRIVATE_UMASK
+
 log = logging.getLogger(__name__)
 
 #: The longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL).
@@ -96,12 +98,14 @@ class EmbeddedRedis:
         ]  # fmt: skip
         # A session of its own keeps Ctrl-C (SIGINT to our process group) from
         # killing Redis before chatroom has closed its sockets; we stop it last.
+        # Its umask keeps the AOF (and every rewrite of it) and its log private.
         self._process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            umask=PRIVATE_UMASK,
             preexec_fn=_die_with_parent,
         )
         self._wait_ready(timeout)

@@ -23,7 +23,7 @@ from redis.retry import Retry
 
 from chatroom import __version__
 from chatroom.app import Controllers, make_app
-from chatroom.config import Config, ConfigError
+from chatroom.config import Config, ConfigError, redact_url
 from chatroom.controllers import (
     AuthController,
     BlockingRunner,
@@ -255,11 +255,15 @@ def serve(config: Config, echo=print) -> int:
         if config.durability == "strict" and embedded is None:
             wait_for_fsync = strict_durability_needs_waitaof(redis_url)
         if initialise_database(config):
-            echo(f"Initialised a new database at {config.effective_database_url}")
+            echo(f"Initialised a new database at {redact_url(config.effective_database_url)}")
         sockets = tornado.netutil.bind_sockets(config.port, config.host)
         processes = config.processes or os.cpu_count() or 1
         where = f"http://{config.host}:{config.port}"
-        storage = f"embedded Redis in {config.data_dir}" if embedded else "external Redis"
+        storage = (
+            f"embedded Redis in {config.data_dir}"
+            if embedded
+            else f"external Redis at {redact_url(redis_url)}"
+        )
         echo(f"chatroom {__version__} serving on {where} ({processes} process(es), {storage})")
         sys.stdout.flush()
         worker_index = 0

@@ -13,6 +13,8 @@ with ``asyncio.run`` (see ``server.run_admin``).
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -47,8 +49,40 @@ def _iso(moment: datetime) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` safe to print on a terminal: control characters escaped, one line."""
+    """``text`` safe to print on a terminal: control characters escaped, one line.
+
+    Every character ``str.isprintable`` refuses is shown as its escape: C0 and
+    C1 controls, bidi embeddings, overrides and isolates (U+202A-U+202E,
+    U+2066-U+2069), the marks U+200E/U+200F, line and paragraph separators.
+    """
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# Only non-ASCII characters (and DEL) can be unprintable in json.dumps' output: it
+# escapes the ASCII controls itself.
+_JSON_SUSPECT_RE = re.compile(r"[^\x20-\x7e\n]")
+
+
+def _json_escape(match: re.Match) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code > 0xFFFF:  # JSON writes a character outside the BMP as a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def printable_json(data: object) -> str:
+    """``data`` as indented JSON that is safe to print on a terminal.
+
+    Letters of any script stay as they are, but every character ``printable``
+    escapes is written as a JSON ``\\uXXXX`` escape instead (the same text once
+    parsed): a bidi override or a C1 control in a message cannot reorder, hide
+    or forge what an operator sees of ``chatroom history --json``.
+    """
+    return _JSON_SUSPECT_RE.sub(_json_escape, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @dataclass(frozen=True)
