@@ -7,12 +7,14 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import peewee
 import pytest
 import redis
 import tornado.netutil
 
 from chatroom.config import Config
 from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.models import open_database
 from chatroom.server import ChatServer, initialise_database
 from tests.helpers import Api, ChatClient, connect, temporary_database
 from tests.processes import OPENED, ServeProcess
@@ -69,6 +71,14 @@ def database(config: Config) -> Config:
     """A fresh SQLite file, initialised by the same code as ``chatroom initdb``."""
     initialise_database(config)
     return config
+
+
+@pytest.fixture
+def db(database: Config) -> Iterator[peewee.Database]:
+    """The models bound to a fresh SQLite file initialised like ``chatroom initdb``."""
+    handle = open_database(database.effective_database_url)
+    yield handle
+    handle.close()
 
 
 class RunningServer:
@@ -142,6 +152,13 @@ def serve_processes():
     yield start
     for process in started:
         process.kill()
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def sql_url(request):
+    """A fresh database of its own on each SQL server (MySQL/MariaDB, PostgreSQL), dropped after."""
+    with temporary_database(request.param) as url:
+        yield url
 
 
 @pytest.fixture

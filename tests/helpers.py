@@ -144,6 +144,10 @@ class ChatClient:
             self.unread.append(frame)
         raise TimeoutError(f"{self.name}: none of {kinds}; kept {self.unread[-5:]}")
 
+    async def answer(self, timeout: float = READ_TIMEOUT) -> dict:
+        """The ``ack`` or ``error`` that answers a send (other frames are kept for later)."""
+        return await self.next_of("ack", "error", timeout=timeout)
+
     async def nothing(self, kind: str, wait: float = 0.3, **match: Any) -> None:
         """Assert no frame of type ``kind`` (with the ``match`` values) arrives in ``wait`` s."""
 

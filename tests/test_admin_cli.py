@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from chatroom.cli import main
 from chatroom.datadir import DataDirectory
-from tests.helpers import PASSWORD, ChatClient, body, connect, temporary_database
+from tests.helpers import PASSWORD, ChatClient, body, connect
 from tests.processes import process_alive, redis_pid
 
 OPERATOR_COMMANDS = [
@@ -326,12 +326,6 @@ async def test_stats_counts_the_connected_clients(server):
 
 
 # -- on PostgreSQL and MySQL/MariaDB ---------------------------------------------------
-
-
-@pytest.fixture(params=["mysql", "postgresql"])
-def sql_url(request):
-    with temporary_database(request.param) as url:
-        yield url
 
 
 def test_operator_commands_on_a_sql_server(tmp_path, sql_url, redis_url):

@@ -11,13 +11,7 @@ import pytest
 from playhouse.db_url import connect
 
 from chatroom.server import initialise_database
-from tests.helpers import body, temporary_database
-
-
-@pytest.fixture(params=["mysql", "postgresql"])
-def sql_url(request):
-    with temporary_database(request.param) as url:
-        yield url
+from tests.helpers import body
 
 
 async def test_chat_on_a_sql_server(sql_url, config, app_factory):

@@ -46,19 +46,6 @@ async def aof_written(data_dir: Path, timeout: float = 5) -> None:
             await asyncio.sleep(0.02)
 
 
-async def answer_to_send(client: ChatClient) -> dict:
-    """The next ``ack`` or ``error``; other frames are kept for ``client.next``."""
-    for i, frame in enumerate(client.unread):
-        if frame["type"] in ("ack", "error"):
-            return client.unread.pop(i)
-    while True:
-        frame = await client.read_frame()
-        assert frame is not None, f"socket closed: {client.ws.close_code}"
-        if frame["type"] in ("ack", "error"):
-            return frame
-        client.unread.append(frame)
-
-
 async def wait_healthy(host: ServeProcess, timeout: float) -> float:
     """Seconds until /healthz says 200 again."""
     started = time.monotonic()
@@ -316,12 +303,12 @@ async def test_a_send_whose_reply_is_lost_is_acknowledged_once(behind_proxy):
     host, token, alice, proxy = behind_proxy
     proxy.marker = b"doomed"
     await alice.send("doomed", client_id="c2")
-    answer = await answer_to_send(alice)
+    answer = await alice.answer()
     assert proxy.dropped.is_set(), "the proxy never saw the send"
     if answer["type"] == "error":  # the client's own retry must settle it
         assert answer["code"] == "unavailable", answer
         await alice.send("doomed", client_id="c2")
-        answer = await answer_to_send(alice)
+        answer = await alice.answer()
     assert answer["type"] == "ack" and answer["id"] == 2, answer
     history = body(await host.api.request("GET", "/api/rooms/lobby/messages", token=token))
     assert [m["client_id"] for m in history["messages"]] == ["c1", "c2"]
@@ -334,7 +321,7 @@ async def test_unavailable_means_the_message_was_not_stored(behind_proxy):
     host, token, alice, proxy = behind_proxy
     proxy.marker = b"doomed"
     await alice.send("doomed")  # client_id is optional (SPEC §3)
-    answer = await answer_to_send(alice)
+    answer = await alice.answer()
     assert proxy.dropped.is_set(), "the proxy never saw the send"
     history = body(await host.api.request("GET", "/api/rooms/lobby/messages", token=token))
     texts = [m["text"] for m in history["messages"]]
@@ -383,7 +370,7 @@ async def test_killed_embedded_redis_is_restarted_with_its_data(
     deadline = time.monotonic() + 15
     while True:
         await again.send("after", client_id="a1")
-        answer = await answer_to_send(again)
+        answer = await again.answer()
         if answer["type"] == "ack":
             break
         assert answer["code"] == "unavailable", answer

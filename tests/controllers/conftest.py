@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import argon2
@@ -14,7 +14,6 @@ import orjson
 import peewee
 import pytest
 
-from chatroom.config import Config
 from chatroom.controllers import (
     Account,
     AuthController,
@@ -23,7 +22,7 @@ from chatroom.controllers import (
     RoomController,
     SendLimits,
 )
-from chatroom.models import MessageRepository, PresenceRepository, RedisKeys, open_database
+from chatroom.models import MessageRepository, PresenceRepository, RedisKeys
 from chatroom.server import make_redis
 from tests.helpers import PASSWORD
 
@@ -157,14 +156,6 @@ class ChatEnv:
         await self.messages.publish(room, marker)
         for conn in conns:
             await conn.wait_until(lambda _frames, c=conn: marker in c.raw)
-
-
-@pytest.fixture
-def db(database: Config) -> Iterator[peewee.Database]:
-    """The models bound to a fresh SQLite file initialised like ``chatroom initdb``."""
-    handle = open_database(database.effective_database_url)
-    yield handle
-    handle.close()
 
 
 @pytest.fixture

@@ -1,15 +1,13 @@
-"""Model-layer fixtures: a real Redis client, a message repository, a bound SQLite file."""
+"""Model-layer fixtures: a real Redis client and a message repository."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
-import peewee
 import pytest
 import redis.asyncio as aioredis
 
-from chatroom.config import Config
-from chatroom.models import MessageRepository, RedisKeys, open_database
+from chatroom.models import MessageRepository, RedisKeys
 from chatroom.server import make_redis
 
 
@@ -25,11 +23,3 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 @pytest.fixture
 def messages(redis_client: aioredis.Redis) -> MessageRepository:
     return MessageRepository(redis_client, RedisKeys(), history_size=100)
-
-
-@pytest.fixture
-def db(database: Config) -> Iterator[peewee.Database]:
-    """The models bound to a fresh SQLite file initialised like ``chatroom initdb``."""
-    handle = open_database(database.effective_database_url)
-    yield handle
-    handle.close()

@@ -32,15 +32,6 @@ async def drain(client: ChatClient, into: list[tuple[float, dict]]) -> None:
         into.append((time.monotonic(), orjson.loads(raw)))
 
 
-async def answer(client: ChatClient) -> dict:
-    """The next ``ack`` or ``error`` (fan-out frames in between are skipped)."""
-    while True:
-        frame = await client.read_frame()
-        assert frame is not None, f"socket closed: {client.ws.close_code}"
-        if frame["type"] in ("ack", "error"):
-            return frame
-
-
 async def flood_once(app, token: str) -> tuple[int, int, int | None, int]:
     """One socket that sends as fast as it can and never waits, until the server closes it:
     (acks, sends answered from the first refusal on, close code, frames written)."""
@@ -168,7 +159,7 @@ async def test_a_client_that_waits_retry_after_is_never_closed(app_factory):
     for i in range(40):
         while True:
             await alice.send(f"patient {i}", client_id=f"p{i}")
-            frame = await answer(alice)
+            frame = await alice.answer()
             if frame["type"] == "ack":
                 assert frame["client_id"] == f"p{i}"
                 previous_refused = False
