@@ -133,11 +133,20 @@ async def test_order_and_ids_across_concurrent_senders(app):
 async def test_leave_stops_delivery_but_keeps_membership(app):
     alice = await app.client("alice")
     bob = await app.client("bob")
+    token = await app.api.login("alice")
+    await app.api.request("POST", "/api/rooms", {"name": "marker"}, token=token)
+    await alice.join("marker")
+    await bob.join("marker")
     await bob.send_frame({"type": "leave", "room": "lobby"})
-    await asyncio.sleep(0.1)
+    await bob.send_frame({"type": "ping"})
+    await bob.next("pong")  # frames of one socket are handled in order: leave is done
     await alice.send("after leave")
     await alice.next("ack")
-    await bob.nothing("message")
+    await alice.send("marker", room="marker")
+    # Both messages leave this process in order: had bob still been in lobby, the
+    # lobby message would have reached him before the marker.
+    assert (await bob.next("message"))["room"] == "marker"
+    assert not [f for f in bob.unread if f.get("type") == "message"]
     rooms = orjson.loads(
         (await app.api.request("GET", "/api/rooms", token=await app.api.login("bob"))).body
     )
