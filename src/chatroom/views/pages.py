@@ -91,7 +91,6 @@ def client_settings(handler: tornado.web.RequestHandler) -> dict[str, object]:
     attributes of ``<body>`` (``data-ping-interval="25"``, ...): the one list of them."""
     settings = handler.settings
     return {
-        "max-chars": handler.config.max_message_chars,
         "group-seconds": GROUP_SECONDS,
         "avatar-hues": AVATAR_HUES,
         "ping-interval": settings["websocket_ping_interval"],
@@ -101,7 +100,8 @@ def client_settings(handler: tornado.web.RequestHandler) -> dict[str, object]:
 
 
 def blank_message(handler: tornado.web.RequestHandler) -> Row:
-    """The row that renders ``_message.html`` with empty fields: chat.js's ``<template>``."""
+    """The row that renders ``_message.html`` with empty fields, for the ``<template>``
+    that static/js/messages.js clones."""
     return BLANK_MESSAGE
 
 
