@@ -16,6 +16,7 @@ import tornado.web
 
 from chatroom.config import available_locales
 from chatroom.controllers import Account, ChatError
+from chatroom.controllers.chat import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.errors import BadRequestError, UnavailableError
 from chatroom.views.base import LOCALE_COOKIE, BaseHandler
 
@@ -29,7 +30,7 @@ AVATAR_HUES = 12
 
 
 def avatar_class(handler: tornado.web.RequestHandler, name: str) -> str:
-    """A stable colour class per user; chat.js computes the same hash."""
+    """A stable colour class per user; static/js/names.js computes the same hash."""
     value = 0
     for char in name.lower():
         value = (value * 31 + ord(char)) & 0xFFFFFFFF
@@ -85,6 +86,25 @@ def client_strings_json(handler: tornado.web.RequestHandler) -> str:
     return tornado.escape.json_encode(client_strings(handler)).replace("<", "\\u003c")
 
 
+def client_settings(handler: tornado.web.RequestHandler) -> dict[str, object]:
+    """The server's rules the browser client follows, written by chat.html as ``data-``
+    attributes of ``<body>`` (``data-ping-interval="25"``, ...): the one list of them."""
+    settings = handler.settings
+    return {
+        "group-seconds": GROUP_SECONDS,
+        "avatar-hues": AVATAR_HUES,
+        "ping-interval": settings["websocket_ping_interval"],
+        "ping-timeout": settings["websocket_ping_timeout"],
+        "typing-interval": TYPING_INTERVAL_SECONDS,
+    }
+
+
+def blank_message(handler: tornado.web.RequestHandler) -> Row:
+    """The row that renders ``_message.html`` with empty fields, for the ``<template>``
+    that static/js/messages.js clones."""
+    return BLANK_MESSAGE
+
+
 UI_METHODS = {
     "avatar_class": avatar_class,
     "room_url": room_url,
@@ -92,6 +112,8 @@ UI_METHODS = {
     "error_text": error_text,
     "status_text": status_text,
     "client_strings_json": client_strings_json,
+    "client_settings": client_settings,
+    "blank_message": blank_message,
 }
 
 
@@ -173,6 +195,9 @@ class Row:
     iso: str = ""
     cont: bool = False
     last: bool = False
+
+
+BLANK_MESSAGE = Row("message", message={"id": "", "user": "", "ts": "", "text": ""})
 
 
 def timeline(messages: list[dict], first_unread: int | None, me: str) -> list[Row]:

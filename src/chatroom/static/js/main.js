@@ -1,0 +1,156 @@
+/* chatroom browser client: the WebSocket protocol of SPEC §3, no framework, no build
+ * step; ES modules served as they are from static/js/. This module starts the others,
+ * routes the server's frames to them, and handles keyboard and window events.
+ *
+ *   config.js      server rules (data- attributes of <body>) and the page's elements
+ *   i18n.js        translated strings (the #i18n JSON block), dates and times
+ *   names.js       room names, links, avatar colours
+ *   store.js       localStorage: drafts, the outbox, the notification choice
+ *   connection.js  the socket: state line, reconnect with backoff, keep-alive, 1008
+ *   room.js        the current room: join, its messages, "new messages", read markers
+ *   messages.js    the message list's DOM, built from <template id="message-template">
+ *   timeline.js    day separators and author grouping
+ *   sender.js      sending the outbox in order, acks, rate limits, Retry/Discard
+ *   composer.js    the message box: Enter, drafts, typing
+ *   people.js      the online list and typing notices
+ *   sidebar.js     rooms, unread counts, title, phone drawer
+ *   notices.js     alerts, screen-reader announcements, desktop notifications
+ *   forms.js       the New room and Log out forms
+ *
+ * The page works without this script (server-rendered history, a plain form POST to
+ * send); with it, the form is intercepted and everything is live. User data is only
+ * ever written with textContent, never innerHTML. Each module keeps its own state in
+ * one object; `app` below is how they reach each other. */
+
+import { findElements, readConfig } from './config.js';
+import { createConnection } from './connection.js';
+import { createComposer } from './composer.js';
+import { setUpForms } from './forms.js';
+import { errorText } from './i18n.js';
+import { createMessageList } from './messages.js';
+import { createNotices } from './notices.js';
+import { createPeople } from './people.js';
+import { createRoom } from './room.js';
+import { createSender } from './sender.js';
+import { createSidebar } from './sidebar.js';
+import { createOutbox, userKeys } from './store.js';
+import { localizeTimes } from './timeline.js';
+
+document.documentElement.classList.add('js');
+
+function onFrame(app, f) {
+  const here = f.room === app.config.room;
+  switch (f.type) {
+    case 'hello':
+      app.room.onHello(f);
+      app.sidebar.onHello(f);
+      app.room.join();
+      app.sidebar.followAll();
+      break;
+    case 'joined':
+      if (here) app.room.onJoined(f);
+      else app.sidebar.onJoined(f);
+      break;
+    case 'message':
+      if (!Number.isInteger(f.id) || typeof f.room !== 'string') break;
+      if (here) app.room.onMessage(f);
+      else app.sidebar.onMessage(f);
+      break;
+    case 'ack': app.sender.onAck(f); break;
+    case 'presence': app.people.onPresence(f); break;
+    case 'typing': app.people.onTyping(f); break;
+    case 'error': onError(app, f); break;
+    default: break; // pong and anything new
+  }
+}
+
+function onError(app, f) {
+  const code = typeof f.code === 'string' ? f.code : 'error';
+  const cid = typeof f.client_id === 'string' ? f.client_id : null;
+  if (app.sender.onError(code, cid, f)) return;
+  if (typeof f.room === 'string' && f.room !== app.config.room && app.sidebar.follows(f.room)) {
+    return; // a background room we could not follow (deleted, or storage down): stay quiet
+  }
+  if (f.room === app.config.room) app.room.onJoinError(code);
+  app.notices.alert(code, errorText(code));
+}
+
+function isTextField(el) {
+  return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+}
+
+function listenToKeys(app) {
+  const { els, sidebar } = app;
+  document.addEventListener('keydown', (ev) => {
+    if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey) return;
+    if (ev.altKey && (ev.key === 'ArrowUp' || ev.key === 'ArrowDown')) {
+      ev.preventDefault();
+      sidebar.goToRoom(ev.key === 'ArrowUp' ? -1 : 1, ev.shiftKey);
+    } else if (ev.key === '/' && !ev.altKey && !isTextField(ev.target)) {
+      ev.preventDefault();
+      els.input.focus();
+    } else if (ev.key === 'Escape') {
+      if (sidebar.drawerOpen()) {
+        sidebar.closeDrawer();
+        if (els.toggle) els.toggle.focus();
+      } else if (ev.target === els.input || ev.target === els.list) {
+        app.list.scrollToBottom();
+        app.room.scheduleRead();
+      }
+    }
+  });
+}
+
+function listenToWindow(app) {
+  const { conn, room } = app;
+  window.addEventListener('online', () => conn.online());
+  // Keep what is typed in the outbox until the network is back.
+  window.addEventListener('offline', () => conn.offline());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState !== 'visible') { room.hidden(); return; }
+    room.visible();
+    if (!conn.wake() && conn.isReady()) app.sidebar.refresh();
+  });
+  window.addEventListener('focus', () => room.scheduleRead());
+  window.addEventListener('pagehide', () => {
+    room.flushRead();
+    conn.pageHide();
+  });
+  window.addEventListener('pageshow', (ev) => { if (ev.persisted) conn.pageShow(); });
+}
+
+function start() {
+  const config = readConfig(document.body);
+  if (!config) return; // not the chat page
+  const els = findElements();
+  if (!els) return;
+  const keys = userKeys(config.userKey);
+  const app = { config: config, els: els, keys: keys, outbox: createOutbox(keys.outbox) };
+  app.conn = createConnection({
+    config: config,
+    els: els,
+    onFrame: (f) => onFrame(app, f),
+    onDropped: () => { app.sender.dropped(); app.people.clearTypers(); },
+  });
+  app.list = createMessageList(app);
+  app.notices = createNotices(app);
+  app.people = createPeople(app);
+  app.room = createRoom(app);
+  app.sidebar = createSidebar(app);
+  app.sender = createSender(app);
+  const composer = createComposer(app);
+  setUpForms(app);
+  listenToKeys(app);
+  listenToWindow(app);
+
+  localizeTimes(els.list);
+  app.list.relayout();
+  app.sidebar.markCurrent();
+  app.sidebar.renderBadges();
+  app.notices.renderButton();
+  composer.fit();
+  app.list.scrollToBottom();
+  app.conn.connect();
+}
+
+start();
