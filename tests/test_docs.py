@@ -10,7 +10,7 @@ import click
 import pytest
 
 from chatroom.cli import main
-from chatroom.config import Config
+from chatroom.config import settings
 from chatroom.controllers.frames import CLIENT_FRAME_TYPES, SERVER_FRAME_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,9 +22,18 @@ def headings(path: Path, level: str) -> set[str]:
     return {m.group(1).strip().strip("`") for m in re.finditer(rf"^{level} (.+)$", text, re.M)}
 
 
-@pytest.mark.parametrize("field", sorted(Config.__dataclass_fields__))
-def test_every_setting_has_a_heading_in_configuration_md(field):
-    assert field in headings(DOCS / "configuration.md", "##")
+def sections(path: Path) -> dict[str, str]:
+    """Each ``## heading`` of a page with the text under it."""
+    parts = re.split(r"^## (.+)$", path.read_text(encoding="utf-8"), flags=re.M)
+    pairs = zip(parts[1::2], parts[2::2], strict=True)
+    return {name.strip().strip("`"): text for name, text in pairs}
+
+
+@pytest.mark.parametrize("setting", settings(), ids=lambda s: s.name)
+def test_every_setting_has_a_section_in_configuration_md(setting):
+    section = sections(DOCS / "configuration.md").get(setting.name)
+    assert section is not None, f"no '## {setting.name}' in docs/configuration.md"
+    assert f"`{setting.flag}`" in section and f"`{setting.env_var}`" in section
 
 
 @pytest.mark.parametrize("kind", sorted(set(CLIENT_FRAME_TYPES) | set(SERVER_FRAME_TYPES)))

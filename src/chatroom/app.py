@@ -9,7 +9,12 @@ from pathlib import Path
 import tornado.locale
 import tornado.web
 
-from chatroom.config import LOCALE_DIR, Config
+from chatroom.config import (
+    LOCALE_DIR,
+    WEBSOCKET_PING_INTERVAL_SECONDS,
+    WEBSOCKET_PING_TIMEOUT_SECONDS,
+    Config,
+)
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.views import api, pages
 from chatroom.views.health import HealthHandler
@@ -66,8 +71,8 @@ def make_app(
         static_path=str(PACKAGE_DIR / "static"),
         default_handler_class=pages.NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,
-        websocket_ping_interval=25,
-        websocket_ping_timeout=10,
+        websocket_ping_interval=WEBSOCKET_PING_INTERVAL_SECONDS,
+        websocket_ping_timeout=WEBSOCKET_PING_TIMEOUT_SECONDS,
         debug=config.debug,
         # Autoreload re-executes the process: with an embedded Redis child and
         # forked workers that would leave stray servers on one data dir.

@@ -5,73 +5,101 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from chatroom import __version__
-from chatroom.config import (
-    DURABILITY_LEVELS,
-    LOG_FORMATS,
-    SOURCE_LOCALE,
-    Config,
-    ConfigError,
-    available_locales,
-    default_data_dir,
-    redact_url,
-)
+from chatroom.config import Config, ConfigError, Setting, redact_url, settings
 from chatroom.datadir import PRIVATE_UMASK, DataDirError
 from chatroom.embedded_redis import EmbeddedRedisError
 from chatroom.logs import configure_logging
 
-
-def setting(flag: str, **kwargs):
-    """A click option that also reads ``CHATROOM_<NAME>`` and shows it in ``--help``."""
-    name = flag.lstrip("-").split("/")[0].replace("-", "_").upper()
-    kwargs.setdefault("show_default", True)
-    return click.option(flag, envvar=f"CHATROOM_{name}", show_envvar=True, **kwargs)
+#: A click decorator: takes a command function and returns it with options added.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def storage_options(command):
-    """The options every command that opens the data shares with ``serve``."""
-    options = [
-        setting(
-            "--data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=default_data_dir,
-            show_default=str(default_data_dir()),
-            help="Where the SQLite database, the embedded Redis files and the cookie secret live.",
-        ),
-        setting(
-            "--database-url",
-            default=None,
-            show_default="SQLite in the data directory",
-            help="sqlite:///path, postgresql://user:pass@host/db or mysql://user:pass@host/db.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+class _ShownIntRange(click.IntRange):
+    """An integer whose range ``--help`` shows; ``Config`` checks it, for every source alike."""
+
+    def convert(self, value, param, ctx):
+        return click.INT.convert(value, param, ctx)
 
 
-def redis_options(command):
-    """The Redis options ``serve`` and the operator commands share."""
-    options = [
-        setting(
-            "--redis-url",
-            default=None,
-            show_default="an embedded redis-server in the data directory",
-            help="redis://host:port/db of an external Redis (needed for several hosts).",
-        ),
-        setting(
-            "--redis-prefix",
-            default="chatroom",
-            help="Prefix of every Redis key, to share one Redis.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+class _ShownFloatRange(click.FloatRange):
+    """A number whose range ``--help`` shows; ``Config`` checks it, for every source alike."""
+
+    def convert(self, value, param, ctx):
+        return click.FLOAT.convert(value, param, ctx)
+
+
+class _Parsed(click.ParamType):
+    """Text that the setting's own parser turns into its value (e.g. a comma-separated list)."""
+
+    name = "text"
+
+    def __init__(self, parse: Callable[[str], Any]) -> None:
+        self.parse = parse
+
+    def convert(self, value, param, ctx):
+        return self.parse(value) if isinstance(value, str) else value
+
+
+def _click_type(entry: Setting) -> click.ParamType:
+    """How click converts the text of one setting: ranges and choices come from the registry."""
+    if entry.parse is not None:
+        return _Parsed(entry.parse)
+    if entry.allowed():
+        return click.Choice(entry.allowed())
+    if entry.type is Path:
+        return click.Path(file_okay=False, path_type=Path)
+    if entry.type in (int, float):
+        if entry.min is None and entry.max is None:
+            return click.INT if entry.type is int else click.FLOAT
+        shown = _ShownIntRange if entry.type is int else _ShownFloatRange
+        return shown(entry.min, entry.max, min_open=entry.min_open)
+    return click.BOOL if entry.type is bool else click.STRING
+
+
+def config_option(entry: Setting) -> Decorator:
+    """The click option of one ``Config`` setting: ``--<name>``, ``CHATROOM_<NAME>``, help."""
+    flag, default, shown = entry.flag, entry.default, entry.show_default
+    if entry.type is bool:
+        flag = f"{flag}/--no-{flag[2:]}"
+    if callable(default):  # computed at run time; show what it computes here
+        shown = shown or str(default())
+    elif isinstance(default, tuple):
+        default = ",".join(default)
+    return click.option(
+        flag,
+        type=_click_type(entry),
+        default=default,
+        envvar=entry.env_var,
+        show_envvar=True,
+        show_default=shown or True,
+        help=entry.help,
+    )
+
+
+def config_options(*names: str) -> Decorator:
+    """A decorator adding the options of these settings, in this order; none named: all."""
+    registry = {entry.name: entry for entry in settings()}
+    chosen = [registry[name] for name in names] if names else list(registry.values())
+
+    def decorate(command):
+        for entry in reversed(chosen):
+            command = config_option(entry)(command)
+        return command
+
+    return decorate
+
+
+#: The options every command that opens the data shares with ``serve``.
+storage_options = config_options("data_dir", "database_url")
+#: The Redis options ``serve`` and the operator commands share.
+redis_options = config_options("redis_url", "redis_prefix")
 
 
 def reports_errors(command):
@@ -98,117 +126,13 @@ def main() -> None:
 
 
 @main.command()
-@storage_options
-@setting("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
-@setting("--port", default=8888, type=click.IntRange(1, 65535), help="TCP port to listen on.")
-@redis_options
-@setting(
-    "--history-size", default=100, type=click.IntRange(1, 100_000), help="Messages kept per room."
-)
-@setting("--processes", default=1, type=click.IntRange(0), help="Worker processes; 0: one per CPU.")
-@setting(
-    "--allowed-origins",
-    default="",
-    help="Comma-separated extra origins (https://host[:port]) allowed on the WebSocket.",
-)
-@setting(
-    "--cookie-secret",
-    default=None,
-    show_default="generated once into DATA_DIR/cookie_secret",
-    help="Secret that signs cookies; hosts serving one chat must share it.",
-)
-@setting("--max-message-chars", default=4000, type=click.IntRange(1), help="Longest message text.")
-@setting(
-    "--max-frame-bytes",
-    default=64 * 1024,
-    type=click.IntRange(1024),
-    help="Largest WebSocket frame; a larger one closes the socket with 1009.",
-)
-@setting(
-    "--max-body-bytes",
-    default=1024 * 1024,
-    type=click.IntRange(1024),
-    help="Largest HTTP request body; a larger one gets 413.",
-)
-@setting(
-    "--max-queued-bytes",
-    default=1024 * 1024,
-    type=click.IntRange(1024),
-    help="Bytes waiting to be sent to one socket before it is closed as too slow (1013).",
-)
-@setting(
-    "--max-queued-frames",
-    default=1000,
-    type=click.IntRange(10),
-    help="Frames waiting to be sent to one socket before it is closed as too slow (1013).",
-)
-@setting(
-    "--metrics-port",
-    default=0,
-    type=click.IntRange(0, 65535),
-    show_default="0: off",
-    help="Serve Prometheus /metrics on this port (worker N of --processes: port + N).",
-)
-@setting("--metrics-host", default="127.0.0.1", help="Address of the /metrics listener.")
-@setting(
-    "--log-format",
-    default="text",
-    type=click.Choice(LOG_FORMATS),
-    help="text: readable lines; json: one JSON object per line.",
-)
-@setting(
-    "--trusted-proxies",
-    default="",
-    help="Comma-separated proxy addresses/networks whose X-Forwarded-Proto/-For are believed.",
-)
-@setting(
-    "--durability",
-    default="fast",
-    type=click.Choice(DURABILITY_LEVELS),
-    help="fast: Redis fsyncs every second; strict: acknowledge only fsynced messages.",
-)
-@setting(
-    "--auth-burst",
-    default=20,
-    type=click.IntRange(1),
-    help="Login/register attempts one client address may make at once.",
-)
-@setting(
-    "--auth-per-minute",
-    default=20.0,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Login/register attempts per minute one client address may sustain.",
-)
-@setting(
-    "--send-burst",
-    default=10,
-    type=click.IntRange(1),
-    help="Messages a user may send at once (the token bucket's size).",
-)
-@setting(
-    "--send-per-second",
-    default=2.0,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Messages per second a user may sustain (the token bucket's refill).",
-)
-@setting("--db-threads", default=8, type=click.IntRange(1), help="Threads for SQL and hashing.")
-@setting(
-    "--default-locale",
-    default=SOURCE_LOCALE,
-    type=click.Choice(available_locales()),
-    help="UI language when neither the user's choice nor the browser's languages match one.",
-)
-@setting(
-    "--debug/--no-debug", default=False, help="Reload templates, verbose logs; not for production."
-)
+@config_options()
 @reports_errors
-def serve(allowed_origins: str, trusted_proxies: str, **options) -> None:
+def serve(**options) -> None:
     """Run the chat server until Ctrl-C or SIGTERM."""
     from chatroom.server import serve as run_server
 
-    origins = tuple(o for o in allowed_origins.split(",") if o.strip())
-    proxies = tuple(p for p in trusted_proxies.split(",") if p.strip())
-    config = Config(allowed_origins=origins, trusted_proxies=proxies, **options)
+    config = Config(**options)
     configure_logging(config.log_format, config.debug)
     sys.exit(run_server(config, echo=click.echo))
 

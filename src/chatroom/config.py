@@ -7,8 +7,11 @@ import functools
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -69,38 +72,188 @@ DURABILITY_LEVELS = ("fast", "strict")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
 
+# -- fixed limits: not settings, but each named once here for every module ----------
+
+#: The largest ``history_size``; operator exports read this many, whatever the server's.
+MAX_HISTORY_SIZE = 100_000
+#: Tornado pings each WebSocket this often (static/chat.js pings an idle one on the same beat)...
+WEBSOCKET_PING_INTERVAL_SECONDS = 25
+#: ...and closes it when the pong is this many seconds late.
+WEBSOCKET_PING_TIMEOUT_SECONDS = 10
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")``: how a list setting is written on the command line."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of ``Config`` as the registry knows it: how it is set, shown and checked.
+
+    ``chatroom serve`` makes one option per setting from this (cli.py), named
+    ``--<name>`` and read from ``CHATROOM_<NAME>``; ``Config`` checks the range
+    and the choices here, so the command line, the environment and tests get the
+    same one-line error.
+    """
+
+    help: str
+    #: The smallest and largest allowed number (``min_open``: ``min`` itself is not).
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    #: The allowed values, or a function that lists them.
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+    #: Turns the command line's (or environment's) text into the value, e.g. ``comma_list``.
+    parse: Callable[[str], Any] | None = None
+    #: What ``--help`` shows as the default when the default itself would not say it.
+    show_default: str | None = None
+    #: Filled in by ``settings()``: the field's name, type and default (for a default
+    #: computed at run time, such as ``data_dir``'s, the function that computes it).
+    name: str = ""
+    type: Any = None
+    default: Any = None
+
+    @property
+    def env_var(self) -> str:
+        return f"CHATROOM_{self.name.upper()}"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def allowed(self) -> tuple[str, ...]:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def check(self, value: Any) -> None:
+        """Raise ``ConfigError`` (one line, naming the setting) unless ``value`` is allowed."""
+        if value is None:  # an optional setting left unset
+            return
+        allowed = self.allowed()
+        if allowed and value not in allowed:
+            raise ConfigError(f"{self.name} must be one of {', '.join(allowed)}, not {value!r}")
+        low, high = self.min, self.max
+        too_low = low is not None and (value <= low if self.min_open else value < low)
+        if too_low or (high is not None and value > high):
+            if low is not None and high is not None:
+                wanted = f"{low}..{high}"
+            elif low is not None:
+                wanted = f"more than {low}" if self.min_open else f"at least {low}"
+            else:
+                wanted = f"at most {high}"
+            raise ConfigError(f"{self.name} must be {wanted}, not {value}")
+
+
+def setting(default: Any = MISSING, *, default_factory: Any = MISSING, **how: Any) -> Any:
+    """A ``Config`` field with its registry entry: ``setting(8888, help=..., min=1)``."""
+    metadata = {"setting": Setting(**how)}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
 
 @dataclass(frozen=True)
 class Config:
-    """Every setting of a chatroom server; see docs/configuration.md for each field."""
+    """Every setting of a chatroom server, the registry of them all.
 
-    host: str = "127.0.0.1"
-    port: int = 8888
-    data_dir: Path = field(default_factory=default_data_dir)
-    database_url: str | None = None
-    redis_url: str | None = None
-    redis_prefix: str = "chatroom"
-    history_size: int = 100
-    processes: int = 1
-    allowed_origins: tuple[str, ...] = ()
-    debug: bool = False
-    cookie_secret: str | None = None
-    max_message_chars: int = 4000
-    max_frame_bytes: int = 64 * 1024
-    max_body_bytes: int = 1024 * 1024
-    max_queued_bytes: int = 1024 * 1024
-    max_queued_frames: int = 1000
-    metrics_port: int = 0
-    metrics_host: str = "127.0.0.1"
-    log_format: str = "text"
-    durability: str = "fast"
-    trusted_proxies: tuple[str, ...] = ()
-    auth_burst: int = 20
-    auth_per_minute: float = 20.0
-    send_burst: int = 10
-    send_per_second: float = 2.0
-    db_threads: int = 8
-    default_locale: str = SOURCE_LOCALE
+    Each field is a ``setting(...)``; ``chatroom serve --help`` lists them in this
+    order, and docs/configuration.md has a section for each.
+    """
+
+    data_dir: Path = setting(  # noqa: RUF009 - a field(), like the others
+        default_factory=default_data_dir,
+        help="Where the SQLite database, the embedded Redis files and the cookie secret live.",
+    )
+    database_url: str | None = setting(
+        None,
+        show_default="SQLite in the data directory",
+        help="sqlite:///path, postgresql://user:pass@host/db or mysql://user:pass@host/db.",
+    )
+    host: str = setting("127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
+    port: int = setting(8888, min=1, max=65535, help="TCP port to listen on.")
+    redis_url: str | None = setting(
+        None,
+        show_default="an embedded redis-server in the data directory",
+        help="redis://host:port/db of an external Redis (needed for several hosts).",
+    )
+    redis_prefix: str = setting("chatroom", help="Prefix of every Redis key, to share one Redis.")
+    history_size: int = setting(100, min=1, max=MAX_HISTORY_SIZE, help="Messages kept per room.")
+    processes: int = setting(1, min=0, help="Worker processes; 0: one per CPU.")
+    allowed_origins: tuple[str, ...] = setting(
+        (),
+        parse=comma_list,
+        help="Comma-separated extra origins (https://host[:port]) allowed on the WebSocket.",
+    )
+    cookie_secret: str | None = setting(
+        None,
+        show_default="generated once into DATA_DIR/cookie_secret",
+        help="Secret that signs cookies; hosts serving one chat must share it.",
+    )
+    max_message_chars: int = setting(4000, min=1, help="Longest message text.")
+    max_frame_bytes: int = setting(
+        64 * 1024,
+        min=1024,
+        help="Largest WebSocket frame; a larger one closes the socket with 1009.",
+    )
+    max_body_bytes: int = setting(
+        1024 * 1024, min=1024, help="Largest HTTP request body; a larger one gets 413."
+    )
+    max_queued_bytes: int = setting(
+        1024 * 1024,
+        min=1024,
+        help="Bytes waiting to be sent to one socket before it is closed as too slow (1013).",
+    )
+    max_queued_frames: int = setting(
+        1000,
+        min=10,
+        help="Frames waiting to be sent to one socket before it is closed as too slow (1013).",
+    )
+    metrics_port: int = setting(
+        0,
+        min=0,
+        max=65535,
+        show_default="0: off",
+        help="Serve Prometheus /metrics on this port (worker N of --processes: port + N).",
+    )
+    metrics_host: str = setting("127.0.0.1", help="Address of the /metrics listener.")
+    log_format: str = setting(
+        "text", choices=LOG_FORMATS, help="text: readable lines; json: one JSON object per line."
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        parse=comma_list,
+        help="Comma-separated proxy addresses/networks whose X-Forwarded-Proto/-For are believed.",
+    )
+    durability: str = setting(
+        "fast",
+        choices=DURABILITY_LEVELS,
+        help="fast: Redis fsyncs every second; strict: acknowledge only fsynced messages.",
+    )
+    auth_burst: int = setting(
+        20, min=1, help="Login/register attempts one client address may make at once."
+    )
+    auth_per_minute: float = setting(
+        20.0,
+        min=0,
+        min_open=True,
+        help="Login/register attempts per minute one client address may sustain.",
+    )
+    send_burst: int = setting(
+        10, min=1, help="Messages a user may send at once (the token bucket's size)."
+    )
+    send_per_second: float = setting(
+        2.0,
+        min=0,
+        min_open=True,
+        help="Messages per second a user may sustain (the token bucket's refill).",
+    )
+    db_threads: int = setting(8, min=1, help="Threads for SQL and hashing.")
+    default_locale: str = setting(
+        SOURCE_LOCALE,
+        choices=available_locales,
+        help="UI language when neither the user's choice nor the browser's languages match one.",
+    )
+    debug: bool = setting(False, help="Reload templates, verbose logs; not for production.")
 
     def __repr__(self) -> str:
         # The dataclass repr would show the database password and the cookie secret.
@@ -116,43 +269,17 @@ class Config:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
         origins = tuple(o.strip().rstrip("/") for o in self.allowed_origins if o.strip())
         object.__setattr__(self, "allowed_origins", origins)
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"port must be 1..65535, not {self.port}")
-        if not 1 <= self.history_size <= 100_000:
-            raise ConfigError(f"history_size must be 1..100000, not {self.history_size}")
-        if self.processes < 0:
-            raise ConfigError(f"processes must be 0 (one per CPU) or more, not {self.processes}")
+        for entry in settings():
+            entry.check(getattr(self, entry.name))
+        # What one setting's range cannot say: formats and relations between settings.
         if not _PREFIX_RE.match(self.redis_prefix):
             raise ConfigError("redis_prefix may hold letters, digits and _.:- (1..64 characters)")
-        if self.max_message_chars < 1 or self.max_frame_bytes < 1024:
-            raise ConfigError("max_message_chars must be >= 1 and max_frame_bytes >= 1024")
-        if self.max_body_bytes < 1024:
-            raise ConfigError("max_body_bytes must be at least 1024")
-        if self.max_queued_bytes < self.max_frame_bytes or self.max_queued_frames < 10:
-            raise ConfigError(
-                "max_queued_bytes must be >= max_frame_bytes, max_queued_frames >= 10"
-            )
+        if self.max_queued_bytes < self.max_frame_bytes:
+            raise ConfigError("max_queued_bytes must be >= max_frame_bytes")
         try:
             self.trusted_proxy_networks  # noqa: B018 - parsed once here to validate
         except ValueError as exc:
             raise ConfigError(f"trusted proxies must be IP addresses or networks: {exc}") from None
-        if not 0 <= self.metrics_port < 65536:
-            raise ConfigError(f"metrics_port must be 0 (off) or 1..65535, not {self.metrics_port}")
-        if self.log_format not in LOG_FORMATS:
-            raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
-        if self.durability not in DURABILITY_LEVELS:
-            raise ConfigError(f"durability must be one of {', '.join(DURABILITY_LEVELS)}")
-        if self.auth_burst < 1 or self.auth_per_minute <= 0:
-            raise ConfigError("auth_burst must be >= 1 and auth_per_minute > 0")
-        if self.send_burst < 1 or self.send_per_second <= 0:
-            raise ConfigError("send_burst must be >= 1 and send_per_second > 0")
-        if self.db_threads < 1:
-            raise ConfigError("db_threads must be at least 1")
-        if self.default_locale not in available_locales():
-            languages = ", ".join(available_locales())
-            raise ConfigError(
-                f"default_locale must be one of {languages}, not {self.default_locale!r}"
-            )
         for origin in self.allowed_origins:
             if not re.match(r"^https?://[^/\s]+\Z", origin):
                 raise ConfigError(f"allowed origin {origin!r} must look like https://host[:port]")
@@ -174,3 +301,26 @@ class Config:
     def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (the original stays frozen)."""
         return dataclasses.replace(self, **changes)
+
+
+def _without_none(hint: Any) -> Any:
+    """``int | None`` -> ``int``: an optional setting is set as its type, or left unset."""
+    kinds = typing.get_args(hint)
+    if type(None) in kinds and len(kinds) == 2:
+        return next(kind for kind in kinds if kind is not type(None))
+    return hint
+
+
+@functools.cache
+def settings() -> tuple[Setting, ...]:
+    """The registry: every ``Config`` field's ``Setting``, in field order."""
+    types = typing.get_type_hints(Config)
+    return tuple(
+        dataclasses.replace(
+            f.metadata["setting"],
+            name=f.name,
+            type=_without_none(types[f.name]),
+            default=f.default_factory if f.default is MISSING else f.default,
+        )
+        for f in dataclasses.fields(Config)
+    )

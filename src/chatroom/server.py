@@ -23,7 +23,7 @@ from redis.retry import Retry
 
 from chatroom import __version__
 from chatroom.app import Controllers, make_app
-from chatroom.config import Config, ConfigError, redact_url
+from chatroom.config import MAX_HISTORY_SIZE, Config, ConfigError, redact_url
 from chatroom.controllers import (
     AuthController,
     BlockingRunner,
@@ -293,7 +293,7 @@ T = TypeVar("T")
 RUNNING_REDIS_WAIT_SECONDS = 5.0
 #: The largest --history-size: exports read everything a room retains, whatever
 #: the server's own setting.
-EXPORT_HISTORY_SIZE = 100_000
+EXPORT_HISTORY_SIZE = MAX_HISTORY_SIZE
 
 
 @contextlib.contextmanager

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 #: A worker that dies unexpectedly is replaced, at most this many times in a row.
 MAX_RESTARTS = 20
+#: The n-th restart in a row waits n times the first delay, at most the second.
+RESTART_BACKOFF = (0.2, 2.0)
 
 
 def fork_workers(
@@ -73,7 +75,7 @@ def fork_workers(
             forward(signal.SIGTERM, None)
             continue
         log.warning("worker %d exited with %d; starting a new one", index, code)
-        time.sleep(min(restarts * 0.2, 2.0))
+        time.sleep(min(restarts * RESTART_BACKOFF[0], RESTART_BACKOFF[1]))
         if start(index):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import redis.exceptions
 
+from chatroom.config import Config
 from chatroom.controllers import frames, validation
 from chatroom.controllers.accounts import Account, RoomRef
 from chatroom.controllers.connection import Connection
@@ -46,8 +47,12 @@ log = logging.getLogger(__name__)
 TYPING_INTERVAL_SECONDS = 2.0
 #: Presence heartbeats and the sweep for dead connections run this often.
 PRESENCE_INTERVAL_SECONDS = 3.0
-#: How long a send is retried when Redis fails mid-call.
+#: How long a send is retried when Redis fails mid-call...
 AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
+#: ...waiting the first delay, doubled each time up to the second.
+SEND_RETRY_BACKOFF = (0.05, 0.5)
+#: The event listener resubscribes after the first delay, doubled up to the second.
+LISTENER_RETRY_BACKOFF = (0.1, 5.0)
 #: The per-process bucket of a user across rooms allows this many times the room limit.
 CROSS_ROOM_FACTOR = 2
 #: (user, room) access checks remembered per process; the oldest are forgotten first.
@@ -59,11 +64,15 @@ _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, 
 
 @dataclass(frozen=True)
 class SendLimits:
-    """How much one user may send: SPEC §3's token bucket and text length."""
+    """How much one user may send: SPEC §3's token bucket and text length.
 
-    max_chars: int = 4000
-    burst: int = 10
-    per_second: float = 2.0
+    The defaults are those of the settings ``max_message_chars``, ``send_burst``
+    and ``send_per_second``.
+    """
+
+    max_chars: int = Config.max_message_chars
+    burst: int = Config.send_burst
+    per_second: float = Config.send_per_second
 
 
 @dataclass
@@ -263,7 +272,8 @@ class ChatController:
         unreachable for longer than the retries.
         """
         retry_key = None if client_id is not None else uuid.uuid4().hex
-        delay, deadline = 0.05, time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
+        delay, most = SEND_RETRY_BACKOFF
+        deadline = time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
         while True:
             try:
                 with storage_guard():
@@ -274,7 +284,7 @@ class ChatController:
                 if time.monotonic() + delay > deadline:
                     raise
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, most)
 
     async def typing(self, conn: Connection, room: object) -> None:
         """Relay "typing" to the room's other users, at most once per interval."""
@@ -314,7 +324,8 @@ class ChatController:
 
     async def run_listener(self) -> None:
         """Hold this process's one Redis subscription; reconnect with backoff forever."""
-        delay, subscribed_before = 0.1, False
+        (first, most), subscribed_before = LISTENER_RETRY_BACKOFF, False
+        delay = first
         while True:
             try:
                 async with self._messages.subscribe() as events:
@@ -326,7 +337,7 @@ class ChatController:
                     for room in list(self._subscribers):
                         await self._recover(room)
                     self.listening.set()
-                    delay = 0.1
+                    delay = first
                     async for event in events:
                         if event.message_id:
                             await self._check_continuity(event)
@@ -337,7 +348,7 @@ class ChatController:
                 log.exception("event listener failed; restarting in %.1fs", delay)
             self.listening.clear()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, most)
 
     async def _check_continuity(self, event: Event) -> None:
         last = self._room_last.get(event.room)

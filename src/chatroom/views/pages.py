@@ -14,7 +14,7 @@ import tornado.escape
 import tornado.locale
 import tornado.web
 
-from chatroom.config import available_locales
+from chatroom.config import Config, available_locales
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers.chat import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.errors import BadRequestError, UnavailableError
@@ -119,7 +119,7 @@ UI_METHODS = {
 
 def error_messages(locale: tornado.locale.Locale, **params: Any) -> dict[str, str]:
     _ = locale.translate
-    max_chars = params.get("max_chars", 4000)
+    max_chars = params.get("max_chars", Config.max_message_chars)
     return {
         "bad_request": _("That was not a valid request."),
         "too_long": _("The message is too long: at most %(max)s characters.") % {"max": max_chars},
