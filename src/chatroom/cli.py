@@ -187,6 +187,25 @@ def main() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Messages per second a user may sustain (the token bucket's refill).",
 )
+@setting(
+    "--max-sockets-per-user",
+    default=20,
+    type=click.IntRange(1),
+    help="WebSockets one user may hold open at once, across all processes; more are "
+    "closed with 1008.",
+)
+@setting(
+    "--rooms-per-hour",
+    default=10,
+    type=click.IntRange(1),
+    help="Rooms one user may create per hour (also the burst); more are refused with 429.",
+)
+@setting(
+    "--joins-per-minute",
+    default=60,
+    type=click.IntRange(1),
+    help="join frames one socket may send per minute (also the burst); more get rate_limited.",
+)
 @setting("--db-threads", default=8, type=click.IntRange(1), help="Threads for SQL and hashing.")
 @setting(
     "--default-locale",

@@ -72,6 +72,9 @@ class Config:
     auth_per_minute: float = 20.0
     send_burst: int = 10
     send_per_second: float = 2.0
+    max_sockets_per_user: int = 20
+    rooms_per_hour: int = 10
+    joins_per_minute: int = 60
     db_threads: int = 8
     default_locale: str = SOURCE_LOCALE
 
@@ -109,6 +112,10 @@ class Config:
             raise ConfigError("auth_burst must be >= 1 and auth_per_minute > 0")
         if self.send_burst < 1 or self.send_per_second <= 0:
             raise ConfigError("send_burst must be >= 1 and send_per_second > 0")
+        if self.max_sockets_per_user < 1 or self.rooms_per_hour < 1 or self.joins_per_minute < 1:
+            raise ConfigError(
+                "max_sockets_per_user, rooms_per_hour and joins_per_minute must be at least 1"
+            )
         if self.db_threads < 1:
             raise ConfigError("db_threads must be at least 1")
         if self.default_locale not in available_locales():
