@@ -97,6 +97,7 @@ def test_ipv6_addresses_are_throttled_by_their_64():
     assert throttle_address("::ffff:198.51.100.7") == "198.51.100.7"
     assert throttle_address("198.51.100.7") == "198.51.100.7"
     assert throttle_address("not an address") == "not an address"
+    assert throttle_address("fe80::1%eth0") == "fe80::/64"
 
 
 async def test_rotating_addresses_within_one_ipv6_64_shares_one_bucket(app_factory):

@@ -91,7 +91,8 @@ def throttle_address(address: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip.exploded}/{IPV6_PREFIX}", strict=False))
+        # From the integer: a scoped address (fe80::1%eth0) has no /64 of its own text.
+        return str(ipaddress.IPv6Network((int(ip), IPV6_PREFIX), strict=False))
     return str(ip)
 
 
