@@ -63,6 +63,8 @@ def make_app(
         controllers=controllers,
         background_tasks=set[asyncio.Task](),
         frame_writer=FrameWriter(),
+        # What this process has logged once already (e.g. an untrusted X-Forwarded-For).
+        notices=set[str](),
         cookie_secret=cookie_secret,
         xsrf_cookies=True,
         xsrf_cookie_kwargs={"samesite": "Strict"},

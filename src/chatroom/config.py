@@ -247,6 +247,22 @@ class Config:
         min_open=True,
         help="Messages per second a user may sustain (the token bucket's refill).",
     )
+    max_sockets_per_user: int = setting(
+        20,
+        min=1,
+        help="WebSockets one user may hold open at once, across all processes; more are "
+        "closed with 1008.",
+    )
+    rooms_per_hour: int = setting(
+        10,
+        min=1,
+        help="Rooms one user may create per hour (also the burst); more are refused with 429.",
+    )
+    joins_per_minute: int = setting(
+        60,
+        min=1,
+        help="join frames one socket may send per minute (also the burst); more get rate_limited.",
+    )
     db_threads: int = setting(8, min=1, help="Threads for SQL and hashing.")
     default_locale: str = setting(
         SOURCE_LOCALE,

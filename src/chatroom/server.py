@@ -33,6 +33,7 @@ from chatroom.controllers import (
     SendLimits,
 )
 from chatroom.controllers.admin import AdminController
+from chatroom.controllers.chat import ConnectionCaps
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
@@ -42,6 +43,7 @@ from chatroom.models import (
     MessageRepository,
     PresenceRepository,
     RedisKeys,
+    RoomQuota,
     migrate_schema,
     open_database,
 )
@@ -126,7 +128,9 @@ class ChatServer:
         messages = MessageRepository(
             self.redis, keys, config.history_size, wait_for_fsync=self.wait_for_fsync
         )
-        rooms = RoomController(self.run_blocking, messages)
+        rooms = RoomController(
+            self.run_blocking, messages, RoomQuota(self.redis, keys, config.rooms_per_hour)
+        )
         self.chat = ChatController(
             rooms,
             messages,
@@ -134,6 +138,7 @@ class ChatServer:
             SendLimits(config.max_message_chars, config.send_burst, config.send_per_second),
             ReadMarkerBuffer(self.run_blocking),
             self.metrics,
+            ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
         )
         controllers = Controllers(
             auth=AuthController(

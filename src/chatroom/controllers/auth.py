@@ -106,9 +106,11 @@ class AuthController:
         """
         if not isinstance(username, str) or not isinstance(password, str):
             raise UnauthorizedError("wrong username or password")
-        account_key = username.lower()[: validation.MAX_USERNAME_CHARS] or None
+        # Only a name that could be an account gets per-account limits: anything else
+        # (``carol:127.0.0.1``, 10 kB of text) matches no account and needs none.
+        account_key = username.lower() if validation.USERNAME_RE.match(username) else None
         await self._allow(address, account_key)
-        user = await self._run(User.by_name, username) if username else None
+        user = await self._run(User.by_name, username) if account_key else None
         stored = user.password_hash if user else self._dummy_hash
         try:
             await self._hash(self._hasher.verify, stored, password)
@@ -128,6 +130,23 @@ class AuthController:
         token = secrets.token_urlsafe(32)
         await self._run(Session.record, token, user.id)
         return _account(user), token
+
+    async def lookup_user(self, name: str, address: str | None = None) -> Account | None:
+        """The account named ``name``, or None; limited per client address.
+
+        Whether a name exists is what a guesser of accounts wants to know, so
+        lookups from one address share a bucket as large as the login bucket.
+        """
+        if self._throttle is not None and address is not None:
+            wait = 0.0
+            with self._throttle_outage():
+                wait = await self._throttle.lookup(address)
+            if wait:
+                raise RateLimitedError("too many lookups; wait before trying again", wait)
+        if not validation.USERNAME_RE.match(name):
+            return None
+        user = await self._run(User.by_name, name)
+        return _account(user) if user else None
 
     @staticmethod
     def _set_password_hash(user_id: int, password_hash: str) -> None:

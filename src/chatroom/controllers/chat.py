@@ -24,6 +24,7 @@ from chatroom.controllers.connection import Connection
 from chatroom.controllers.errors import (
     NotFoundError,
     RateLimitedError,
+    TooManyConnectionsError,
     UnavailableError,
     storage_guard,
 )
@@ -75,6 +76,14 @@ class SendLimits:
     per_second: float = Config.send_per_second
 
 
+@dataclass(frozen=True)
+class ConnectionCaps:
+    """SPEC §10's per-user and per-socket caps (each a setting)."""
+
+    sockets_per_user: int = 20
+    joins_per_minute: int = 60
+
+
 @dataclass
 class Subscription:
     """One connection's membership of one room's live stream.
@@ -108,11 +117,16 @@ class Subscription:
 
 @dataclass
 class ConnectionState:
-    """What the controller tracks per connection: its joined rooms and rate-limit strikes."""
+    """What the controller tracks per connection: its joined rooms, rate-limit strikes,
+    its ``join`` bucket, and the newest message id it has of each room it ever joined
+    (a room's full history goes to a socket once; later joins get what is new)."""
 
+    joins: TokenBucket = field(default_factory=lambda: TokenBucket(60, 1.0))
     rooms: dict[str, RoomRef] = field(default_factory=dict)
     retry_at: float = 0.0
     ignored_retries: int = 0
+    has_up_to: dict[str, int] = field(default_factory=dict)
+    counted: bool = False  # admitted under the socket cap (its entry is kept fresh)
 
 
 class ChatController:
@@ -126,11 +140,13 @@ class ChatController:
         limits: SendLimits | None = None,
         read_markers: ReadMarkerBuffer | None = None,
         metrics: Metrics | None = None,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self._rooms = rooms
         self._messages = messages
         self._presence = presence
         self._limits = limits or SendLimits()
+        self._caps = caps or ConnectionCaps()
         self.read_markers = read_markers
         self.metrics = metrics or Metrics()
         self._out_messages = self.metrics.frames_out.labels("message")
@@ -152,8 +168,33 @@ class ChatController:
     # -- connections -------------------------------------------------------
 
     async def connect(self, conn: Connection) -> None:
-        """Register a connection and send it ``hello``."""
-        self._connections[conn] = ConnectionState()
+        """Register a connection and send it ``hello``.
+
+        ``TooManyConnectionsError`` when the user already holds the most sockets
+        allowed (counted in Redis, across every process).
+        """
+        per_minute = self._caps.joins_per_minute
+        self._connections[conn] = ConnectionState(joins=TokenBucket(per_minute, per_minute / 60))
+        user_id = conn.account.id
+        try:
+            with storage_guard():
+                admitted = await self._presence.claim_socket(
+                    user_id, conn.conn_id, self._caps.sockets_per_user
+                )
+        except Exception:
+            self._connections.pop(conn, None)
+            raise
+        if not admitted:
+            self._connections.pop(conn, None)
+            raise TooManyConnectionsError(
+                f"at most {self._caps.sockets_per_user} open sockets per user"
+            )
+        state = self._connections.get(conn)
+        if state is None:  # closed while we waited: uncount it
+            with contextlib.suppress(*_REDIS_DOWN):
+                await self._presence.release_socket(user_id, conn.conn_id)
+            return
+        state.counted = True
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
         conn.deliver(frames.hello(conn.account.name, rooms))
@@ -163,6 +204,8 @@ class ChatController:
         state = self._connections.pop(conn, None)
         if state is None:
             return
+        with contextlib.suppress(*_REDIS_DOWN):
+            await self._presence.release_socket(conn.account.id, conn.conn_id)
         for room in list(state.rooms):
             await self._unsubscribe(conn, room)
 
@@ -173,8 +216,21 @@ class ChatController:
     # -- client frames -----------------------------------------------------
 
     async def join(self, conn: Connection, room: object, since: object = None) -> None:
-        """Subscribe the connection to a room and send ``joined`` with the history."""
+        """Subscribe the connection to a room and send ``joined`` with the history.
+
+        The room's full history goes to a connection once: a later ``join`` of
+        the same room without ``since`` is answered as if ``since`` were the
+        newest id this connection already has of it.
+        """
         since_id = None if since is None else validation.message_id(since, "since")
+        validation.room_name(room)
+        state = self._connections.get(conn)
+        if state is not None:
+            wait = state.joins.take()
+            if wait:
+                raise RateLimitedError(
+                    "too many joins; wait before joining again", math.ceil(wait * 1000) / 1000
+                )
         ref = await self._room_for(conn.account, room)
         state = self._connections.get(conn)
         if state is None:  # closed while the room was looked up
@@ -184,7 +240,10 @@ class ChatController:
         if sub is None:
             sub = subs[conn] = Subscription(conn, conn.account.key)
         else:
+            state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
             sub.pending = sub.pending if sub.pending is not None else []
+        if since_id is None:
+            since_id = state.has_up_to.get(ref.name)
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
@@ -201,6 +260,7 @@ class ChatController:
                 await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
             return
         conn.deliver(frames.joined(page, online))
+        state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
         sub.release(page.last_id)
         self._room_last[ref.name] = max(self._room_last.get(ref.name, 0), page.last_id)
         if first:
@@ -400,6 +460,7 @@ class ChatController:
                         await self._announce(room, user, "online")
                 for room, user in await self._presence.sweep():
                     await self._announce(room, user, "offline")
+                await self._refresh_sockets()
                 await self._presence.report_connections(self.connection_count)
             except _REDIS_DOWN as exc:
                 log.warning("presence refresh failed: %s", exc)
@@ -444,6 +505,16 @@ class ChatController:
             wait = math.ceil(wait * 1000) / 1000
             raise RateLimitedError("too many messages; wait before sending again", wait)
 
+    async def _refresh_sockets(self) -> None:
+        """Keep this process's sockets counted against their users' socket caps."""
+        counted = [conn for conn, state in self._connections.items() if state.counted]
+        open_now = {conn.conn_id: conn for conn in counted}
+        entries = [(conn.account.id, conn.conn_id) for conn in open_now.values()]
+        for user_id, conn_id in await self._presence.refresh_sockets(entries):
+            conn = open_now[conn_id]
+            if conn in self._connections:  # not closed meanwhile
+                await self._presence.restore_socket(user_id, conn_id)
+
     def _is_subscribed(self, room: str, conn_id: str) -> bool:
         return any(c.conn_id == conn_id for c in self._subscribers.get(room, ()))
 
@@ -457,7 +528,8 @@ class ChatController:
 
     async def _unsubscribe(self, conn: Connection, room: str) -> None:
         subs = self._subscribers.get(room)
-        if subs is None or subs.pop(conn, None) is None:
+        sub = subs.pop(conn, None) if subs is not None else None
+        if sub is None:
             return
         if not subs:
             del self._subscribers[room]
@@ -465,6 +537,8 @@ class ChatController:
         state = self._connections.get(conn)
         if state is not None:
             state.rooms.pop(room, None)
+            if sub.pending is None:
+                state.has_up_to[room] = max(state.has_up_to.get(room, 0), sub.last_id)
         with contextlib.suppress(*_REDIS_DOWN):
             if await self._presence.leave(room, conn.account.name, conn.conn_id):
                 await self._announce(room, conn.account.name, "offline")
@@ -496,6 +570,7 @@ class ChatController:
             state = self._connections.get(conn)
             if state is not None:
                 state.rooms.pop(room, None)
+                state.has_up_to.pop(room, None)  # a new room of that name starts afresh
             conn.deliver(frame)
         # Their presence entries went with the room's keys; a heartbeat racing the
         # deletion may put one back, which expires and is swept like any other.

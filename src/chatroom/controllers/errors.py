@@ -68,6 +68,16 @@ class RateLimitedError(ChatError):
         self.retry_after = retry_after
 
 
+class TooManyConnectionsError(ChatError):
+    """The user holds the most sockets allowed; the new socket is closed with 1008."""
+
+    code = "rate_limited"
+    status = 429
+    #: The WebSocket close code and reason the refused socket gets.
+    close_code = 1008
+    close_reason = "too many connections"
+
+
 class UnavailableError(ChatError):
     """Storage is down: nothing was stored; retry later."""
 

@@ -10,8 +10,22 @@ import peewee
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account, RoomRef, RoomSummary
 from chatroom.controllers.blocking import BlockingRunner
-from chatroom.controllers.errors import ConflictError, ForbiddenError, NotFoundError, storage_guard
-from chatroom.models import HistoryPage, Membership, MessageRepository, Room, User, database
+from chatroom.controllers.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    storage_guard,
+)
+from chatroom.models import (
+    HistoryPage,
+    Membership,
+    MessageRepository,
+    Room,
+    RoomQuota,
+    User,
+    database,
+)
 
 T = TypeVar("T")
 
@@ -23,9 +37,12 @@ def _ref(room: Room) -> RoomRef:
 class RoomController:
     """Everything about rooms that is not the live message stream."""
 
-    def __init__(self, run: BlockingRunner, messages: MessageRepository) -> None:
+    def __init__(
+        self, run: BlockingRunner, messages: MessageRepository, quota: RoomQuota | None = None
+    ) -> None:
         self._run = run
         self._messages = messages
+        self._quota = quota
 
     @staticmethod
     async def _stored(call: Awaitable[T]) -> T:
@@ -70,6 +87,12 @@ class RoomController:
     async def create(self, account: Account, name: object, topic: object = None) -> RoomSummary:
         room_name = validation.public_room_name(name)
         room_topic = validation.topic(topic)
+        if self._quota is not None:
+            # Every valid attempt counts, a name already taken included: checking
+            # first and counting after would let concurrent requests all pass.
+            wait = await self._stored(self._quota.take(account.id))
+            if wait:
+                raise RateLimitedError("too many rooms created; wait before creating another", wait)
         last_id = await self._stored(self._messages.last_id(room_name))
         await self._run(self._create_row, account.id, room_name, room_topic, last_id)
         return RoomSummary(room_name, room_topic, False, 1, True, 0, last_id)

@@ -10,7 +10,7 @@ from chatroom.models.messages import HistoryPage, MessageRepository, StoredMessa
 from chatroom.models.presence import PresenceRepository
 from chatroom.models.room import Room
 from chatroom.models.session import Session
-from chatroom.models.throttle import AuthThrottle
+from chatroom.models.throttle import AuthThrottle, RoomQuota
 from chatroom.models.user import User
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PresenceRepository",
     "RedisKeys",
     "Room",
+    "RoomQuota",
     "SchemaVersion",
     "Session",
     "StoredMessage",

@@ -6,8 +6,18 @@ one Redis Cluster slot and the send script stays single-slot.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
+
+
+def _digest(text: str) -> str:
+    """A fixed-length, colon- and brace-free stand-in for a variable key part.
+
+    Whatever a client sent (a username with ``:``, ``{``, ``*``, 10 kB of text) ends
+    up as 32 hex digits, so no value can reach into another key kind's name.
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _glob_escape(text: str) -> str:
@@ -41,17 +51,46 @@ class RedisKeys:
         """Sorted set of the room's live connections (``user\\nconn``), scored by expiry."""
         return f"{self.prefix}:{{{room}}}:online"
 
+    # The throttles' keys: each kind has its own fixed segment, and every variable
+    # part (an address, an account name) is a digest, never the raw text. The
+    # per-account keys share the hash tag of the account, so one script may use them.
+
     def auth_address(self, address: str) -> str:
-        """Login/register attempts of one client address (a token bucket)."""
-        return f"{self.prefix}:auth:addr:{address}"
+        """Login/register attempts of one client address (or IPv6 /64): a token bucket."""
+        return f"{self.prefix}:auth-addr:{_digest(address)}"
+
+    def lookup_address(self, address: str) -> str:
+        """Username lookups (``/dm?user=``) of one client address: a token bucket."""
+        return f"{self.prefix}:lookup-addr:{_digest(address)}"
 
     def auth_failures(self, account: str) -> str:
-        """Failed logins of one account (a token bucket)."""
-        return f"{self.prefix}:auth:fail:{account}"
+        """Failed logins of one (valid) account name: the fast token bucket."""
+        return f"{self.prefix}:auth-acct:{{{_digest(account)}}}:fail"
+
+    def auth_slow(self, account: str) -> str:
+        """Failed logins of one account from any address: the slow token bucket."""
+        return f"{self.prefix}:auth-acct:{{{_digest(account)}}}:slow"
+
+    def auth_known(self, account: str) -> str:
+        """Sorted set of address digests that logged in to the account, scored by expiry."""
+        return f"{self.prefix}:auth-acct:{{{_digest(account)}}}:known"
 
     def auth_failed(self, account: str, address: str) -> str:
         """How often one address failed at one account recently."""
-        return f"{self.prefix}:auth:fail:{account}:{address}"
+        return f"{self.prefix}:auth-acct:{{{_digest(account)}}}:failed:{_digest(address)}"
+
+    @staticmethod
+    def address_tag(address: str) -> str:
+        """The digest of an address as the ``auth_known`` set stores it."""
+        return _digest(address)
+
+    def room_creations(self, user_id: int) -> str:
+        """Rooms one user created lately: a token bucket."""
+        return f"{self.prefix}:room-create:{int(user_id)}"
+
+    def user_sockets(self, user_id: int) -> str:
+        """Sorted set of one user's open sockets (connection ids), scored by expiry."""
+        return f"{self.prefix}:user-sockets:{int(user_id)}"
 
     def room_keys(self, room: str) -> str:
         """A SCAN pattern matching every key of the room (history, counter, dedupe, ...)."""

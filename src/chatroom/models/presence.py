@@ -28,6 +28,20 @@ return {expired, redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')}
 """
 
 
+# Admit one more socket of a user unless they hold ``limit`` live ones already.
+# KEYS[1]: the user's sockets. ARGV: connection id, limit, now, expiry.
+_CLAIM_SOCKET_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[4] - ARGV[3]) + 1)
+return 1
+"""
+
+
 def _member(user: str, conn_id: str) -> str:
     return f"{user}\n{conn_id}"
 
@@ -43,6 +57,7 @@ class PresenceRepository:
         self._redis = redis
         self._keys = keys
         self._sweep = redis.register_script(_SWEEP_SCRIPT)
+        self._claim_socket = redis.register_script(_CLAIM_SOCKET_SCRIPT)
 
     async def enter(self, room: str, user: str, conn_id: str) -> bool:
         """Record that a connection joined; True when the user was not online there before."""
@@ -113,6 +128,47 @@ class PresenceRepository:
                 # next heartbeat, so the index stays small without losing a room.
                 await self._redis.srem(index, room)
         return gone
+
+    # -- open sockets per user (counted across processes) ---------------------
+
+    async def claim_socket(self, user_id: int, conn_id: str, limit: int) -> bool:
+        """Count a new socket of the user: False (nothing counted) if ``limit`` are open.
+
+        Atomic, so sockets opened at the same moment on any process never pass
+        the limit together; entries expire unless ``refresh_sockets`` extends them,
+        so the sockets of a crashed process stop counting by themselves.
+        """
+        now = time.time()
+        args = [conn_id, limit, now, now + ENTRY_TTL_SECONDS]
+        return bool(await self._claim_socket(keys=[self._keys.user_sockets(user_id)], args=args))
+
+    async def release_socket(self, user_id: int, conn_id: str) -> None:
+        await self._redis.zrem(self._keys.user_sockets(user_id), conn_id)
+
+    async def refresh_sockets(self, sockets: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """Extend the expiry of live (user id, conn id) entries in one round trip.
+
+        As with ``refresh``, only existing entries are extended; the lost ones are
+        returned, for the caller to ``restore_socket`` if still open.
+        """
+        if not sockets:
+            return []
+        expires = time.time() + ENTRY_TTL_SECONDS
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id, conn_id in sockets:
+                pipe.zadd(self._keys.user_sockets(user_id), {conn_id: expires}, xx=True, ch=True)
+            for user_id in {user_id for user_id, _ in sockets}:
+                pipe.expire(self._keys.user_sockets(user_id), int(ENTRY_TTL_SECONDS) + 1)
+            changed = await pipe.execute()
+        return [entry for entry, n in zip(sockets, changed, strict=False) if not n]
+
+    async def restore_socket(self, user_id: int, conn_id: str) -> None:
+        """Count an open socket again whose entry was lost (e.g. Redis restarted empty)."""
+        key = self._keys.user_sockets(user_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {conn_id: time.time() + ENTRY_TTL_SECONDS})
+            pipe.expire(key, int(ENTRY_TTL_SECONDS) + 1)
+            await pipe.execute()
 
     async def report_connections(self, count: int) -> None:
         """Record how many connections this process holds (``chatroom stats`` sums them)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http
 import ipaddress
+import logging
 import math
 from typing import Any
 
@@ -14,6 +15,8 @@ import tornado.web
 
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers.errors import BadRequestError, RateLimitedError
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "chatroom_session"
 #: Over HTTPS the cookie is Secure and carries the __Host- prefix: the browser
@@ -62,18 +65,33 @@ def session_cookie_name(request: tornado.httputil.HTTPServerRequest) -> str:
     return SECURE_SESSION_COOKIE if request.protocol == "https" else SESSION_COOKIE
 
 
-def apply_trusted_proxy(request: tornado.httputil.HTTPServerRequest, trusted: tuple) -> None:
+def apply_trusted_proxy(
+    request: tornado.httputil.HTTPServerRequest, trusted: tuple, notices: set[str] | None = None
+) -> None:
     """Believe X-Forwarded-Proto/-For, but only from a peer in ``--trusted-proxies``.
 
-    Anyone else could forge them to look like HTTPS or like another address.
+    Anyone else could forge them to look like HTTPS or like another address. A
+    forwarded request from an untrusted peer is logged once (per ``notices`` set,
+    one per process): it usually means a proxy in front without ``--trusted-proxies``,
+    which makes every client one address to the login throttle.
     """
-    if not trusted or getattr(request, "_chatroom_proxied", False):
+    if getattr(request, "_chatroom_proxied", False):
         return
     try:
         peer = ipaddress.ip_address(request.remote_ip)
     except ValueError:
-        return
-    if not any(peer in network for network in trusted):
+        peer = None
+    if peer is None or not any(peer in network for network in trusted):
+        forwarded = "X-Forwarded-For" in request.headers
+        if forwarded and notices is not None and "untrusted-forward" not in notices:
+            notices.add("untrusted-forward")
+            log.warning(
+                "ignoring X-Forwarded-For from %s, which is not in --trusted-proxies: "
+                "if it is your reverse proxy, every client looks like %s to the login "
+                "throttle; set --trusted-proxies (logged once)",
+                request.remote_ip,
+                request.remote_ip,
+            )
         return
     request._chatroom_proxied = True
     proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
@@ -94,6 +112,12 @@ def bearer_token(handler: tornado.web.RequestHandler) -> str | None:
     header = handler.request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def set_retry_after(handler: tornado.web.RequestHandler, exc: BaseException | None) -> None:
+    """A rate-limited answer says when to come back (``Retry-After``, whole seconds)."""
+    if isinstance(exc, RateLimitedError):
+        handler.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -117,7 +141,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
     async def prepare(self) -> None:
-        apply_trusted_proxy(self.request, self.config.trusted_proxy_networks)
+        apply_trusted_proxy(
+            self.request, self.config.trusted_proxy_networks, self.settings["notices"]
+        )
         if len(self.request.body) > self.config.max_body_bytes:
             raise tornado.web.HTTPError(413, "request body over the size limit")
         token = bearer_token(self) or self._cookie_token()
@@ -213,8 +239,7 @@ class JsonHandler(BaseHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None,) * 3)[1]
         code, message = self.error_details(status_code, exc)
-        if isinstance(exc, RateLimitedError):
-            self.set_header("Retry-After", str(math.ceil(exc.retry_after)))
+        set_retry_after(self, exc)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
 

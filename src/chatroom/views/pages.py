@@ -18,7 +18,7 @@ from chatroom.config import Config, available_locales
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers.chat import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.errors import BadRequestError, UnavailableError
-from chatroom.views.base import LOCALE_COOKIE, BaseHandler
+from chatroom.views.base import LOCALE_COOKIE, BaseHandler, set_retry_after
 
 #: Consecutive messages of one author closer than this share one header.
 GROUP_SECONDS = 5 * 60
@@ -253,7 +253,9 @@ class PageHandler(BaseHandler):
     """Base of the HTML pages: error pages in the reader's language."""
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        code, _ = self.error_details(status_code, kwargs.get("exc_info", (None,) * 3)[1])
+        exc = kwargs.get("exc_info", (None,) * 3)[1]
+        code, _ = self.error_details(status_code, exc)
+        set_retry_after(self, exc)
         self.render("error.html", status=status_code, code=code, message=error_text(self, code))
 
 
@@ -356,7 +358,7 @@ class DirectMessageHandler(PageHandler):
             self.redirect("/login?" + urlencode({"next": self.request.uri}))
             return
         wanted = self.get_query_argument("user", "").strip()
-        peer = await self.controllers.rooms.find_user(wanted) if len(wanted) <= 32 else None
+        peer = await self.controllers.auth.lookup_user(wanted, self.request.remote_ip)
         if peer is None:
             self.set_status(404)
             _ = self.locale.translate

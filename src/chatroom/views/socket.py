@@ -17,7 +17,7 @@ import tornado.websocket
 
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers import frames as server_frames
-from chatroom.controllers.errors import BadRequestError
+from chatroom.controllers.errors import BadRequestError, TooManyConnectionsError
 from chatroom.views.base import apply_trusted_proxy, bearer_token, session_cookie_name
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self._counted = True
         try:
             await self.chat.connect(self)
+        except TooManyConnectionsError as exc:
+            self.close(exc.close_code, exc.close_reason)
         except ChatError as exc:
             self.deliver(server_frames.error(exc))
             self.close(1011, exc.code)
