@@ -13,6 +13,7 @@ from chatroom import __version__
 from chatroom.config import (
     DURABILITY_LEVELS,
     LOG_FORMATS,
+    MAX_SESSION_DAYS,
     SOURCE_LOCALE,
     Config,
     ConfigError,
@@ -187,6 +188,12 @@ def main() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Messages per second a user may sustain (the token bucket's refill).",
 )
+@setting(
+    "--session-days",
+    default=30.0,
+    type=click.FloatRange(min=0, max=MAX_SESSION_DAYS, min_open=True),
+    help="A login (cookie or Bearer token) ends this many days after it began.",
+)
 @setting("--db-threads", default=8, type=click.IntRange(1), help="Threads for SQL and hashing.")
 @setting(
     "--default-locale",
@@ -338,10 +345,10 @@ def users_create(name: str, password_stdin: bool, **storage) -> None:
 @operator_options
 @reports_errors
 def users_set_password(name: str, password_stdin: bool, **storage) -> None:
-    """Give the account NAME a new password; asks for it."""
+    """Give the account NAME a new password and sign it out everywhere; asks for it."""
     password = read_password(password_stdin)
-    user = operate(storage, lambda admin: admin.set_password(name, password))
-    click.echo(f"Set a new password for {user.name}")
+    user, ended = operate(storage, lambda admin: admin.set_password(name, password))
+    click.echo(f"Set a new password for {user.name} ({ended} sessions ended)")
 
 
 @users.command("disable")

@@ -41,6 +41,8 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 DURABILITY_LEVELS = ("fast", "strict")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
+#: The longest a session may last (--session-days): ten years.
+MAX_SESSION_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Config:
     send_per_second: float = 2.0
     db_threads: int = 8
     default_locale: str = SOURCE_LOCALE
+    session_days: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
@@ -109,6 +112,8 @@ class Config:
             raise ConfigError("auth_burst must be >= 1 and auth_per_minute > 0")
         if self.send_burst < 1 or self.send_per_second <= 0:
             raise ConfigError("send_burst must be >= 1 and send_per_second > 0")
+        if not 0 < self.session_days <= MAX_SESSION_DAYS:
+            raise ConfigError(f"session_days must be > 0 and <= {MAX_SESSION_DAYS}")
         if self.db_threads < 1:
             raise ConfigError("db_threads must be at least 1")
         if self.default_locale not in available_locales():

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import redis.exceptions
 
 from chatroom.controllers import frames, validation
-from chatroom.controllers.accounts import Account, RoomRef
+from chatroom.controllers.accounts import Account, RoomRef, SessionInfo
 from chatroom.controllers.connection import Connection
 from chatroom.controllers.errors import (
     NotFoundError,
@@ -54,6 +54,12 @@ CROSS_ROOM_FACTOR = 2
 ACCESS_CACHE_SIZE = 50_000
 #: Sends that ignore a ``retry_after`` before the connection is closed (1008).
 MAX_IGNORED_RETRIES = 20
+#: How long an ended session or user is remembered, to refuse a socket whose
+#: handshake looked its session up just before the end and registers just after.
+ENDED_MEMORY_SECONDS = 60.0
+#: Close reasons (with code 1008) of a socket whose session ended or expired.
+SESSION_ENDED = "session ended"
+SESSION_EXPIRED = "session expired"
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -99,11 +105,14 @@ class Subscription:
 
 @dataclass
 class ConnectionState:
-    """What the controller tracks per connection: its joined rooms and rate-limit strikes."""
+    """What the controller tracks per connection: its joined rooms, rate-limit strikes,
+    and the session it was opened with (its token hash and when it ends, epoch seconds)."""
 
     rooms: dict[str, RoomRef] = field(default_factory=dict)
     retry_at: float = 0.0
     ignored_retries: int = 0
+    session_hash: str = ""
+    expires: float = math.inf
 
 
 class ChatController:
@@ -134,6 +143,8 @@ class ChatController:
         self._access: OrderedDict[tuple[int, str], RoomRef] = OrderedDict()
         self._buckets: dict[str, TokenBucket] = {}
         self._typing_sent: dict[tuple[str, str], float] = {}
+        # ("session", token hash) or ("user", id) -> time.monotonic() it ended here.
+        self._ended: dict[tuple[str, object], float] = {}
         self.listening = asyncio.Event()
 
     @property
@@ -142,9 +153,18 @@ class ChatController:
 
     # -- connections -------------------------------------------------------
 
-    async def connect(self, conn: Connection) -> None:
-        """Register a connection and send it ``hello``."""
-        self._connections[conn] = ConnectionState()
+    async def connect(self, conn: Connection, session: SessionInfo | None = None) -> None:
+        """Register a connection and send it ``hello``.
+
+        With ``session`` (what the socket authenticated with) the connection is
+        closed (1008) when that session ends or expires.
+        """
+        state = self._connections[conn] = ConnectionState()
+        if session is not None:
+            state.session_hash, state.expires = session.token_hash, session.expires
+            if self._ended_since(session):
+                conn.close(1008, SESSION_ENDED)
+                return
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
         conn.deliver(frames.hello(conn.account.name, rooms))
@@ -396,7 +416,16 @@ class ChatController:
                 log.exception("presence refresh failed")
             if self.read_markers is not None:
                 await self.read_markers.flush()
+            self.close_expired()
             self._forget_idle_limits()
+
+    def close_expired(self) -> None:
+        """Close (1008) the connections whose session's time (--session-days) is up."""
+        now = time.time()
+        for conn, state in list(self._connections.items()):
+            if state.expires <= now:
+                state.expires = math.inf  # closed once
+                conn.close(1008, SESSION_EXPIRED)
 
     # -- helpers -----------------------------------------------------------
 
@@ -443,6 +472,9 @@ class ChatController:
         stale = now - TYPING_INTERVAL_SECONDS
         for key in [k for k, t in self._typing_sent.items() if t < stale]:
             del self._typing_sent[key]
+        forgotten = now - ENDED_MEMORY_SECONDS
+        for key in [k for k, t in self._ended.items() if t < forgotten]:
+            del self._ended[key]
 
     async def _unsubscribe(self, conn: Connection, room: str) -> None:
         subs = self._subscribers.get(room)
@@ -462,17 +494,36 @@ class ChatController:
         with contextlib.suppress(*_REDIS_DOWN):
             await self._messages.publish(room, frames.presence(room, user, state))
 
-    # -- control events (chatroom rooms delete, chatroom users disable) -------
+    # -- control events (chatroom rooms delete, users disable, ended sessions) --
 
     def _apply_control(self, control: dict) -> None:
-        """Drop what this process caches about a deleted room or a disabled user."""
+        """Drop what this process caches about a deleted room or a disabled user, and
+        close the sockets of ended sessions."""
         action = control.get("action")
         if action == "room_deleted" and isinstance(control.get("room"), str):
             self._room_deleted(control["room"])
         elif action == "user_disabled" and isinstance(control.get("user_id"), int):
             self._user_disabled(control["user_id"])
+        elif action == "sessions_ended" and isinstance(control.get("session"), str):
+            self._sessions_ended(("session", control["session"]))
+        elif action == "sessions_ended" and isinstance(control.get("user_id"), int):
+            self._sessions_ended(("user", control["user_id"]))
         else:
             log.warning("ignored an unknown control event: %.200r", control)
+
+    def _sessions_ended(self, which: tuple[str, object], reason: str = "") -> None:
+        """Close (1008) the connections of one session (by token hash) or of one user."""
+        self._ended[which] = time.monotonic()
+        kind, value = which
+        for conn, state in list(self._connections.items()):
+            if (state.session_hash if kind == "session" else conn.account.id) == value:
+                conn.close(1008, reason or SESSION_ENDED)
+
+    def _ended_since(self, session: SessionInfo) -> bool:
+        """Whether the session, or all its user's sessions, ended after it was looked up."""
+        if ("session", session.token_hash) in self._ended:
+            return True
+        return self._ended.get(("user", session.account.id), -math.inf) >= session.checked
 
     def _room_deleted(self, room: str) -> None:
         """Forget the room's access checks; its sockets get ``not_found`` and leave it."""
@@ -493,5 +544,4 @@ class ChatController:
         """Forget the user's access checks and close their sockets (1008)."""
         for key in [key for key in self._access if key[0] == user_id]:
             del self._access[key]
-        for conn in [conn for conn in self._connections if conn.account.id == user_id]:
-            conn.close(1008, "account disabled")
+        self._sessions_ended(("user", user_id), "account disabled")
