@@ -1143,7 +1143,8 @@
 
   function xsrfToken() {
     const field = document.querySelector('input[name="_xsrf"]');
-    return cookie('_xsrf') || (field ? field.value : '');
+    // The page's own token first: over HTTPS the cookie is __Host-xsrf, and a stray _xsrf must not win.
+    return (field ? field.value : '') || cookie('_xsrf');
   }
 
   if (els.createForm) {
