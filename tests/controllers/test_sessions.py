@@ -12,6 +12,14 @@ from tests.controllers.conftest import FAST_HASHER, ChatEnv, RecordingConnection
 from tests.helpers import PASSWORD
 
 
+async def connect_with(env: ChatEnv, account, session) -> RecordingConnection:
+    """A connection registered with the session it authenticated with."""
+    conn = RecordingConnection(account)
+    env.connections.append(conn)
+    await env.chat.connect(conn, session)
+    return conn
+
+
 async def closed(conn: RecordingConnection, timeout: float = 5.0) -> tuple[int, str]:
     deadline = time.monotonic() + timeout
     while conn.closed is None and time.monotonic() < deadline:
@@ -32,15 +40,11 @@ async def test_a_handshake_that_raced_a_logout_is_refused(env: ChatEnv) -> None:
     await auth.logout(token)  # ... then the logout happened
     await env.sync("lobby", watcher)
 
-    late = RecordingConnection(alice)
-    env.connections.append(late)
-    await env.chat.connect(late, session)  # ... and only now does it register
+    late = await connect_with(env, alice, session)  # ... and only now does it register
     assert late.closed == (1008, "session ended")
     assert not late.frames  # no hello
 
-    fine = RecordingConnection(alice)
-    env.connections.append(fine)
-    await env.chat.connect(fine, other_session)
+    fine = await connect_with(env, alice, other_session)
     assert fine.closed is None and fine.frames[0]["type"] == "hello"
 
 
@@ -50,24 +54,18 @@ async def test_logout_all_refuses_sessions_looked_up_before_it_only(env: ChatEnv
     _, token = await auth.login("alice", PASSWORD)
     before = await auth.session(token)
     assert before is not None
-    open_one = RecordingConnection(alice)
-    env.connections.append(open_one)
-    await env.chat.connect(open_one, before)
+    open_one = await connect_with(env, alice, before)
 
     await auth.logout_all(alice)
     assert await closed(open_one) == (1008, "session ended")
 
-    late = RecordingConnection(alice)
-    env.connections.append(late)
-    await env.chat.connect(late, before)
+    late = await connect_with(env, alice, before)
     assert late.closed == (1008, "session ended")
 
     _, fresh_token = await auth.login("alice", PASSWORD)
     after = await auth.session(fresh_token)
     assert after is not None
-    fresh = RecordingConnection(alice)
-    env.connections.append(fresh)
-    await env.chat.connect(fresh, after)
+    fresh = await connect_with(env, alice, after)
     assert fresh.closed is None
 
 
@@ -80,9 +78,7 @@ async def test_expired_sessions_are_nobody_and_their_sockets_are_swept(env: Chat
     assert abs(session.expires - (time.time() + 86400)) < 60
     assert await AuthController(env.run, FAST_HASHER, session_days=1e-9).session(token) is None
 
-    conn = RecordingConnection(alice)
-    env.connections.append(conn)
-    await env.chat.connect(conn, dataclasses.replace(session, expires=time.time() + 0.2))
+    conn = await connect_with(env, alice, dataclasses.replace(session, expires=time.time() + 0.2))
     env.chat.close_expired()
     assert conn.closed is None
     await asyncio.sleep(0.3)

@@ -43,7 +43,7 @@ class LogoutApiHandler(JsonHandler):
             await self.controllers.auth.logout_all(account)
         else:
             await self.controllers.auth.logout(self.credentials.token)
-        if self.credentials.kind == "cookie":
+        if self.authenticated_by == "cookie":
             self.end_session()
         self.send_json({"ok": True})
 
