@@ -81,6 +81,8 @@ def test_an_out_of_range_value_is_one_line_and_exit_2(entry, source, tmp_path):
 
 def describe(entry: Setting) -> str:
     if entry.min is not None and entry.max is not None:
+        if entry.min_open:
+            return f"more than {entry.min} and at most {entry.max}"
         return f"{entry.min}..{entry.max}"
     return f"more than {entry.min}" if entry.min_open else f"at least {entry.min}"
 

@@ -67,7 +67,9 @@ def make_app(
         notices=set[str](),
         cookie_secret=cookie_secret,
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"samesite": "Strict"},
+        # Over HTTPS BaseHandler.settings makes it Secure and __Host-xsrf; it lasts
+        # as long as a session (Tornado would otherwise pick 30 days by itself).
+        xsrf_cookie_kwargs={"samesite": "Strict", "expires_days": config.session_days},
         template_path=str(PACKAGE_DIR / "templates"),
         ui_methods=pages.UI_METHODS,
         static_path=str(PACKAGE_DIR / "static"),

@@ -270,10 +270,10 @@ def users_create(name: str, password_stdin: bool, **storage) -> None:
 @operator_options
 @reports_errors
 def users_set_password(name: str, password_stdin: bool, **storage) -> None:
-    """Give the account NAME a new password; asks for it."""
+    """Give the account NAME a new password and sign it out everywhere; asks for it."""
     password = read_password(password_stdin)
-    user = operate(storage, lambda admin: admin.set_password(name, password))
-    click.echo(f"Set a new password for {user.name}")
+    user, ended = operate(storage, lambda admin: admin.set_password(name, password))
+    click.echo(f"Set a new password for {user.name} ({ended} sessions ended)")
 
 
 @users.command("disable")

@@ -71,6 +71,8 @@ def redact_url(url: str) -> str:
 DURABILITY_LEVELS = ("fast", "strict")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
+#: The longest a session may last (--session-days): ten years.
+MAX_SESSION_DAYS = 3650
 
 # -- fixed limits: not settings, but each named once here for every module ----------
 
@@ -136,7 +138,9 @@ class Setting:
         too_low = low is not None and (value <= low if self.min_open else value < low)
         if too_low or (high is not None and value > high):
             if low is not None and high is not None:
-                wanted = f"{low}..{high}"
+                wanted = (
+                    f"more than {low} and at most {high}" if self.min_open else f"{low}..{high}"
+                )
             elif low is not None:
                 wanted = f"more than {low}" if self.min_open else f"at least {low}"
             else:
@@ -262,6 +266,13 @@ class Config:
         60,
         min=1,
         help="join frames one socket may send per minute (also the burst); more get rate_limited.",
+    )
+    session_days: float = setting(
+        30.0,
+        min=0,
+        min_open=True,
+        max=MAX_SESSION_DAYS,
+        help="A login (cookie or Bearer token) ends this many days after it began.",
     )
     db_threads: int = setting(8, min=1, help="Threads for SQL and hashing.")
     default_locale: str = setting(

@@ -146,6 +146,8 @@ class ChatServer:
                 throttle=AuthThrottle(
                     self.redis, keys, per_address=(config.auth_burst, config.auth_per_minute / 60)
                 ),
+                session_days=config.session_days,
+                events=messages,
             ),
             rooms=rooms,
             chat=self.chat,

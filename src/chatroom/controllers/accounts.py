@@ -25,6 +25,18 @@ class Account:
 
 
 @dataclass(frozen=True)
+class SessionInfo:
+    """A live session: whose it is, the stored hash of its token (never the token) and
+    when it ends (``expires``, epoch seconds). ``checked`` is the ``time.monotonic()``
+    of the lookup: a session ended after that moment may not be noticed by it."""
+
+    account: Account
+    token_hash: str
+    expires: float
+    checked: float
+
+
+@dataclass(frozen=True)
 class RoomRef:
     """What the hot path needs to know about a room the user may use."""
 

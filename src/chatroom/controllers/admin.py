@@ -1,8 +1,8 @@
 """AdminController: the operator's actions behind ``chatroom rooms|users|history|stats``.
 
 It works on the same database and Redis as a running server, and tells the
-running processes about changes they cache (a deleted room, a disabled user)
-with a control event on the events channel; ``ChatController`` applies it.
+running processes about changes they cache (a deleted room, a disabled user,
+ended sessions) with a control event on the events channel; ``ChatController`` applies it.
 
 It is async, like the other controllers, so that it reuses the same code rather
 than a synchronous copy of it: the async Redis repositories (``history``,
@@ -297,15 +297,25 @@ class AdminController:
         account = await AuthController(self._run, self._hasher).register(name, password)
         return UserInfo(account.name, account.created, False, 0)
 
-    async def set_password(self, name: object, password: object) -> UserInfo:
-        """Give a user a new password; their sessions stay signed in."""
+    async def set_password(self, name: object, password: object) -> tuple[UserInfo, int]:
+        """Give a user a new password and end all their sessions (SPEC §10).
+
+        Returns the user and how many sessions were revoked; the running processes
+        close the user's sockets (1008) on the control event.
+        """
         user = await self._user(name)
         secret = validation.password(password)
         password_hash = await self._run(self._hasher.hash, secret)
-        await self._run(
-            lambda: User.update(password_hash=password_hash).where(User.id == user.id).execute()
-        )
-        return await self._info(user.id)
+        revoked = await self._run(self._set_password_rows, user.id, password_hash)
+        with storage_guard():
+            await self._messages.publish_control("sessions_ended", user_id=user.id)
+        return await self._info(user.id), revoked
+
+    @staticmethod
+    def _set_password_rows(user_id: int, password_hash: str) -> int:
+        with database.atomic():
+            User.update(password_hash=password_hash).where(User.id == user_id).execute()
+            return Session.revoke_all(user_id)
 
     async def disable_user(self, name: object) -> tuple[UserInfo, int]:
         """Refuse the user's logins, revoke their sessions and close their sockets.

@@ -6,13 +6,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Iterator
+from datetime import timedelta, timezone
 
 import argon2
 import peewee
 
 from chatroom.controllers import validation
-from chatroom.controllers.accounts import Account
+from chatroom.controllers.accounts import Account, SessionInfo
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
     ConflictError,
@@ -21,7 +23,17 @@ from chatroom.controllers.errors import (
     UnavailableError,
     storage_guard,
 )
-from chatroom.models import AuthThrottle, Membership, Room, Session, User, database
+from chatroom.models import (
+    AuthThrottle,
+    Membership,
+    MessageRepository,
+    Room,
+    Session,
+    User,
+    database,
+)
+from chatroom.models.database import utcnow
+from chatroom.models.session import token_digest
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +43,35 @@ PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, para
 #: Hashes running at once; more logins wait, so a login storm cannot starve chat.
 MAX_CONCURRENT_HASHES = 4
 
+#: Longer tokens are never issued (ours are 43 characters): refused before any lookup.
+MAX_TOKEN_CHARS = 128
+
 
 def _account(user: User) -> Account:
     return Account(id=user.id, name=user.name, created=user.created)
 
 
 class AuthController:
-    """Accounts and sessions. One login is one session: a random token, stored hashed."""
+    """Accounts and sessions. One login is one session: a random token, stored hashed.
+
+    A session ends when it is revoked (logout, password change, disable) or
+    ``session_days`` after its login, however its token is presented. Ending one
+    tells every process (a control event on ``events``) to close its sockets.
+    """
 
     def __init__(
         self,
         run: BlockingRunner,
         hasher: argon2.PasswordHasher = PASSWORD_HASHER,
         throttle: AuthThrottle | None = None,
+        session_days: float = 30,
+        events: MessageRepository | None = None,
     ) -> None:
         self._run = run
         self._hasher = hasher
         self._throttle = throttle
+        self._session_seconds = session_days * 86400
+        self._events = events
         self._hashing = asyncio.Semaphore(MAX_CONCURRENT_HASHES)
         # Verifying against this keeps "no such user" as slow as "wrong password".
         self._dummy_hash = hasher.hash("not a real password")
@@ -154,11 +178,41 @@ class AuthController:
 
     async def authenticate(self, token: str | None) -> Account | None:
         """The account of a live session token, or None."""
-        if not token or len(token) > 128:
+        session = await self.session(token)
+        return session.account if session else None
+
+    async def session(self, token: str | None) -> SessionInfo | None:
+        """The live session of a token (not revoked, not expired, user enabled), or None."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
             return None
-        user = await self._run(Session.user_for_token, token)
-        return _account(user) if user else None
+        checked = time.monotonic()
+        created_after = utcnow() - timedelta(seconds=self._session_seconds)
+        row = await self._run(Session.live, token, created_after)
+        if row is None:
+            return None
+        started = row.created.replace(tzinfo=timezone.utc).timestamp()
+        return SessionInfo(
+            _account(row.user), row.token_hash, started + self._session_seconds, checked
+        )
 
     async def logout(self, token: str) -> None:
-        """Revoke one session; other logins of the same user stay signed in."""
-        await self._run(Session.revoke, token)
+        """Revoke one session and close its sockets; other logins of the user stay."""
+        if await self._run(Session.revoke, token):
+            await self._sessions_ended(session=token_digest(token))
+
+    async def logout_all(self, account: Account) -> int:
+        """Revoke every session of the user and close their sockets; how many there were."""
+        revoked = await self._run(Session.revoke_all, account.id)
+        await self._sessions_ended(user_id=account.id)
+        return revoked
+
+    async def _sessions_ended(self, **which: object) -> None:
+        """Tell every process to close the sockets of the ended session(s) (1008)."""
+        if self._events is None:
+            return
+        try:
+            with storage_guard():
+                await self._events.publish_control("sessions_ended", **which)
+        except UnavailableError:
+            # The revocation in SQL stands: no request authenticates with it any more.
+            log.warning("sessions ended, but their sockets were not told: Redis is unavailable")

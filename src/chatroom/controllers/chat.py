@@ -19,7 +19,7 @@ import redis.exceptions
 
 from chatroom.config import Config
 from chatroom.controllers import frames, validation
-from chatroom.controllers.accounts import Account, RoomRef
+from chatroom.controllers.accounts import Account, RoomRef, SessionInfo
 from chatroom.controllers.connection import Connection
 from chatroom.controllers.errors import (
     NotFoundError,
@@ -60,6 +60,12 @@ CROSS_ROOM_FACTOR = 2
 ACCESS_CACHE_SIZE = 50_000
 #: Sends that ignore a ``retry_after`` before the connection is closed (1008).
 MAX_IGNORED_RETRIES = 20
+#: How long an ended session or user is remembered, to refuse a socket whose
+#: handshake looked its session up just before the end and registers just after.
+ENDED_MEMORY_SECONDS = 60.0
+#: Close reasons (with code 1008) of a socket whose session ended or expired.
+SESSION_ENDED = "session ended"
+SESSION_EXPIRED = "session expired"
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
@@ -118,8 +124,10 @@ class Subscription:
 @dataclass
 class ConnectionState:
     """What the controller tracks per connection: its joined rooms, rate-limit strikes,
-    its ``join`` bucket, and the newest message id it has of each room it ever joined
-    (a room's full history goes to a socket once; later joins get what is new)."""
+    its ``join`` bucket, the newest message id it has of each room it ever joined
+    (a room's full history goes to a socket once; later joins get what is new), and
+    the session it was opened with (its token hash and when it ends, epoch seconds).
+    """
 
     joins: TokenBucket = field(default_factory=lambda: TokenBucket(60, 1.0))
     rooms: dict[str, RoomRef] = field(default_factory=dict)
@@ -127,6 +135,8 @@ class ConnectionState:
     ignored_retries: int = 0
     has_up_to: dict[str, int] = field(default_factory=dict)
     counted: bool = False  # admitted under the socket cap (its entry is kept fresh)
+    session_hash: str = ""
+    expires: float = math.inf
 
 
 class ChatController:
@@ -159,6 +169,8 @@ class ChatController:
         self._access: OrderedDict[tuple[int, str], RoomRef] = OrderedDict()
         self._buckets: dict[str, TokenBucket] = {}
         self._typing_sent: dict[tuple[str, str], float] = {}
+        # ("session", token hash) or ("user", id) -> time.monotonic() it ended here.
+        self._ended: dict[tuple[str, object], float] = {}
         self.listening = asyncio.Event()
 
     @property
@@ -167,14 +179,23 @@ class ChatController:
 
     # -- connections -------------------------------------------------------
 
-    async def connect(self, conn: Connection) -> None:
+    async def connect(self, conn: Connection, session: SessionInfo | None = None) -> None:
         """Register a connection and send it ``hello``.
 
-        ``TooManyConnectionsError`` when the user already holds the most sockets
-        allowed (counted in Redis, across every process).
+        With ``session`` (what the socket authenticated with) the connection is
+        closed (1008) when that session ends or expires. ``TooManyConnectionsError``
+        when the user already holds the most sockets allowed (counted in Redis,
+        across every process).
         """
         per_minute = self._caps.joins_per_minute
-        self._connections[conn] = ConnectionState(joins=TokenBucket(per_minute, per_minute / 60))
+        state = self._connections[conn] = ConnectionState(
+            joins=TokenBucket(per_minute, per_minute / 60)
+        )
+        if session is not None:
+            state.session_hash, state.expires = session.token_hash, session.expires
+            if self._ended_since(session):
+                conn.close(1008, SESSION_ENDED)
+                return
         user_id = conn.account.id
         try:
             with storage_guard():
@@ -189,8 +210,7 @@ class ChatController:
             raise TooManyConnectionsError(
                 f"at most {self._caps.sockets_per_user} open sockets per user"
             )
-        state = self._connections.get(conn)
-        if state is None:  # closed while we waited: uncount it
+        if conn not in self._connections:  # closed while we waited: uncount it
             with contextlib.suppress(*_REDIS_DOWN):
                 await self._presence.release_socket(user_id, conn.conn_id)
             return
@@ -468,7 +488,16 @@ class ChatController:
                 log.exception("presence refresh failed")
             if self.read_markers is not None:
                 await self.read_markers.flush()
+            self.close_expired()
             self._forget_idle_limits()
+
+    def close_expired(self) -> None:
+        """Close (1008) the connections whose session's time (--session-days) is up."""
+        now = time.time()
+        for conn, state in list(self._connections.items()):
+            if state.expires <= now:
+                state.expires = math.inf  # closed once
+                conn.close(1008, SESSION_EXPIRED)
 
     # -- helpers -----------------------------------------------------------
 
@@ -525,6 +554,9 @@ class ChatController:
         stale = now - TYPING_INTERVAL_SECONDS
         for key in [k for k, t in self._typing_sent.items() if t < stale]:
             del self._typing_sent[key]
+        forgotten = now - ENDED_MEMORY_SECONDS
+        for key in [k for k, t in self._ended.items() if t < forgotten]:
+            del self._ended[key]
 
     async def _unsubscribe(self, conn: Connection, room: str) -> None:
         subs = self._subscribers.get(room)
@@ -547,17 +579,36 @@ class ChatController:
         with contextlib.suppress(*_REDIS_DOWN):
             await self._messages.publish(room, frames.presence(room, user, state))
 
-    # -- control events (chatroom rooms delete, chatroom users disable) -------
+    # -- control events (chatroom rooms delete, users disable, ended sessions) --
 
     def _apply_control(self, control: dict) -> None:
-        """Drop what this process caches about a deleted room or a disabled user."""
+        """Drop what this process caches about a deleted room or a disabled user, and
+        close the sockets of ended sessions."""
         action = control.get("action")
         if action == "room_deleted" and isinstance(control.get("room"), str):
             self._room_deleted(control["room"])
         elif action == "user_disabled" and isinstance(control.get("user_id"), int):
             self._user_disabled(control["user_id"])
+        elif action == "sessions_ended" and isinstance(control.get("session"), str):
+            self._sessions_ended(("session", control["session"]))
+        elif action == "sessions_ended" and isinstance(control.get("user_id"), int):
+            self._sessions_ended(("user", control["user_id"]))
         else:
             log.warning("ignored an unknown control event: %.200r", control)
+
+    def _sessions_ended(self, which: tuple[str, object], reason: str = "") -> None:
+        """Close (1008) the connections of one session (by token hash) or of one user."""
+        self._ended[which] = time.monotonic()
+        kind, value = which
+        for conn, state in list(self._connections.items()):
+            if (state.session_hash if kind == "session" else conn.account.id) == value:
+                conn.close(1008, reason or SESSION_ENDED)
+
+    def _ended_since(self, session: SessionInfo) -> bool:
+        """Whether the session, or all its user's sessions, ended after it was looked up."""
+        if ("session", session.token_hash) in self._ended:
+            return True
+        return self._ended.get(("user", session.account.id), -math.inf) >= session.checked
 
     def _room_deleted(self, room: str) -> None:
         """Forget the room's access checks; its sockets get ``not_found`` and leave it."""
@@ -579,5 +630,4 @@ class ChatController:
         """Forget the user's access checks and close their sockets (1008)."""
         for key in [key for key in self._access if key[0] == user_id]:
             del self._access[key]
-        for conn in [conn for conn in self._connections if conn.account.id == user_id]:
-            conn.close(1008, "account disabled")
+        self._sessions_ended(("user", user_id), "account disabled")

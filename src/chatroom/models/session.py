@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 import peewee
 
@@ -28,17 +29,22 @@ class Session(BaseModel):
         return cls.create(token_hash=token_digest(token), user=user_id)
 
     @classmethod
-    def user_for_token(cls, token: str) -> User | None:
-        """The user of a live session, or None (unknown, revoked or disabled user)."""
-        row = (
-            cls.select(cls, User)
-            .join(User)
-            .where((cls.token_hash == token_digest(token)) & cls.revoked.is_null())
-            .first()
-        )
+    def live(cls, token: str, created_after: datetime | None = None) -> Session | None:
+        """The live session of ``token`` with its user, or None (unknown, revoked, older
+        than ``created_after``, or its user disabled)."""
+        live = (cls.token_hash == token_digest(token)) & cls.revoked.is_null()
+        if created_after is not None:
+            live &= cls.created > created_after
+        row = cls.select(cls, User).join(User).where(live).first()
         if row is None or row.user.disabled:
             return None
-        return row.user
+        return row
+
+    @classmethod
+    def user_for_token(cls, token: str) -> User | None:
+        """The user of a live session, or None (unknown, revoked or disabled user)."""
+        row = cls.live(token)
+        return row.user if row is not None else None
 
     @classmethod
     def revoke(cls, token: str) -> bool:

@@ -29,10 +29,21 @@ class LoginApiHandler(JsonHandler):
 
 
 class LogoutApiHandler(JsonHandler):
+    """``POST /api/logout`` ends the caller's session; ``?all=1`` every session of theirs.
+
+    Either way the ended sessions' sockets are closed (1008) on every process.
+    """
+
     async def post(self) -> None:
-        self.require_user()
-        await self.controllers.auth.logout(self.session_token)
-        if self.get_cookie("chatroom_session"):
+        account = self.require_user()
+        everywhere = self.get_query_argument("all", "0")
+        if everywhere not in ("0", "1"):
+            raise BadRequestError("all must be 1 (every session) or 0 (this one)")
+        if everywhere == "1":
+            await self.controllers.auth.logout_all(account)
+        else:
+            await self.controllers.auth.logout(self.credentials.token)
+        if self.authenticated_by == "cookie":
             self.end_session()
         self.send_json({"ok": True})
 

@@ -1,11 +1,17 @@
-"""BaseHandler: who is signed in, JSON in and out, and errors rendered for humans or scripts."""
+"""BaseHandler: who is signed in, JSON in and out, and errors rendered for humans or scripts.
+
+``Authenticated`` decides how a request authenticates, for every handler and the
+WebSocket alike; the XSRF check follows from it.
+"""
 
 from __future__ import annotations
 
+import functools
 import http
 import ipaddress
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,6 +20,7 @@ import tornado.locale
 import tornado.web
 
 from chatroom.controllers import Account, ChatError
+from chatroom.controllers.accounts import SessionInfo
 from chatroom.controllers.errors import BadRequestError, RateLimitedError
 
 log = logging.getLogger(__name__)
@@ -22,6 +29,10 @@ SESSION_COOKIE = "chatroom_session"
 #: Over HTTPS the cookie is Secure and carries the __Host- prefix: the browser
 #: then refuses it from plain HTTP and from any other (sub)domain.
 SECURE_SESSION_COOKIE = "__Host-chatroom_session"
+#: Tornado's XSRF cookie over HTTPS: Secure and __Host- prefixed, so neither plain
+#: HTTP nor a sibling subdomain can set ("toss") one that the check would believe.
+#: Over plain HTTP it keeps Tornado's name, ``_xsrf``.
+SECURE_XSRF_COOKIE = "__Host-xsrf"
 #: The UI language the user picked with the language switch (a locale code such as zh_CN).
 LOCALE_COOKIE = "locale"
 #: Pages may load scripts and styles from this origin only: no inline script anywhere.
@@ -120,11 +131,65 @@ def set_retry_after(handler: tornado.web.RequestHandler, exc: BaseException | No
         handler.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
 
 
-class BaseHandler(tornado.web.RequestHandler):
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents to authenticate, read from its headers alone.
+
+    ``kind`` is ``"bearer"`` (an ``Authorization: Bearer`` header, which wins),
+    ``"cookie"`` (the session cookie of the request's scheme) or ``"none"``.
+    ``token`` is None when there is none, or when the cookie's signature is bad or
+    older than ``--session-days``.
+    """
+
+    kind: str
+    token: str | None
+
+
+class Authenticated(tornado.web.RequestHandler):
+    """How a request authenticates: decided here, once, for every handler and the socket.
+
+    A browser sends the cookie with any request, also one another site makes it
+    send; it cannot add an ``Authorization`` header to one. So a request that
+    presents the cookie must prove it comes from our own page (XSRF), one that
+    presents a Bearer token need not.
+    """
+
+    #: The live session the request authenticated with, after ``authenticate()``.
+    session: SessionInfo | None = None
+
+    @functools.cached_property
+    def credentials(self) -> Credentials:
+        config = self.settings["config"]
+        apply_trusted_proxy(self.request, config.trusted_proxy_networks)
+        token = bearer_token(self)
+        if token is not None:
+            return Credentials("bearer", token)
+        name = session_cookie_name(self.request)
+        if self.get_cookie(name) is None:
+            return Credentials("none", None)
+        # The cookie's signed age and the session's age are the same setting.
+        value = self.get_signed_cookie(name, max_age_days=config.session_days)
+        return Credentials("cookie", value.decode(errors="replace") if value else None)
+
+    @property
+    def authenticated_by(self) -> str:
+        """``"bearer"``, ``"cookie"`` or ``"none"``: how this request was signed in."""
+        return self.credentials.kind if self.session is not None else "none"
+
+    async def authenticate(self) -> SessionInfo | None:
+        """Look the presented session up (once): live, not expired, its user enabled."""
+        if self.session is None:
+            auth = self.settings["controllers"].auth
+            self.session = await auth.session(self.credentials.token)
+        return self.session
+
+
+class BaseHandler(Authenticated):
     """Common ground of every handler; reaches the controllers through ``self.settings``."""
 
     current_user: Account | None
     session_token: str | None = None
+    _secure_settings: dict[str, Any] | None = None
 
     @property
     def controllers(self):
@@ -133,6 +198,32 @@ class BaseHandler(tornado.web.RequestHandler):
     @property
     def config(self):
         return self.settings["config"]
+
+    @property
+    def settings(self) -> dict[str, Any]:  # type: ignore[override]
+        """The application's settings; over HTTPS with the Secure ``__Host-`` XSRF cookie.
+
+        Tornado's XSRF machinery reads its cookie's name and attributes from the
+        settings, which are app-wide, while one app serves HTTP and HTTPS (behind
+        a proxy) alike; so the HTTPS variant is chosen here, per request.
+        """
+        settings = self.application.settings
+        if self.request.protocol != "https":
+            return settings
+        if self._secure_settings is None:
+            kwargs = {**settings.get("xsrf_cookie_kwargs", {}), "secure": True, "path": "/"}
+            self._secure_settings = {
+                **settings,
+                "xsrf_cookie_name": SECURE_XSRF_COOKIE,
+                "xsrf_cookie_kwargs": kwargs,
+            }
+        return self._secure_settings
+
+    def check_xsrf_cookie(self) -> None:
+        # Tornado calls this before prepare(): the credentials come from the headers.
+        if self.credentials.kind == "bearer":
+            return  # no browser adds a Bearer header on another site's behalf
+        super().check_xsrf_cookie()
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -146,20 +237,16 @@ class BaseHandler(tornado.web.RequestHandler):
         )
         if len(self.request.body) > self.config.max_body_bytes:
             raise tornado.web.HTTPError(413, "request body over the size limit")
-        token = bearer_token(self) or self._cookie_token()
-        self.session_token = token
-        self.current_user = await self.controllers.auth.authenticate(token)
-
-    def _cookie_token(self) -> str | None:
-        value = self.get_signed_cookie(session_cookie_name(self.request), max_age_days=31)
-        return value.decode() if value else None
+        self.session_token = self.credentials.token
+        session = await self.authenticate()
+        self.current_user = session.account if session is not None else None
 
     def start_session(self, token: str) -> None:
         https = self.request.protocol == "https"
         self.set_signed_cookie(
             session_cookie_name(self.request),
             token,
-            expires_days=30,
+            expires_days=self.config.session_days,
             httponly=True,
             samesite="Lax",
             secure=https,
@@ -208,9 +295,10 @@ class JsonHandler(BaseHandler):
     """Base of the JSON API: JSON bodies in, JSON out, errors as ``{"error": {...}}``."""
 
     def check_xsrf_cookie(self) -> None:
-        # Scripts authenticate with a Bearer token and carry no cookie, so there is
-        # nothing to forge; only cookie-authenticated calls need the XSRF header.
-        if bearer_token(self) or not self.get_cookie(SESSION_COOKIE):
+        # A call without the session cookie (a script's login or register) carries
+        # nothing a forger could borrow; with the cookie it needs X-XSRFToken, under
+        # whichever name the cookie has (the Bearer case is BaseHandler's).
+        if self.credentials.kind == "none":
             return
         super().check_xsrf_cookie()
 

@@ -18,13 +18,17 @@ import tornado.websocket
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import BadRequestError, TooManyConnectionsError
-from chatroom.views.base import apply_trusted_proxy, bearer_token, session_cookie_name
+from chatroom.views.base import Authenticated
 
 log = logging.getLogger(__name__)
 
 
-class ChatSocketHandler(tornado.websocket.WebSocketHandler):
-    """One client connection speaking the protocol of SPEC §3."""
+class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
+    """One client connection speaking the protocol of SPEC §3.
+
+    It authenticates like every other handler (``Authenticated``) and is closed
+    (1008) when the session it was opened with ends or expires.
+    """
 
     account: Account
     conn_id: str
@@ -39,21 +43,15 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         return self.settings["controllers"].chat
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        apply_trusted_proxy(self.request, self.settings["config"].trusted_proxy_networks)
-        token = bearer_token(self)
-        by_cookie = token is None
-        if by_cookie:
-            cookie = self.get_signed_cookie(session_cookie_name(self.request), max_age_days=31)
-            token = cookie.decode() if cookie else None
-        account = await self.settings["controllers"].auth.authenticate(token)
-        if account is None:
+        session = await self.authenticate()
+        if session is None:
             return self._refuse(401, "unauthorized", "sign in first")
         origin = self.request.headers.get("Origin")
-        if origin is None and by_cookie:
+        if origin is None and self.credentials.kind == "cookie":
             return self._refuse(403, "forbidden", "a browser socket must send its Origin")
         if origin is not None and not self.check_origin(origin):
             return self._refuse(403, "forbidden", "cross-origin sockets are not allowed")
-        self.account = account
+        self.account = session.account
         self.conn_id = uuid.uuid4().hex
         self._outbox = []
         await super().get(*args, **kwargs)
@@ -77,7 +75,7 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self.chat.metrics.connections.inc()
         self._counted = True
         try:
-            await self.chat.connect(self)
+            await self.chat.connect(self, self.session)
         except TooManyConnectionsError as exc:
             self.close(exc.close_code, exc.close_reason)
         except ChatError as exc:

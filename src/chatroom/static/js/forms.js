@@ -20,7 +20,8 @@ function cookie(name) {
 
 function xsrfToken() {
   const field = document.querySelector('input[name="_xsrf"]');
-  return cookie('_xsrf') || (field ? field.value : '');
+  // The page's own token first: over HTTPS the cookie is __Host-xsrf, and a stray _xsrf must not win.
+  return (field ? field.value : '') || cookie('_xsrf');
 }
 
 // POST /api/rooms, unless the name exists already (asked first, so that it is not a
