@@ -67,10 +67,13 @@ function onFrame(app, f) {
 function onError(app, f) {
   const code = typeof f.code === 'string' ? f.code : 'error';
   const cid = typeof f.client_id === 'string' ? f.client_id : null;
-  if (app.sender.onError(code, cid, f)) return;
-  if (typeof f.room === 'string' && f.room !== app.config.room && app.sidebar.follows(f.room)) {
-    return; // a background room we could not follow (deleted, or storage down): stay quiet
+  // The client sends only in the page's room, always with a client_id: an error about
+  // another room without one answers the join that follows that room in the background.
+  if (cid === null && typeof f.room === 'string' && f.room !== app.config.room && app.sidebar.follows(f.room)) {
+    if (code === 'rate_limited') app.sidebar.followLater(f.room, f.retry_after);
+    return; // otherwise (deleted, or storage down) stay quiet
   }
+  if (app.sender.onError(code, cid, f)) return;
   if (f.room === app.config.room) app.room.onJoinError(code);
   app.notices.alert(code, errorText(code));
 }

@@ -199,9 +199,21 @@ export function createSidebar(app) {
     if (link) link.setAttribute('aria-current', 'page');
   }
 
+  // A user in more rooms than the server's join burst (joins_per_minute) is told
+  // to wait for the rest: follow each again once `retry_after` has passed.
+  function followLater(room, seconds) {
+    const wait = Math.max(0, Number(seconds) || 0) * 1000 + Math.random() * 500;
+    setTimeout(() => {
+      if (conn.isReady() && state.otherLast.has(room)) {
+        conn.send({ type: 'join', room: room, since: state.otherLast.get(room) });
+      }
+    }, wait);
+  }
+
   return {
     onHello: onHello,
     followAll: followAll,
+    followLater: followLater,
     onJoined: onJoined,
     onMessage: onMessage,
     follows(room) { return state.otherLast.has(room); },
