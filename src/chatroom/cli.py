@@ -139,6 +139,24 @@ def main() -> None:
     help="Frames waiting to be sent to one socket before it is closed as too slow (1013).",
 )
 @setting(
+    "--stall-seconds",
+    default=10.0,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds written data may stay unacknowledged before the socket is closed (1013).",
+)
+@setting(
+    "--ping-interval",
+    default=25.0,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between the server's WebSocket pings.",
+)
+@setting(
+    "--ping-timeout",
+    default=10.0,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a pong may take before the socket is closed; at most --ping-interval.",
+)
+@setting(
     "--metrics-port",
     default=0,
     type=click.IntRange(0, 65535),

@@ -63,6 +63,9 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     max_queued_bytes: int = 1024 * 1024
     max_queued_frames: int = 1000
+    stall_seconds: float = 10.0
+    ping_interval: float = 25.0
+    ping_timeout: float = 10.0
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
@@ -94,6 +97,12 @@ class Config:
         if self.max_queued_bytes < self.max_frame_bytes or self.max_queued_frames < 10:
             raise ConfigError(
                 "max_queued_bytes must be >= max_frame_bytes, max_queued_frames >= 10"
+            )
+        if self.stall_seconds <= 0:
+            raise ConfigError(f"stall_seconds must be > 0, not {self.stall_seconds}")
+        if not 0 < self.ping_timeout <= self.ping_interval:
+            raise ConfigError(
+                "ping_interval and ping_timeout must be > 0, the timeout at most the interval"
             )
         try:
             self.trusted_proxy_networks  # noqa: B018 - parsed once here to validate

@@ -48,6 +48,10 @@ TYPING_INTERVAL_SECONDS = 2.0
 PRESENCE_INTERVAL_SECONDS = 3.0
 #: How long a send is retried when Redis fails mid-call.
 AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
+#: Retries after a Redis failure, of a send and of the event subscription alike,
+#: wait this long first and double up to the cap: delivery resumes with the acks.
+REDIS_RETRY_FIRST_SECONDS = 0.05
+REDIS_RETRY_MAX_SECONDS = 0.5
 #: The per-process bucket of a user across rooms allows this many times the room limit.
 CROSS_ROOM_FACTOR = 2
 #: (user, room) access checks remembered per process; the oldest are forgotten first.
@@ -55,6 +59,7 @@ ACCESS_CACHE_SIZE = 50_000
 #: Sends that ignore a ``retry_after`` before the connection is closed (1008).
 MAX_IGNORED_RETRIES = 20
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+SHUTTING_DOWN = "the server is shutting down; send again"
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ class ChatController:
         self._buckets: dict[str, TokenBucket] = {}
         self._typing_sent: dict[tuple[str, str], float] = {}
         self.listening = asyncio.Event()
+        # Shutdown: set first, so sends waiting to retry are answered at once.
+        self._stopping = asyncio.Event()
+        self._sending: set[asyncio.Task] = set()
 
     @property
     def connection_count(self) -> int:
@@ -160,6 +168,26 @@ class ChatController:
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self._connections):
             conn.close(code, reason)
+
+    def abort_all(self) -> None:
+        """Drop every connection still open, without waiting for its close handshake."""
+        for conn in list(self._connections):
+            conn.abort()
+
+    async def stop_sending(self, timeout: float) -> None:
+        """Shutdown: let sends in flight finish; those still waiting are answered ``unavailable``.
+
+        A send waiting to retry after a Redis failure gives up at once; one still
+        inside a Redis call after ``timeout`` is cancelled, which ``send`` turns
+        into ``unavailable`` too. Either way its socket is still open to hear it.
+        """
+        self._stopping.set()
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
+        for task in set(self._sending):
+            task.cancel()
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
 
     # -- client frames -----------------------------------------------------
 
@@ -212,11 +240,24 @@ class ChatController:
                 conn.close(1008, "rate limit ignored")
         else:
             state.ignored_retries = 0
+        task = asyncio.current_task()
+        if task is not None:
+            self._sending.add(task)
         try:
             message_id = await self.post(conn.account, room, text, client_id)
         except RateLimitedError as exc:
             state.retry_at = time.monotonic() + exc.retry_after
             raise
+        except asyncio.CancelledError:
+            if not self._stopping.is_set() or task is None:
+                raise
+            # Cancelled by stop_sending: the client hears unavailable and resends
+            # with its client_id (deduplicated if the message was stored after all).
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+            raise UnavailableError(SHUTTING_DOWN) from None
+        finally:
+            self._sending.discard(task)
         conn.deliver(frames.ack(client_id, message_id, room))  # both validated by post
 
     async def post(
@@ -263,7 +304,8 @@ class ChatController:
         unreachable for longer than the retries.
         """
         retry_key = None if client_id is not None else uuid.uuid4().hex
-        delay, deadline = 0.05, time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
+        delay = REDIS_RETRY_FIRST_SECONDS
+        deadline = time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
         while True:
             try:
                 with storage_guard():
@@ -271,10 +313,13 @@ class ChatController:
                         room, user, text, client_id, rate, retry_key=retry_key
                     )
             except UnavailableError:
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > deadline or self._stopping.is_set():
                     raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                raise UnavailableError(SHUTTING_DOWN)
+            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
 
     async def typing(self, conn: Connection, room: object) -> None:
         """Relay "typing" to the room's other users, at most once per interval."""
@@ -313,31 +358,41 @@ class ChatController:
         (self._out_messages if event.message_id else self._out_events).inc(len(subs))
 
     async def run_listener(self) -> None:
-        """Hold this process's one Redis subscription; reconnect with backoff forever."""
-        delay, subscribed_before = 0.1, False
+        """Hold this process's one Redis subscription; reconnect with backoff forever.
+
+        The backoff is the sends' own (``REDIS_RETRY_*``): when Redis is back, live
+        delivery resumes as soon as acknowledgements do.
+        """
+        delay, subscribed_before, lost_at = REDIS_RETRY_FIRST_SECONDS, False, None
         while True:
             try:
                 async with self._messages.subscribe() as events:
                     if subscribed_before:
                         self.metrics.redis_reconnects.inc()
+                    if lost_at is not None:
+                        lost_for, lost_at = time.monotonic() - lost_at, None
+                        log.info("event subscription restored after %.1fs", lost_for)
                     subscribed_before = True
                     # Whatever was published while we were not subscribed is in
                     # the history: deliver it before the live stream.
                     for room in list(self._subscribers):
                         await self._recover(room)
                     self.listening.set()
-                    delay = 0.1
+                    delay = REDIS_RETRY_FIRST_SECONDS
                     async for event in events:
                         if event.message_id:
                             await self._check_continuity(event)
                         self.deliver(event)
             except _REDIS_DOWN as exc:
-                log.warning("event subscription lost (%s); retrying in %.1fs", exc, delay)
+                if lost_at is None:
+                    log.warning("event subscription lost (%s); reconnecting", exc)
+                log.debug("event subscription: retrying in %.2fs", delay)
             except Exception:
-                log.exception("event listener failed; restarting in %.1fs", delay)
+                log.exception("event listener failed; restarting in %.2fs", delay)
+            lost_at = lost_at or time.monotonic()
             self.listening.clear()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
 
     async def _check_continuity(self, event: Event) -> None:
         last = self._room_last.get(event.room)
