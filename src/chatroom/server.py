@@ -53,9 +53,9 @@ log = logging.getLogger("chatroom")
 #: How long shutdown waits for sockets to close and in-flight sends to finish;
 #: with the embedded Redis's own stop this keeps a clean exit within SPEC's 10 s.
 SHUTDOWN_GRACE_SECONDS = 3.0
-#: Shutdown: how long sends in flight may take, and the disconnects (presence) of
-#: sockets dropped after the grace, before they are cancelled.
-SHUTDOWN_SENDS_SECONDS = 1.0
+#: Shutdown: how long client frames in flight may take, and the disconnects
+#: (presence) of sockets dropped after the grace, before they are cancelled.
+SHUTDOWN_IN_FLIGHT_SECONDS = 1.0
 SHUTDOWN_DISCONNECTS_SECONDS = 1.0
 #: Bodies up to this many times ``max_body_bytes`` are read and answered 413;
 #: larger ones are cut off unread by the HTTP server (400, connection closed).
@@ -172,16 +172,16 @@ class ChatServer:
     async def stop(self) -> None:
         """Stop accepting, close sockets with 1001, let work finish, release everything.
 
-        In order, so that no task of ours outlives the event loop: sends in flight
-        are answered (``unavailable`` when Redis is down) while their sockets are
-        open; sockets are closed (1001) and given the grace to answer; those that
+        In order, so that no task of ours outlives the event loop: client frames
+        in flight are answered (``unavailable`` when Redis is down) while their
+        sockets are open; sockets are closed (1001) and given the grace to answer; those that
         do not are dropped; their disconnects (presence cleanup) run, or are
         cancelled after a bound; then the listener and presence loops stop.
         """
         self.http.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
-        await self.chat.stop_sending(SHUTDOWN_SENDS_SECONDS)
+        await self.chat.finish_in_flight(SHUTDOWN_IN_FLIGHT_SECONDS)
         await asyncio.sleep(0)  # the answers are flushed on the next tick, before the close
         self.chat.close_all(1001, "server shutting down")
         with contextlib.suppress(asyncio.TimeoutError):

@@ -5,6 +5,7 @@ answered ``unavailable``, and nothing logged at ERROR."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -29,9 +30,30 @@ async def sigterm(host: ServeProcess) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
-def assert_clean(log: str) -> None:
+def assert_clean_exit(host: ServeProcess, code: int, took: float) -> None:
+    assert code == 0, host.read_output()
+    assert took < 10, took  # SPEC: a clean exit within 10 s
+    log = host.read_output()
     found = [marker for marker in UNCLEAN if marker in log]
     assert not found, f"{found} in the log:\n{log[-4000:]}"
+
+
+@contextlib.asynccontextmanager
+async def host_with_own_redis(tmp_path, serve_processes):
+    """A serve process on a Redis of the test's own, to kill or freeze; (redis, host)."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = EmbeddedRedis(redis_dir)
+    redis.start()
+    try:
+        host = serve_processes(tmp_path / "host", "--redis-url", redis.url)
+        await host.ready()
+        yield redis, host
+    finally:
+        if redis.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(redis.pid, signal.SIGCONT)
+        redis.stop()
 
 
 async def test_sigterm_with_a_stalled_client_exits_cleanly(tmp_path, serve_processes):
@@ -44,24 +66,18 @@ async def test_sigterm_with_a_stalled_client_exits_cleanly(tmp_path, serve_proce
     await alice.next("presence", user="stalled", state="online")
     code, took = await sigterm(host)
     stalled.close()
-    assert code == 0, host.read_output()
-    assert took < 10, took  # SPEC: a clean exit within 10 s
-    assert_clean(host.read_output())
+    assert_clean_exit(host, code, took)
 
 
 async def test_sigterm_while_redis_is_down_answers_sends_unavailable(tmp_path, serve_processes):
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    redis = EmbeddedRedis(redis_dir)
-    redis.start()
-    try:
-        host = serve_processes(tmp_path / "host", "--redis-url", redis.url)
-        await host.ready()
+    async with host_with_own_redis(tmp_path, serve_processes) as (redis, host):
         # Tornado reads a socket's next frame only once the last one is handled, so
         # each socket has one send in flight: two sockets, two sends.
         clients = [
             await socket_on(host, await host.api.user(name), name) for name in ("alice", "bob")
         ]
+        for client in clients:  # its join is done, to the presence it announces
+            await client.next("presence", user=client.name, state="online")
         os.kill(redis.pid, signal.SIGKILL)
         await asyncio.get_running_loop().run_in_executor(None, redis.stop)  # reaps it
         for client in clients:
@@ -75,43 +91,31 @@ async def test_sigterm_while_redis_is_down_answers_sends_unavailable(tmp_path, s
                 if frame["type"] in ("ack", "error"):
                     answers[frame["client_id"]] = frame
             assert client.ws.close_code == 1001
-    finally:
-        redis.stop()
     assert {cid: (f["type"], f.get("code"), f["room"]) for cid, f in answers.items()} == {
         "from-alice": ("error", "unavailable", "lobby"),
         "from-bob": ("error", "unavailable", "lobby"),
     }
-    assert code == 0, host.read_output()
-    assert took < 10, took
-    assert_clean(host.read_output())
+    assert_clean_exit(host, code, took)
 
 
-async def test_sigterm_while_redis_hangs_answers_sends_unavailable(tmp_path, serve_processes):
-    # A frozen Redis (SIGSTOP): a send waits inside its Redis call, not between
-    # retries; shutdown cancels it after a bound and still answers it.
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    redis = EmbeddedRedis(redis_dir)
-    redis.start()
-    try:
-        host = serve_processes(tmp_path / "host", "--redis-url", redis.url)
-        await host.ready()
+async def test_sigterm_while_redis_hangs_answers_frames_unavailable(tmp_path, serve_processes):
+    # A frozen Redis (SIGSTOP): a send and a join wait inside their Redis calls, not
+    # between retries; shutdown cancels them after a bound and still answers them.
+    async with host_with_own_redis(tmp_path, serve_processes) as (redis, host):
         alice = await socket_on(host, await host.api.user("alice"), "alice")
+        await alice.next("presence", user="alice", state="online")  # the join is done
+        bob = await socket_on(host, await host.api.user("bob"), "bob", room=None)
         os.kill(redis.pid, signal.SIGSTOP)
         await alice.send("into the freezer", client_id="frozen")
+        await bob.send_frame({"type": "join", "room": "lobby"})
         await asyncio.sleep(0.5)
         code, took = await sigterm(host)
-        answer = await alice.next_of("ack", "error")
-        assert (await alice.ws.read_message()) is None
-        assert alice.ws.close_code == 1001
-    finally:
-        os.kill(redis.pid, signal.SIGCONT)
-        redis.stop()
-    assert (answer["type"], answer.get("code"), answer["client_id"]) == (
-        "error",
-        "unavailable",
-        "frozen",
-    )
-    assert code == 0, host.read_output()
-    assert took < 10, took
-    assert_clean(host.read_output())
+        answers = [await client.next_of("ack", "joined", "error") for client in (alice, bob)]
+        for client in (alice, bob):
+            assert (await client.ws.read_message()) is None
+            assert client.ws.close_code == 1001
+    assert [(a["type"], a.get("code"), a["room"], a.get("client_id")) for a in answers] == [
+        ("error", "unavailable", "lobby", "frozen"),
+        ("error", "unavailable", "lobby", None),
+    ]
+    assert_clean_exit(host, code, took)

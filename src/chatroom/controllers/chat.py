@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.exceptions
@@ -60,6 +62,32 @@ ACCESS_CACHE_SIZE = 50_000
 MAX_IGNORED_RETRIES = 20
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 SHUTTING_DOWN = "the server is shutting down; send again"
+
+
+def _client_verb(verb: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Marks a verb that answers a client frame: while it runs its task is in flight,
+    and a cancellation by ``finish_in_flight`` at shutdown becomes ``unavailable``."""
+
+    @functools.wraps(verb)
+    async def handle(self: ChatController, *args: object, **kwargs: object) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            return await verb(self, *args, **kwargs)
+        self._handling.add(task)
+        try:
+            return await verb(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            # The client hears unavailable and may resend (a send with its client_id
+            # is deduplicated if it was stored after all).
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+            raise UnavailableError(SHUTTING_DOWN) from None
+        finally:
+            self._handling.discard(task)
+
+    return handle
 
 
 @dataclass(frozen=True)
@@ -142,7 +170,7 @@ class ChatController:
         self.listening = asyncio.Event()
         # Shutdown: set first, so sends waiting to retry are answered at once.
         self._stopping = asyncio.Event()
-        self._sending: set[asyncio.Task] = set()
+        self._handling: set[asyncio.Task] = set()
 
     @property
     def connection_count(self) -> int:
@@ -174,23 +202,24 @@ class ChatController:
         for conn in list(self._connections):
             conn.abort()
 
-    async def stop_sending(self, timeout: float) -> None:
-        """Shutdown: let sends in flight finish; those still waiting are answered ``unavailable``.
+    async def finish_in_flight(self, timeout: float) -> None:
+        """Shutdown: let client frames in flight finish, or answer them ``unavailable``.
 
-        A send waiting to retry after a Redis failure gives up at once; one still
-        inside a Redis call after ``timeout`` is cancelled, which ``send`` turns
-        into ``unavailable`` too. Either way its socket is still open to hear it.
+        A send waiting to retry after a Redis failure gives up at once; a verb
+        still inside a Redis call after ``timeout`` is cancelled, which
+        ``_client_verb`` turns into ``unavailable`` too. Either way its socket is
+        still open to hear the answer.
         """
         self._stopping.set()
-        if self._sending:
-            await asyncio.wait(set(self._sending), timeout=timeout)
-        for task in set(self._sending):
-            task.cancel()
-        if self._sending:
-            await asyncio.wait(set(self._sending), timeout=timeout)
+        for _ in range(2):
+            if self._handling:
+                await asyncio.wait(set(self._handling), timeout=timeout)
+            for task in set(self._handling):
+                task.cancel()
 
     # -- client frames -----------------------------------------------------
 
+    @_client_verb
     async def join(self, conn: Connection, room: object, since: object = None) -> None:
         """Subscribe the connection to a room and send ``joined`` with the history."""
         since_id = None if since is None else validation.message_id(since, "since")
@@ -225,10 +254,12 @@ class ChatController:
         if first:
             await self._announce(ref.name, conn.account.name, "online")
 
+    @_client_verb
     async def leave(self, conn: Connection, room: object) -> None:
         name = validation.room_name(room)
         await self._unsubscribe(conn, name)
 
+    @_client_verb
     async def send(
         self, conn: Connection, room: object, text: object, client_id: object = None
     ) -> None:
@@ -240,24 +271,11 @@ class ChatController:
                 conn.close(1008, "rate limit ignored")
         else:
             state.ignored_retries = 0
-        task = asyncio.current_task()
-        if task is not None:
-            self._sending.add(task)
         try:
             message_id = await self.post(conn.account, room, text, client_id)
         except RateLimitedError as exc:
             state.retry_at = time.monotonic() + exc.retry_after
             raise
-        except asyncio.CancelledError:
-            if not self._stopping.is_set() or task is None:
-                raise
-            # Cancelled by stop_sending: the client hears unavailable and resends
-            # with its client_id (deduplicated if the message was stored after all).
-            if hasattr(task, "uncancel"):
-                task.uncancel()
-            raise UnavailableError(SHUTTING_DOWN) from None
-        finally:
-            self._sending.discard(task)
         conn.deliver(frames.ack(client_id, message_id, room))  # both validated by post
 
     async def post(
@@ -321,6 +339,7 @@ class ChatController:
                 raise UnavailableError(SHUTTING_DOWN)
             delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
 
+    @_client_verb
     async def typing(self, conn: Connection, room: object) -> None:
         """Relay "typing" to the room's other users, at most once per interval."""
         ref = await self._room_for(conn.account, room)
@@ -332,6 +351,7 @@ class ChatController:
             frame = frames.typing(ref.name, conn.account.name)
             await self._messages.publish(ref.name, frame, exclude_user=conn.account.key)
 
+    @_client_verb
     async def read(self, conn: Connection, room: object, message_id: object) -> None:
         """Move the user's read marker in a room forward."""
         up_to = validation.message_id(message_id)

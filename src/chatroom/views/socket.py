@@ -283,7 +283,8 @@ class FrameWriter:
     remembering the last one frames each message once, not once per socket; and
     one callback per event-loop tick flushes all sockets with queued frames,
     instead of one callback per socket. Server frames are never masked, and
-    chatroom enables no compression.
+    chatroom enables no compression (``check_raw_framing`` refuses it at startup;
+    tests/views/test_rfc6455.py compares these frames with Tornado's own).
     """
 
     def __init__(self) -> None:
