@@ -90,7 +90,9 @@ def describe(entry: Setting) -> str:
 @pytest.mark.parametrize("entry", RANGED, ids=lambda s: s.name)
 def test_config_checks_the_same_ranges_when_built_in_code(entry, tmp_path):
     lowest = entry.min + (1 if entry.min_open else 0)
-    Config(data_dir=tmp_path, **{"max_frame_bytes": 1024, entry.name: lowest})  # accepted
+    # The smallest values of the settings whose lower bound is another setting.
+    related = {"max_frame_bytes": 1024, "ping_timeout": 0.5}
+    Config(data_dir=tmp_path, **{**related, entry.name: lowest})  # accepted
     with pytest.raises(ConfigError, match=f"^{entry.name} must be"):
         Config(data_dir=tmp_path, **{entry.name: below(entry)})
 
@@ -126,3 +128,6 @@ def test_checks_across_settings_stay_in_config(tmp_path):
     result = serve(tmp_path, "--max-frame-bytes", "4096", "--max-queued-bytes", "2048")
     assert result.exit_code == 2
     assert result.output == "chatroom: max_queued_bytes must be >= max_frame_bytes\n"
+    result = serve(tmp_path, "--ping-interval", "5", "--ping-timeout", "6")
+    assert result.exit_code == 2
+    assert result.output == "chatroom: ping_timeout must be at most ping_interval\n"

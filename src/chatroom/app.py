@@ -11,13 +11,12 @@ import tornado.web
 
 from chatroom.config import (
     LOCALE_DIR,
-    WEBSOCKET_PING_INTERVAL_SECONDS,
-    WEBSOCKET_PING_TIMEOUT_SECONDS,
     Config,
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.views import api, pages
 from chatroom.views.health import HealthHandler
+from chatroom.views.rfc6455 import check_raw_framing
 from chatroom.views.socket import ChatSocketHandler, FrameWriter
 
 PACKAGE_DIR = Path(__file__).parent
@@ -55,6 +54,8 @@ def make_app(
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
     ]
+    # The fan-out writes pre-built frames to the socket's stream: refuse what breaks them.
+    check_raw_framing(ChatSocketHandler)
     # The UI's translations (Tornado keeps them process-wide); read once per app.
     tornado.locale.load_translations(str(LOCALE_DIR))
     return tornado.web.Application(
@@ -75,8 +76,8 @@ def make_app(
         static_path=str(PACKAGE_DIR / "static"),
         default_handler_class=pages.NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,
-        websocket_ping_interval=WEBSOCKET_PING_INTERVAL_SECONDS,
-        websocket_ping_timeout=WEBSOCKET_PING_TIMEOUT_SECONDS,
+        websocket_ping_interval=config.ping_interval,
+        websocket_ping_timeout=config.ping_timeout,
         debug=config.debug,
         # Autoreload re-executes the process: with an embedded Redis child and
         # forked workers that would leave stray servers on one data dir.

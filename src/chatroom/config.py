@@ -78,10 +78,6 @@ MAX_SESSION_DAYS = 3650
 
 #: The largest ``history_size``; operator exports read this many, whatever the server's.
 MAX_HISTORY_SIZE = 100_000
-#: Tornado pings each WebSocket this often (static/chat.js pings an idle one on the same beat)...
-WEBSOCKET_PING_INTERVAL_SECONDS = 25
-#: ...and closes it when the pong is this many seconds late.
-WEBSOCKET_PING_TIMEOUT_SECONDS = 10
 
 
 def comma_list(text: str) -> tuple[str, ...]:
@@ -274,6 +270,24 @@ class Config:
         max=MAX_SESSION_DAYS,
         help="A login (cookie or Bearer token) ends this many days after it began.",
     )
+    stall_seconds: float = setting(
+        10.0,
+        min=0,
+        min_open=True,
+        help="Seconds written data may stay unacknowledged before the socket is closed (1013).",
+    )
+    ping_interval: float = setting(
+        25.0,
+        min=0,
+        min_open=True,
+        help="Seconds between the server's WebSocket pings.",
+    )
+    ping_timeout: float = setting(
+        10.0,
+        min=0,
+        min_open=True,
+        help="Seconds a pong may take before the socket is closed; at most --ping-interval.",
+    )
     db_threads: int = setting(8, min=1, help="Threads for SQL and hashing.")
     default_locale: str = setting(
         SOURCE_LOCALE,
@@ -303,6 +317,8 @@ class Config:
             raise ConfigError("redis_prefix may hold letters, digits and _.:- (1..64 characters)")
         if self.max_queued_bytes < self.max_frame_bytes:
             raise ConfigError("max_queued_bytes must be >= max_frame_bytes")
+        if self.ping_timeout > self.ping_interval:
+            raise ConfigError("ping_timeout must be at most ping_interval")
         try:
             self.trusted_proxy_networks  # noqa: B018 - parsed once here to validate
         except ValueError as exc:

@@ -55,6 +55,10 @@ log = logging.getLogger("chatroom")
 #: How long shutdown waits for sockets to close and in-flight sends to finish;
 #: with the embedded Redis's own stop this keeps a clean exit within SPEC's 10 s.
 SHUTDOWN_GRACE_SECONDS = 3.0
+#: Shutdown: how long client frames in flight may take, and the disconnects
+#: (presence) of sockets dropped after the grace, before they are cancelled.
+SHUTDOWN_IN_FLIGHT_SECONDS = 1.0
+SHUTDOWN_DISCONNECTS_SECONDS = 1.0
 #: Bodies up to this many times ``max_body_bytes`` are read and answered 413;
 #: larger ones are cut off unread by the HTTP server (400, connection closed).
 BODY_READ_FACTOR = 8
@@ -173,16 +177,29 @@ class ChatServer:
         await asyncio.wait_for(self.chat.listening.wait(), timeout=10)
 
     async def stop(self) -> None:
-        """Stop accepting, close sockets with 1001, let work finish, release everything."""
+        """Stop accepting, close sockets with 1001, let work finish, release everything.
+
+        In order, so that no task of ours outlives the event loop: client frames
+        in flight are answered (``unavailable`` when Redis is down) while their
+        sockets are open; sockets are closed (1001) and given the grace to answer; those that
+        do not are dropped; their disconnects (presence cleanup) run, or are
+        cancelled after a bound; then the listener and presence loops stop.
+        """
         self.http.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
+        await self.chat.finish_in_flight(SHUTDOWN_IN_FLIGHT_SECONDS)
+        await asyncio.sleep(0)  # the answers are flushed on the next tick, before the close
         self.chat.close_all(1001, "server shutting down")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), SHUTDOWN_GRACE_SECONDS)
-        for task in self._tasks:
+        self.chat.abort_all()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._drain(), SHUTDOWN_DISCONNECTS_SECONDS)
+        leftovers = [*self.app.settings["background_tasks"], *self._tasks]
+        for task in leftovers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*leftovers, return_exceptions=True)
         await self.chat.read_markers.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 1.0)

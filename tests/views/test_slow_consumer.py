@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 
-import orjson
+from tests.rawws import RawSocket
 
 
 async def stalled_socket(port: int, token: str) -> socket.socket:
     """A WebSocket that completes the handshake, joins lobby, then never reads again."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little kernel buffering
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    await loop.sock_sendall(
-        sock,
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode(),
-    )
-    response = b""
-    while b"\r\n\r\n" not in response:
-        response += await loop.sock_recv(sock, 1)
-    assert response.startswith(b"HTTP/1.1 101"), response
-    payload = orjson.dumps({"type": "join", "room": "lobby"})
-    mask = os.urandom(4)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    await loop.sock_sendall(sock, bytes([0x81, 0x80 | len(payload)]) + mask + masked)
-    return sock
+    raw = await RawSocket.open(port, token, rcvbuf=4096)  # little kernel buffering
+    await raw.send_json({"type": "join", "room": "lobby"})
+    return raw.sock
 
 
 async def drain(client, into: list[dict]) -> None:

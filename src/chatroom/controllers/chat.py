@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.exceptions
@@ -50,10 +52,10 @@ TYPING_INTERVAL_SECONDS = 2.0
 PRESENCE_INTERVAL_SECONDS = 3.0
 #: How long a send is retried when Redis fails mid-call...
 AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
-#: ...waiting the first delay, doubled each time up to the second.
-SEND_RETRY_BACKOFF = (0.05, 0.5)
-#: The event listener resubscribes after the first delay, doubled up to the second.
-LISTENER_RETRY_BACKOFF = (0.1, 5.0)
+#: Retries after a Redis failure, of a send and of the event subscription alike,
+#: wait this long first and double up to the cap: delivery resumes with the acks.
+REDIS_RETRY_FIRST_SECONDS = 0.05
+REDIS_RETRY_MAX_SECONDS = 0.5
 #: The per-process bucket of a user across rooms allows this many times the room limit.
 CROSS_ROOM_FACTOR = 2
 #: (user, room) access checks remembered per process; the oldest are forgotten first.
@@ -67,6 +69,33 @@ ENDED_MEMORY_SECONDS = 60.0
 SESSION_ENDED = "session ended"
 SESSION_EXPIRED = "session expired"
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+SHUTTING_DOWN = "the server is shutting down; send again"
+
+
+def _client_verb(verb: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Marks a verb that answers a client frame: while it runs its task is in flight,
+    and a cancellation by ``finish_in_flight`` at shutdown becomes ``unavailable``."""
+
+    @functools.wraps(verb)
+    async def handle(self: ChatController, *args: object, **kwargs: object) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            return await verb(self, *args, **kwargs)
+        self._handling.add(task)
+        try:
+            return await verb(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            # The client hears unavailable and may resend (a send with its client_id
+            # is deduplicated if it was stored after all).
+            if hasattr(task, "uncancel"):
+                task.uncancel()
+            raise UnavailableError(SHUTTING_DOWN) from None
+        finally:
+            self._handling.discard(task)
+
+    return handle
 
 
 @dataclass(frozen=True)
@@ -172,6 +201,9 @@ class ChatController:
         # ("session", token hash) or ("user", id) -> time.monotonic() it ended here.
         self._ended: dict[tuple[str, object], float] = {}
         self.listening = asyncio.Event()
+        # Shutdown: set first, so sends waiting to retry are answered at once.
+        self._stopping = asyncio.Event()
+        self._handling: set[asyncio.Task] = set()
 
     @property
     def connection_count(self) -> int:
@@ -233,8 +265,29 @@ class ChatController:
         for conn in list(self._connections):
             conn.close(code, reason)
 
+    def abort_all(self) -> None:
+        """Drop every connection still open, without waiting for its close handshake."""
+        for conn in list(self._connections):
+            conn.abort()
+
+    async def finish_in_flight(self, timeout: float) -> None:
+        """Shutdown: let client frames in flight finish, or answer them ``unavailable``.
+
+        A send waiting to retry after a Redis failure gives up at once; a verb
+        still inside a Redis call after ``timeout`` is cancelled, which
+        ``_client_verb`` turns into ``unavailable`` too. Either way its socket is
+        still open to hear the answer.
+        """
+        self._stopping.set()
+        for _ in range(2):
+            if self._handling:
+                await asyncio.wait(set(self._handling), timeout=timeout)
+            for task in set(self._handling):
+                task.cancel()
+
     # -- client frames -----------------------------------------------------
 
+    @_client_verb
     async def join(self, conn: Connection, room: object, since: object = None) -> None:
         """Subscribe the connection to a room and send ``joined`` with the history.
 
@@ -286,10 +339,12 @@ class ChatController:
         if first:
             await self._announce(ref.name, conn.account.name, "online")
 
+    @_client_verb
     async def leave(self, conn: Connection, room: object) -> None:
         name = validation.room_name(room)
         await self._unsubscribe(conn, name)
 
+    @_client_verb
     async def send(
         self, conn: Connection, room: object, text: object, client_id: object = None
     ) -> None:
@@ -352,7 +407,7 @@ class ChatController:
         unreachable for longer than the retries.
         """
         retry_key = None if client_id is not None else uuid.uuid4().hex
-        delay, most = SEND_RETRY_BACKOFF
+        delay = REDIS_RETRY_FIRST_SECONDS
         deadline = time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
         while True:
             try:
@@ -361,11 +416,15 @@ class ChatController:
                         room, user, text, client_id, rate, retry_key=retry_key
                     )
             except UnavailableError:
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > deadline or self._stopping.is_set():
                     raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, most)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                raise UnavailableError(SHUTTING_DOWN)
+            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
 
+    @_client_verb
     async def typing(self, conn: Connection, room: object) -> None:
         """Relay "typing" to the room's other users, at most once per interval."""
         ref = await self._room_for(conn.account, room)
@@ -377,6 +436,7 @@ class ChatController:
             frame = frames.typing(ref.name, conn.account.name)
             await self._messages.publish(ref.name, frame, exclude_user=conn.account.key)
 
+    @_client_verb
     async def read(self, conn: Connection, room: object, message_id: object) -> None:
         """Move the user's read marker in a room forward."""
         up_to = validation.message_id(message_id)
@@ -403,32 +463,41 @@ class ChatController:
         (self._out_messages if event.message_id else self._out_events).inc(len(subs))
 
     async def run_listener(self) -> None:
-        """Hold this process's one Redis subscription; reconnect with backoff forever."""
-        (first, most), subscribed_before = LISTENER_RETRY_BACKOFF, False
-        delay = first
+        """Hold this process's one Redis subscription; reconnect with backoff forever.
+
+        The backoff is the sends' own (``REDIS_RETRY_*``): when Redis is back, live
+        delivery resumes as soon as acknowledgements do.
+        """
+        delay, subscribed_before, lost_at = REDIS_RETRY_FIRST_SECONDS, False, None
         while True:
             try:
                 async with self._messages.subscribe() as events:
                     if subscribed_before:
                         self.metrics.redis_reconnects.inc()
+                    if lost_at is not None:
+                        lost_for, lost_at = time.monotonic() - lost_at, None
+                        log.info("event subscription restored after %.1fs", lost_for)
                     subscribed_before = True
                     # Whatever was published while we were not subscribed is in
                     # the history: deliver it before the live stream.
                     for room in list(self._subscribers):
                         await self._recover(room)
                     self.listening.set()
-                    delay = first
+                    delay = REDIS_RETRY_FIRST_SECONDS
                     async for event in events:
                         if event.message_id:
                             await self._check_continuity(event)
                         self.deliver(event)
             except _REDIS_DOWN as exc:
-                log.warning("event subscription lost (%s); retrying in %.1fs", exc, delay)
+                if lost_at is None:
+                    log.warning("event subscription lost (%s); reconnecting", exc)
+                log.debug("event subscription: retrying in %.2fs", delay)
             except Exception:
-                log.exception("event listener failed; restarting in %.1fs", delay)
+                log.exception("event listener failed; restarting in %.2fs", delay)
+            lost_at = lost_at or time.monotonic()
             self.listening.clear()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, most)
+            delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
 
     async def _check_continuity(self, event: Event) -> None:
         last = self._room_last.get(event.room)

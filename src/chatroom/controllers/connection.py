@@ -18,3 +18,6 @@ class Connection(Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code."""
+
+    def abort(self) -> None:
+        """Drop the connection without waiting for the client's answer to ``close``."""

@@ -4,9 +4,11 @@ chat controller, and implements the controller's ``Connection`` protocol."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import struct
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,8 +21,34 @@ from chatroom.controllers import Account, ChatError
 from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import BadRequestError, TooManyConnectionsError
 from chatroom.views.base import Authenticated
+from chatroom.views.rfc6455 import strict_protocol
+
+try:  # Linux: how many written bytes the peer has not acknowledged yet
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # pragma: no cover - other systems
+    _TIOCOUTQ = None
 
 log = logging.getLogger(__name__)
+
+#: Bytes of Tornado's own frames (pings, pongs, close) that may sit unacknowledged
+#: beside ours without counting as a stall.
+STALL_SLACK_BYTES = 1024
+#: A stall check remembers one write per this fraction of ``stall_seconds``.
+STALL_MARKS = 4
+
+
+def unacknowledged_bytes(sock: object) -> int:
+    """Bytes in the kernel's send queue the peer has not acknowledged (0 if unknown)."""
+    if _TIOCOUTQ is None:
+        return 0
+    try:
+        queued = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return struct.unpack("i", queued)[0]
 
 
 class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
@@ -37,6 +65,10 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     _counted = False
     _queued_bytes = 0
     _queued_frames = 0
+    _unflushed = 0
+    _sent_total = 0
+    _protocol: tornado.websocket.WebSocketProtocol | None = None
+    _stall_marks: collections.deque[tuple[float, int]]
 
     @property
     def chat(self):
@@ -121,11 +153,21 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         else:
             raise BadRequestError(f"unknown frame type {str(kind)[:40]!r}")
 
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        # Tornado's protocol, failing RFC 6455 violations with 1002/1007 (views/rfc6455.py).
+        self._protocol = strict_protocol(self, super().get_websocket_protocol())
+        self._stall_marks = collections.deque()
+        return self._protocol
+
     def on_close(self) -> None:
         self._closing = True
         if self._counted:
             self._counted = False
             self.chat.metrics.connections.dec()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the loop is gone (never during ChatServer.stop); nothing to do
+            return
         # on_close cannot be a coroutine; the task is kept in the app's set until done.
         tasks: set[asyncio.Task] = self.settings["background_tasks"]
         task = asyncio.ensure_future(self.chat.disconnect(self))
@@ -134,9 +176,20 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
 
     # -- the Connection protocol --------------------------------------------
 
+    def _writable(self) -> bool:
+        """False once either side began the closing handshake: no frame may follow a close
+        (RFC 6455 §5.5.1), whether chatroom, the client or Tornado's keepalive closed it."""
+        if self._closing:
+            return False
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            self._closing = True
+            return False
+        return True
+
     def deliver(self, frame: bytes) -> None:
         """Queue a frame; everything queued in one event-loop tick goes out in one write."""
-        if self._closing or self.ws_connection is None:
+        if not self._writable():
             return
         writer = self.settings["frame_writer"]
         if not self._outbox:
@@ -146,7 +199,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     def flush_outbox(self) -> None:
         """Write every frame queued since the last tick in one stream write."""
         framed, self._outbox = self._outbox, []
-        if self._closing or self.ws_connection is None or not framed:
+        if not framed or not self._writable():
             return
         config = self.settings["config"]
         size = sum(map(len, framed))
@@ -159,9 +212,15 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
             # A reader that cannot keep up is dropped; it must never slow the others
             # or grow this process's memory without bound. It reconnects with since.
             log.info("closing a slow consumer (%d bytes queued)", self._queued_bytes)
-            self.chat.metrics.slow_consumers.inc()
-            self._closing = True
-            self.close(1013, "too slow: outgoing queue full")
+            self._drop_slow("too slow: outgoing queue full")
+            return
+        now = time.monotonic()
+        marks = self._stall_marks
+        if marks and now - marks[0][0] >= config.stall_seconds and self._stalled(now):
+            # A reader that stopped reading at a normal chat rate never fills the queue
+            # (the kernel buffers absorb it); what it leaves unacknowledged shows it.
+            log.info("closing a stalled reader (unacknowledged for %.1f s)", now - marks[0][0])
+            self._drop_slow("too slow: nothing read")
             return
         # Whole, already framed WebSocket frames straight to the stream: Tornado's
         # write_message would re-frame the payload and start a Task per recipient.
@@ -177,11 +236,41 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         counted = size if size <= config.max_queued_bytes else 0
         self._queued_bytes += counted
         self._queued_frames += len(framed)
-        written.add_done_callback(functools.partial(self._written, counted, len(framed)))
+        self._unflushed += size
+        self._sent_total += size
+        if not marks or now - marks[-1][0] >= config.stall_seconds / STALL_MARKS:
+            marks.append((now, self._sent_total))
+        written.add_done_callback(functools.partial(self._written, counted, len(framed), size))
 
-    def _written(self, size: int, count: int, _future: asyncio.Future) -> None:
-        self._queued_bytes -= size
+    def _written(self, counted: int, count: int, size: int, _future: asyncio.Future) -> None:
+        self._queued_bytes -= counted
         self._queued_frames -= count
+        self._unflushed -= size
+
+    def _stalled(self, now: float) -> bool:
+        """Whether bytes written ``stall_seconds`` ago are still not acknowledged by the peer.
+
+        Each mark says "the first N bytes were written by then"; bytes neither
+        still in Tornado's buffer nor unacknowledged in the kernel's have reached
+        the client, so marks up to that count are dropped.
+        """
+        marks = self._stall_marks
+        pending = self._unflushed + unacknowledged_bytes(self.ws_connection.stream.socket)
+        delivered = self._sent_total - pending + STALL_SLACK_BYTES
+        while marks and marks[0][1] <= delivered:
+            marks.popleft()
+        return bool(marks) and now - marks[0][0] >= self.settings["config"].stall_seconds
+
+    def _drop_slow(self, reason: str) -> None:
+        self.chat.metrics.slow_consumers.inc()
+        self._closing = True
+        self.close(1013, reason)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without waiting for the client's close frame."""
+        protocol = self._protocol
+        if protocol is not None and protocol.stream is not None:
+            protocol.stream.close()
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)
@@ -194,7 +283,8 @@ class FrameWriter:
     remembering the last one frames each message once, not once per socket; and
     one callback per event-loop tick flushes all sockets with queued frames,
     instead of one callback per socket. Server frames are never masked, and
-    chatroom enables no compression.
+    chatroom enables no compression (``check_raw_framing`` refuses it at startup;
+    tests/views/test_rfc6455.py compares these frames with Tornado's own).
     """
 
     def __init__(self) -> None:
