@@ -47,6 +47,7 @@ def make_app(
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
+        (r"/api/.*", api.ApiNotFoundHandler),
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
     ]

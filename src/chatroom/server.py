@@ -45,6 +45,7 @@ from chatroom.models import (
     migrate_schema,
     open_database,
 )
+from chatroom.views.body_limit import BodyLimit
 from chatroom.views.metrics import make_metrics_app
 from chatroom.workers import fork_workers
 
@@ -53,8 +54,9 @@ log = logging.getLogger("chatroom")
 #: How long shutdown waits for sockets to close and in-flight sends to finish;
 #: with the embedded Redis's own stop this keeps a clean exit within SPEC's 10 s.
 SHUTDOWN_GRACE_SECONDS = 3.0
-#: Bodies up to this many times ``max_body_bytes`` are read and answered 413;
-#: larger ones are cut off unread by the HTTP server (400, connection closed).
+#: A declared Content-Length over ``max_body_bytes`` is answered 413 unread (BodyLimit);
+#: a chunked body is read up to this many times ``max_body_bytes`` and answered 413,
+#: and cut off beyond that by the HTTP server (400, connection closed).
 BODY_READ_FACTOR = 8
 
 
@@ -148,7 +150,7 @@ class ChatServer:
         )
         self.app = make_app(config, controllers, self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
-            self.app,
+            BodyLimit(self.app, config.max_body_bytes),
             max_body_size=BODY_READ_FACTOR * config.max_body_bytes,
             idle_connection_timeout=300,
         )

@@ -181,6 +181,18 @@ class BaseHandler(tornado.web.RequestHandler):
 class JsonHandler(BaseHandler):
     """Base of the JSON API: JSON bodies in, JSON out, errors as ``{"error": {...}}``."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only the methods a handler implements: Tornado answers any other 405 (as
+        # JSON, with Allow) before the XSRF check and before looking up a session.
+        if "SUPPORTED_METHODS" not in cls.__dict__:
+            base = tornado.web.RequestHandler
+            cls.SUPPORTED_METHODS = tuple(
+                method
+                for method in base.SUPPORTED_METHODS
+                if getattr(cls, method.lower()) is not getattr(base, method.lower())
+            )
+
     def check_xsrf_cookie(self) -> None:
         # Scripts authenticate with a Bearer token and carry no cookie, so there is
         # nothing to forge; only cookie-authenticated calls need the XSRF header.
@@ -215,6 +227,8 @@ class JsonHandler(BaseHandler):
         code, message = self.error_details(status_code, exc)
         if isinstance(exc, RateLimitedError):
             self.set_header("Retry-After", str(math.ceil(exc.retry_after)))
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
 

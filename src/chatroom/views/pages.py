@@ -464,13 +464,8 @@ class LogoutHandler(PageHandler):
 
 
 class NotFoundHandler(PageHandler):
-    """Every unknown path: a 404 page (or JSON under ``/api/``)."""
+    """Every unknown path outside ``/api/``: a 404 page."""
 
     async def prepare(self) -> None:
         await super().prepare()
-        if self.request.path.startswith("/api/"):
-            self.set_status(404)
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.finish(b'{"error":{"code":"not_found","message":"no such API route"}}')
-            return
         raise tornado.web.HTTPError(404)
