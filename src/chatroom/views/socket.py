@@ -23,6 +23,34 @@ from chatroom.views.base import apply_trusted_proxy, bearer_token, session_cooki
 log = logging.getLogger(__name__)
 
 
+#: The port an origin means when it names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_key(origin: str) -> tuple[str, str, int] | None:
+    """An origin as (scheme, host, port), lowercased, the default port filled in.
+
+    None for anything that is not ``http(s)://host[:port]``: ``null``, a path,
+    credentials, another scheme, a bad port.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        return None
+    return scheme, parts.hostname.lower(), DEFAULT_PORTS[scheme] if port is None else port
+
+
 class ChatSocketHandler(tornado.websocket.WebSocketHandler):
     """One client connection speaking the protocol of SPEC §3."""
 
@@ -64,11 +92,15 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
 
     def check_origin(self, origin: str) -> bool:
-        origin = origin.rstrip("/").lower()
-        if origin in (o.lower() for o in self.settings["config"].allowed_origins):
+        """The server's own origin (scheme, host and port) or one of --allowed-origins."""
+        wanted = origin_key(origin)
+        if wanted is None:
+            return False
+        if wanted in {origin_key(o) for o in self.settings["config"].allowed_origins}:
             return True
-        own_host = self.request.headers.get("Host", "").lower()
-        return urlsplit(origin).netloc == own_host and bool(own_host)
+        # request.protocol is https behind a trusted TLS proxy (apply_trusted_proxy).
+        own_host = self.request.headers.get("Host", "")
+        return bool(own_host) and wanted == origin_key(f"{self.request.protocol}://{own_host}")
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
         # Chat frames are small and must leave at once, not wait for Nagle's
