@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import orjson
 import pytest
 
-from tests.helpers import PASSWORD, body
+from tests.helpers import PASSWORD, Browser, body
 
 READ_TIMEOUT = 5.0
 
@@ -156,3 +157,34 @@ async def test_unknown_page_is_still_an_html_404(app):
     response = await app.api.request("GET", "/nope")
     assert response.code == 404
     assert response.headers["Content-Type"].startswith("text/html")
+
+
+# -- static files carry the pages' security headers ------------------------------
+
+
+@pytest.mark.parametrize("path", ["/static/chat.js", "/static/chat.css", "/static/nope.js"])
+async def test_static_files_carry_the_security_headers(app, path):
+    response = await app.api.request("GET", path)
+    assert response.code == (404 if "nope" in path else 200)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+# -- the access log names the path, never the query string -----------------------
+
+
+async def test_access_log_shows_the_path_without_the_query(app, caplog):
+    caplog.set_level(logging.INFO)
+    token = await app.api.user("alice")
+    browser = Browser(app)
+    await browser.post_form("/login", {"username": "alice", "password": PASSWORD})
+    await browser.get("/dm?user=secret-bob")
+    await browser.get("/rooms/nosuchroom?q=secret-room")
+    await app.api.request("GET", "/api/rooms/lobby/messages?since=0&k=secret-api", token=token)
+    await app.api.request("GET", "/?next=secret-next")
+    text = caplog.text
+    assert "secret" not in text, text
+    assert "GET /dm (127.0.0.1)" in text
+    assert "GET /api/rooms/lobby/messages (127.0.0.1)" in text

@@ -90,6 +90,14 @@ def apply_trusted_proxy(request: tornado.httputil.HTTPServerRequest, trusted: tu
             break
 
 
+def set_security_headers(handler: tornado.web.RequestHandler) -> None:
+    """The headers every page, API answer and static file carries."""
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("Referrer-Policy", "same-origin")
+    handler.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+
 def bearer_token(handler: tornado.web.RequestHandler) -> str | None:
     header = handler.request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -111,10 +119,12 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.settings["config"]
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        set_security_headers(self)
+
+    def _request_summary(self) -> str:
+        # Tornado's log lines (errors, warnings) name the path only: a query string
+        # may say who is being looked for (/dm?user=) or where a login leads.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     async def prepare(self) -> None:
         apply_trusted_proxy(self.request, self.config.trusted_proxy_networks)
