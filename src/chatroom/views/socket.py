@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import struct
 import uuid
@@ -15,7 +16,7 @@ import orjson
 import tornado.iostream
 import tornado.websocket
 
-from chatroom.controllers import Account, ChatError
+from chatroom.controllers import Account, ChatError, validation
 from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import BadRequestError
 from chatroom.views.base import apply_trusted_proxy, bearer_token, session_cookie_name
@@ -49,6 +50,27 @@ def origin_key(origin: str) -> tuple[str, str, int] | None:
     ):
         return None
     return scheme, parts.hostname.lower(), DEFAULT_PORTS[scheme] if port is None else port
+
+
+def echoable_fields(message: str) -> dict[str, str] | None:
+    """``room`` and ``client_id`` of a frame the strict parser refused, to name in its error.
+
+    Python's own parser accepts lone surrogate escapes (and NaN), which orjson
+    refuses; with it the error can still tell the client which send failed.
+    Only strings that can be sent back (no lone surrogates) are kept. None when
+    even that parser finds no JSON object.
+    """
+    try:
+        frame = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(frame, dict):
+        return None
+    return {
+        name: value
+        for name in ("room", "client_id")
+        if isinstance(value := frame.get(name), str) and not validation.has_lone_surrogate(value)
+    }
 
 
 class ChatSocketHandler(tornado.websocket.WebSocketHandler):
@@ -122,7 +144,12 @@ class ChatSocketHandler(tornado.websocket.WebSocketHandler):
             try:
                 frame = orjson.loads(message)
             except orjson.JSONDecodeError as exc:
-                raise BadRequestError("the frame is not valid JSON") from exc
+                frame = echoable_fields(message)
+                if frame is None:
+                    raise BadRequestError("the frame is not valid JSON") from exc
+                raise BadRequestError(
+                    "the frame is not valid JSON: lone surrogates, NaN and Infinity are refused"
+                ) from exc
             if not isinstance(frame, dict):
                 raise BadRequestError("a frame must be a JSON object")
             await self._dispatch(frame)
