@@ -108,15 +108,20 @@ async def cookie_session(app) -> dict[str, str]:
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
+async def json_error_by_cookie(app, method: str, path: str, status: int) -> dict:
+    """The JSON error a cookie-signed-in browser without an XSRF token gets."""
+    data = b"{}" if method in ("POST", "PUT", "PATCH") else None
+    response = await app.api.request(method, path, headers=await cookie_session(app), raw=data)
+    assert response.code == status, response.body[:200]
+    assert response.headers["Content-Type"].startswith("application/json")
+    return {"code": body(response)["error"]["code"], "allow": response.headers.get("Allow")}
+
+
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("path", ["/api/nope", "/api/rooms/lobby/nope", "/api/"])
 async def test_unknown_api_route_is_json_404_for_every_method(app, method, path):
-    headers = await cookie_session(app)
-    data = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    response = await app.api.request(method, path, headers=headers, raw=data)
-    assert response.code == 404, response.body[:200]
-    assert response.headers["Content-Type"].startswith("application/json")
-    assert body(response)["error"]["code"] == "not_found"
+    error = await json_error_by_cookie(app, method, path, 404)
+    assert error["code"] == "not_found"
 
 
 async def test_head_of_an_unknown_api_route_is_404(app):
@@ -137,13 +142,8 @@ async def test_head_of_an_unknown_api_route_is_404(app):
     ],
 )
 async def test_known_route_wrong_method_is_json_405_before_the_xsrf_check(app, method, path, allow):
-    headers = await cookie_session(app)
-    data = b"{}" if method in ("POST", "PUT", "PATCH") else None
-    response = await app.api.request(method, path, headers=headers, raw=data)
-    assert response.code == 405, response.body[:200]
-    assert response.headers["Content-Type"].startswith("application/json")
-    assert body(response)["error"]["code"] == "method_not_allowed"
-    assert response.headers["Allow"] == allow
+    error = await json_error_by_cookie(app, method, path, 405)
+    assert error == {"code": "method_not_allowed", "allow": allow}
 
 
 async def test_known_route_right_method_still_needs_the_xsrf_token(app):
