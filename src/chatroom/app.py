@@ -14,10 +14,12 @@ from chatroom.config import (
     Config,
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
+from chatroom.logs import log_request
 from chatroom.views import api, pages
 from chatroom.views.health import HealthHandler
 from chatroom.views.rfc6455 import check_raw_framing
 from chatroom.views.socket import ChatSocketHandler, FrameWriter
+from chatroom.views.static import StaticHandler
 
 PACKAGE_DIR = Path(__file__).parent
 #: Room names in URLs: public names and ``dm:a:b``; the controllers validate them fully.
@@ -51,6 +53,7 @@ def make_app(
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
+        (r"/api/.*", api.ApiNotFoundHandler),
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
     ]
@@ -74,6 +77,8 @@ def make_app(
         template_path=str(PACKAGE_DIR / "templates"),
         ui_methods=pages.UI_METHODS,
         static_path=str(PACKAGE_DIR / "static"),
+        static_handler_class=StaticHandler,
+        log_function=log_request,
         default_handler_class=pages.NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,
         websocket_ping_interval=config.ping_interval,

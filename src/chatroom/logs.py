@@ -6,8 +6,15 @@ import logging
 import os
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    import tornado.web
+
+#: Tornado's access logger: one line per request.
+access_log = logging.getLogger("tornado.access")
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,3 +46,20 @@ def configure_logging(log_format: str, debug: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """The access line of one request: status, method, path (never the query string),
+    client address and time; warnings from 400, errors from 500."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    request = handler.request
+    access_log.log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        request.path,
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )

@@ -47,6 +47,7 @@ from chatroom.models import (
     migrate_schema,
     open_database,
 )
+from chatroom.views.body_limit import BodyLimit
 from chatroom.views.metrics import make_metrics_app
 from chatroom.workers import fork_workers
 
@@ -59,8 +60,9 @@ SHUTDOWN_GRACE_SECONDS = 3.0
 #: (presence) of sockets dropped after the grace, before they are cancelled.
 SHUTDOWN_IN_FLIGHT_SECONDS = 1.0
 SHUTDOWN_DISCONNECTS_SECONDS = 1.0
-#: Bodies up to this many times ``max_body_bytes`` are read and answered 413;
-#: larger ones are cut off unread by the HTTP server (400, connection closed).
+#: A declared Content-Length over ``max_body_bytes`` is answered 413 unread (BodyLimit);
+#: a chunked body is read up to this many times ``max_body_bytes`` and answered 413,
+#: and cut off beyond that by the HTTP server (400, connection closed).
 BODY_READ_FACTOR = 8
 
 
@@ -159,7 +161,7 @@ class ChatServer:
         )
         self.app = make_app(config, controllers, self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
-            self.app,
+            BodyLimit(self.app, config.max_body_bytes),
             max_body_size=BODY_READ_FACTOR * config.max_body_bytes,
             idle_connection_timeout=300,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -13,6 +14,8 @@ import peewee
 from chatroom.controllers.errors import UnavailableError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class BlockingRunner:
@@ -31,8 +34,10 @@ class BlockingRunner:
             return await loop.run_in_executor(
                 self._executor, functools.partial(fn, *args, **kwargs)
             )
-        except peewee.OperationalError as exc:
-            raise UnavailableError(f"database unavailable: {exc}") from exc
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            # The driver's words (hosts, ports, SQL) are for the log, never for clients.
+            log.warning("database unavailable: %s", exc)
+            raise UnavailableError("the database is unavailable; try again shortly") from exc
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

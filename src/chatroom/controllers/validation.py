@@ -18,6 +18,11 @@ MAX_ID = 2**53
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
 
 
+def has_lone_surrogate(value: str) -> bool:
+    """Whether ``value`` holds a lone surrogate, which no UTF-8 encoder accepts."""
+    return _SURROGATE_RE.search(value) is not None
+
+
 def username(value: object) -> str:
     if not isinstance(value, str) or not USERNAME_RE.match(value):
         raise BadRequestError("username must be 1-32 letters, digits, '_', '.' or '-'")

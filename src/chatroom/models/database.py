@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import peewee
 from playhouse import migrate as pw_migrate
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
+from playhouse.shortcuts import ReconnectMixin
 
 #: The one deferred database every model is bound to; ``open_database`` fills it in.
 database = peewee.DatabaseProxy()
@@ -33,6 +34,42 @@ class SchemaVersion(BaseModel):
     version = peewee.IntegerField()
 
 
+class _Reconnecting(ReconnectMixin):
+    """Opens a new connection when the server has ended the old one (a restart, a
+    failover, ``pg_terminate_backend``, MySQL's ``KILL`` or ``wait_timeout``).
+
+    Each thread has its own connection; the first statement that finds it dead
+    reconnects and runs again, unless it was inside a transaction (the work
+    done so far would be lost: that call fails, the next one reconnects).
+    Transactions begin with a statement of their own, so a dead connection is
+    usually found there, and replaced, before any work.
+    """
+
+    reconnect_errors = (
+        *ReconnectMixin.reconnect_errors,  # MySQL: 2006, 2013, ...
+        (peewee.OperationalError, "server closed the connection unexpectedly"),  # psycopg2
+        (peewee.OperationalError, "terminating connection"),
+        (peewee.OperationalError, "could not receive data from server"),
+        (peewee.OperationalError, "ssl connection has been closed unexpectedly"),
+        (peewee.InterfaceError, "connection already closed"),
+    )
+
+
+class ReconnectingPostgresqlDatabase(_Reconnecting, peewee.PostgresqlDatabase):
+    """PostgreSQL that survives a server restart."""
+
+
+class ReconnectingMySQLDatabase(_Reconnecting, peewee.MySQLDatabase):
+    """MySQL/MariaDB that survives a server restart or a killed connection."""
+
+
+#: The class db_url picks for a URL -> the same database that reconnects by itself.
+_RECONNECTING: dict[type[peewee.Database], type[peewee.Database]] = {
+    peewee.PostgresqlDatabase: ReconnectingPostgresqlDatabase,
+    peewee.MySQLDatabase: ReconnectingMySQLDatabase,
+}
+
+
 def open_database(url: str) -> peewee.Database:
     """Open the database at ``url`` (playhouse db_url syntax) and bind the models to it."""
     if url.startswith("sqlite"):
@@ -43,7 +80,10 @@ def open_database(url: str) -> peewee.Database:
             pragmas={"journal_mode": "wal", "busy_timeout": 5000, "foreign_keys": 1},
         )
     else:
-        db = connect(url)
+        db = connect(url)  # checks the URL and picks the driver; nothing is opened yet
+        reconnecting = _RECONNECTING.get(type(db))
+        if reconnecting is not None:
+            db = reconnecting(**parse(url))
     database.initialize(db)
     return db
 

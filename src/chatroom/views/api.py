@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tornado.web
+
 from chatroom.controllers.errors import BadRequestError
 from chatroom.controllers.validation import MAX_ID
 from chatroom.views.base import JsonHandler
@@ -79,3 +81,15 @@ def parse_since(value: str | None) -> int | None:
     if not value.isascii() or not value.isdigit() or int(value) > MAX_ID:
         raise BadRequestError("since must be an integer in 0..2^53")
     return int(value)
+
+
+class ApiNotFoundHandler(JsonHandler):
+    """Every unknown ``/api/`` path, whatever the method: 404 as JSON."""
+
+    SUPPORTED_METHODS = tornado.web.RequestHandler.SUPPORTED_METHODS
+
+    def check_xsrf_cookie(self) -> None:
+        pass  # it acts for no one, so there is nothing to forge; 404 says more than 403
+
+    def prepare(self) -> None:
+        self.send_json({"error": {"code": "not_found", "message": "no such API route"}}, 404)

@@ -119,6 +119,14 @@ def apply_trusted_proxy(
             break
 
 
+def set_security_headers(handler: tornado.web.RequestHandler) -> None:
+    """The headers every page, API answer and static file carries."""
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.set_header("X-Frame-Options", "DENY")
+    handler.set_header("Referrer-Policy", "same-origin")
+    handler.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+
 def bearer_token(handler: tornado.web.RequestHandler) -> str | None:
     header = handler.request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -226,10 +234,12 @@ class BaseHandler(Authenticated):
         super().check_xsrf_cookie()
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "same-origin")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        set_security_headers(self)
+
+    def _request_summary(self) -> str:
+        # Tornado's log lines (errors, warnings) name the path only: a query string
+        # may say who is being looked for (/dm?user=) or where a login leads.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
     async def prepare(self) -> None:
         apply_trusted_proxy(
@@ -294,6 +304,18 @@ class BaseHandler(Authenticated):
 class JsonHandler(BaseHandler):
     """Base of the JSON API: JSON bodies in, JSON out, errors as ``{"error": {...}}``."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Only the methods a handler implements: Tornado answers any other 405 (as
+        # JSON, with Allow) before the XSRF check and before looking up a session.
+        if "SUPPORTED_METHODS" not in cls.__dict__:
+            base = tornado.web.RequestHandler
+            cls.SUPPORTED_METHODS = tuple(
+                method
+                for method in base.SUPPORTED_METHODS
+                if getattr(cls, method.lower()) is not getattr(base, method.lower())
+            )
+
     def check_xsrf_cookie(self) -> None:
         # A call without the session cookie (a script's login or register) carries
         # nothing a forger could borrow; with the cookie it needs X-XSRFToken, under
@@ -328,6 +350,8 @@ class JsonHandler(BaseHandler):
         exc = kwargs.get("exc_info", (None,) * 3)[1]
         code, message = self.error_details(status_code, exc)
         set_retry_after(self, exc)
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
 

@@ -4,11 +4,12 @@ the language switch, and the not-found page. Every visible string goes through `
 from __future__ import annotations
 
 import http
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import tornado.escape
 import tornado.locale
@@ -382,17 +383,41 @@ class LocaleHandler(PageHandler):
                 samesite="Lax",
                 secure=self.request.protocol == "https",
             )
-        self.redirect(_safe_next(self.get_body_argument("next", None)), status=303)
+        self.redirect(safe_next(self.get_body_argument("next", None, strip=False)), status=303)
 
 
 # -- accounts -------------------------------------------------------------------------
 
 
-def _safe_next(value: str | None) -> str:
-    # Only same-site paths: never redirect a login to another site.
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
+#: The longest ``next`` a login follows; a longer one leads to ``/``.
+MAX_NEXT_CHARS = 2048
+#: C0 controls, DEL and C1 controls. Browsers drop tab, CR and LF from a URL, so
+#: ``/\t/evil.com`` becomes ``//evil.com``, another site; no path needs any of them.
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Kept as they are in a ``Location``: printable ASCII but the space; the rest is %-encoded.
+_LOCATION_SAFE = "".join(map(chr, range(0x21, 0x7F)))
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after login or a language switch: ``value`` if it is a local path, else ``/``.
+
+    A local path starts with one ``/``, has no scheme and no host, no backslash
+    (browsers read ``/\\evil.com`` as ``//evil.com``) and no control character.
+    What passes is %-encoded to plain ASCII, so it is always a valid header.
+    """
+    if (
+        not value
+        or len(value) > MAX_NEXT_CHARS
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or _CONTROL_CHARS_RE.search(value)
+    ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return quote(value, safe=_LOCATION_SAFE)
 
 
 class AccountFormHandler(PageHandler):
@@ -420,7 +445,7 @@ class AccountFormHandler(PageHandler):
 class LoginHandler(AccountFormHandler):
     def get(self) -> None:
         if self.current_user is not None:
-            self.redirect(_safe_next(self.get_query_argument("next", None)))
+            self.redirect(safe_next(self.get_query_argument("next", None, strip=False)))
             return
         self.render_form("login.html", username="")
 
@@ -435,7 +460,7 @@ class LoginHandler(AccountFormHandler):
             self.render_form("login.html", error_code=exc.code, username=username)
             return
         self.start_session(token)
-        self.redirect(_safe_next(self.get_query_argument("next", None)))
+        self.redirect(safe_next(self.get_query_argument("next", None, strip=False)))
 
 
 class RegisterHandler(AccountFormHandler):
@@ -466,13 +491,8 @@ class LogoutHandler(PageHandler):
 
 
 class NotFoundHandler(PageHandler):
-    """Every unknown path: a 404 page (or JSON under ``/api/``)."""
+    """Every unknown path outside ``/api/``: a 404 page."""
 
     async def prepare(self) -> None:
         await super().prepare()
-        if self.request.path.startswith("/api/"):
-            self.set_status(404)
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.finish(b'{"error":{"code":"not_found","message":"no such API route"}}')
-            return
         raise tornado.web.HTTPError(404)

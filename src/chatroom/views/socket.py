@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import json
 import logging
 import struct
 import time
@@ -17,7 +18,7 @@ import orjson
 import tornado.iostream
 import tornado.websocket
 
-from chatroom.controllers import Account, ChatError
+from chatroom.controllers import Account, ChatError, validation
 from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import BadRequestError, TooManyConnectionsError
 from chatroom.views.base import Authenticated
@@ -49,6 +50,55 @@ def unacknowledged_bytes(sock: object) -> int:
     except (OSError, ValueError, AttributeError):
         return 0
     return struct.unpack("i", queued)[0]
+
+
+#: The port an origin means when it names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_key(origin: str) -> tuple[str, str, int] | None:
+    """An origin as (scheme, host, port), lowercased, the default port filled in.
+
+    None for anything that is not ``http(s)://host[:port]``: ``null``, a path,
+    credentials, another scheme, a bad port.
+    """
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        return None
+    return scheme, parts.hostname.lower(), DEFAULT_PORTS[scheme] if port is None else port
+
+
+def echoable_fields(message: str) -> dict[str, str] | None:
+    """``room`` and ``client_id`` of a frame the strict parser refused, to name in its error.
+
+    Python's own parser accepts lone surrogate escapes (and NaN), which orjson
+    refuses; with it the error can still tell the client which send failed.
+    Only strings that can be sent back (no lone surrogates) are kept. None when
+    even that parser finds no JSON object.
+    """
+    try:
+        frame = json.loads(message)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(frame, dict):
+        return None
+    return {
+        name: value
+        for name in ("room", "client_id")
+        if isinstance(value := frame.get(name), str) and not validation.has_lone_surrogate(value)
+    }
 
 
 class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
@@ -94,11 +144,15 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
 
     def check_origin(self, origin: str) -> bool:
-        origin = origin.rstrip("/").lower()
-        if origin in (o.lower() for o in self.settings["config"].allowed_origins):
+        """The server's own origin (scheme, host and port) or one of --allowed-origins."""
+        wanted = origin_key(origin)
+        if wanted is None:
+            return False
+        if wanted in {origin_key(o) for o in self.settings["config"].allowed_origins}:
             return True
-        own_host = self.request.headers.get("Host", "").lower()
-        return urlsplit(origin).netloc == own_host and bool(own_host)
+        # request.protocol is https behind a trusted TLS proxy (apply_trusted_proxy).
+        own_host = self.request.headers.get("Host", "")
+        return bool(own_host) and wanted == origin_key(f"{self.request.protocol}://{own_host}")
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
         # Chat frames are small and must leave at once, not wait for Nagle's
@@ -122,7 +176,12 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
             try:
                 frame = orjson.loads(message)
             except orjson.JSONDecodeError as exc:
-                raise BadRequestError("the frame is not valid JSON") from exc
+                frame = echoable_fields(message)
+                if frame is None:
+                    raise BadRequestError("the frame is not valid JSON") from exc
+                raise BadRequestError(
+                    "the frame is not valid JSON: lone surrogates, NaN and Infinity are refused"
+                ) from exc
             if not isinstance(frame, dict):
                 raise BadRequestError("a frame must be a JSON object")
             await self._dispatch(frame)
