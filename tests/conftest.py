@@ -15,7 +15,8 @@ import tornado.netutil
 from chatroom.config import Config
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
-from chatroom.server import ChatServer, initialise_database
+from chatroom.server import ChatServer
+from chatroom.storage import initialise_database
 from tests.helpers import Api, ChatClient, connect, temporary_database
 from tests.processes import OPENED, ServeProcess
 

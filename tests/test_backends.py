@@ -10,7 +10,7 @@ import peewee
 import pytest
 from playhouse.db_url import connect
 
-from chatroom.server import initialise_database
+from chatroom.storage import initialise_database
 from tests.helpers import body
 
 

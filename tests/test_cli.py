@@ -167,7 +167,7 @@ async def test_strict_durability_fsyncs_every_write(tmp_path, serve_processes):
 @pytest.mark.parametrize(("fsync", "accepted"), [("everysec", False), ("always", True)])
 def test_strict_durability_on_an_external_redis(tmp_path, fsync, accepted):
     from chatroom.embedded_redis import EmbeddedRedis
-    from chatroom.server import strict_durability_needs_waitaof
+    from chatroom.storage import strict_durability_needs_waitaof
 
     external = EmbeddedRedis(tmp_path, fsync=fsync)  # a stand-in for an external Redis 6.2/7.0
     external.start()

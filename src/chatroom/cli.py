@@ -142,7 +142,7 @@ def serve(**options) -> None:
 @reports_errors
 def initdb(data_dir: Path, database_url: str | None) -> None:
     """Create or upgrade the database and the room "lobby"; keeps all data."""
-    from chatroom.server import initialise_database
+    from chatroom.storage import initialise_database
 
     config = Config(data_dir=data_dir, database_url=database_url)
     where = redact_url(config.effective_database_url)
@@ -171,7 +171,7 @@ password_stdin_option = click.option(
 def operate(storage: dict, action):
     """Run ``action(admin)`` on the data the options name; a refusal is one line, exit 1."""
     from chatroom.controllers.errors import ChatError
-    from chatroom.server import run_admin
+    from chatroom.operator_commands import run_admin
 
     try:
         return run_admin(Config(**storage), action)

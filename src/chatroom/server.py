@@ -1,5 +1,6 @@
-"""The composition root: builds storage, controllers, the app and the HTTP server, and
-runs them until a signal; ``serve`` adds the data dir, the embedded Redis and workers."""
+"""The composition root of ``chatroom serve``: opens storage, builds the controllers
+(``wiring.build_controllers``), the app and the HTTP server, and runs them until a
+signal; ``serve`` adds the data dir, the embedded Redis and workers."""
 
 from __future__ import annotations
 
@@ -10,45 +11,22 @@ import os
 import signal
 import socket
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable
 
-import redis as sync_redis
-import redis.asyncio as aioredis
 import tornado.httpserver
 import tornado.netutil
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chatroom import __version__
-from chatroom.app import Controllers, make_app
-from chatroom.config import MAX_HISTORY_SIZE, Config, ConfigError, redact_url
-from chatroom.controllers import (
-    AuthController,
-    BlockingRunner,
-    ChatController,
-    HealthController,
-    RoomController,
-    SendLimits,
-)
-from chatroom.controllers.admin import AdminController
-from chatroom.controllers.chat import ConnectionCaps
-from chatroom.controllers.readmarks import ReadMarkerBuffer
-from chatroom.datadir import DataDirectory, DataDirError
+from chatroom.app import make_app
+from chatroom.config import Config, redact_url
+from chatroom.controllers import BlockingRunner
+from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
-from chatroom.metrics import Metrics
-from chatroom.models import (
-    AuthThrottle,
-    MessageRepository,
-    PresenceRepository,
-    RedisKeys,
-    RoomQuota,
-    migrate_schema,
-    open_database,
-)
+from chatroom.models import open_database
+from chatroom.storage import initialise_database, make_redis, strict_durability_needs_waitaof
 from chatroom.views.body_limit import BodyLimit
 from chatroom.views.metrics import make_metrics_app
+from chatroom.wiring import build_controllers
 from chatroom.workers import fork_workers
 
 log = logging.getLogger("chatroom")
@@ -64,46 +42,6 @@ SHUTDOWN_DISCONNECTS_SECONDS = 1.0
 #: a chunked body is read up to this many times ``max_body_bytes`` and answered 413,
 #: and cut off beyond that by the HTTP server (400, connection closed).
 BODY_READ_FACTOR = 8
-
-
-def make_redis(url: str) -> aioredis.Redis:
-    """The shared client: a waiting pool, so a burst queues instead of failing."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=64, timeout=5, socket_timeout=10, socket_connect_timeout=5
-    )
-    return aioredis.Redis(connection_pool=pool)
-
-
-def strict_durability_needs_waitaof(redis_url: str) -> bool:
-    """How an external Redis can honour ``--durability strict``.
-
-    False: it fsyncs every write already (``appendfsync always``). True: it has
-    WAITAOF (Redis >= 7.2), run after each send. Neither: a ConfigError.
-    """
-    with sync_redis.Redis.from_url(redis_url, socket_timeout=5) as client:
-        if (
-            client.config_get("appendfsync").get("appendfsync") == "always"
-            and client.config_get("appendonly").get("appendonly") == "yes"
-        ):
-            return False
-        version = tuple(int(p) for p in client.info("server")["redis_version"].split(".")[:2])
-    if version >= (7, 2):
-        return True
-    raise ConfigError(
-        "--durability strict needs an external Redis with appendonly yes and appendfsync "
-        "always, or Redis >= 7.2 (WAITAOF); this one has neither"
-    )
-
-
-def initialise_database(config: Config) -> bool:
-    """Create or migrate the schema; True when the database was empty."""
-    if config.database_url is None:
-        DataDirectory(config.data_dir).create()
-    db = open_database(config.effective_database_url)
-    try:
-        return migrate_schema(db)
-    finally:
-        db.close()
 
 
 class ChatServer:
@@ -129,37 +67,12 @@ class ChatServer:
         self.database = open_database(config.effective_database_url)
         self.redis = make_redis(self.redis_url)
         self.run_blocking = BlockingRunner(config.db_threads)
-        keys = RedisKeys(config.redis_prefix)
-        self.metrics = Metrics()
-        messages = MessageRepository(
-            self.redis, keys, config.history_size, wait_for_fsync=self.wait_for_fsync
+        controllers = build_controllers(
+            config, self.redis, self.run_blocking, wait_for_fsync=self.wait_for_fsync
         )
-        rooms = RoomController(
-            self.run_blocking, messages, RoomQuota(self.redis, keys, config.rooms_per_hour)
-        )
-        self.chat = ChatController(
-            rooms,
-            messages,
-            PresenceRepository(self.redis, keys),
-            SendLimits(config.max_message_chars, config.send_burst, config.send_per_second),
-            ReadMarkerBuffer(self.run_blocking),
-            self.metrics,
-            ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
-        )
-        controllers = Controllers(
-            auth=AuthController(
-                self.run_blocking,
-                throttle=AuthThrottle(
-                    self.redis, keys, per_address=(config.auth_burst, config.auth_per_minute / 60)
-                ),
-                session_days=config.session_days,
-                events=messages,
-            ),
-            rooms=rooms,
-            chat=self.chat,
-            health=HealthController(self.run_blocking, messages),
-        )
-        self.app = make_app(config, controllers, self.cookie_secret)
+        self.metrics = controllers.metrics
+        self.chat = controllers.chat
+        self.app = make_app(config, controllers.app_controllers(), self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
             BodyLimit(self.app, config.max_body_bytes),
             max_body_size=BODY_READ_FACTOR * config.max_body_bytes,
@@ -308,89 +221,3 @@ def serve(config: Config, echo=print) -> int:
         if embedded is not None:
             embedded.stop()
         data_dir.unlock()
-
-
-# -- the operator commands: chatroom rooms|users|history|stats ------------------
-
-T = TypeVar("T")
-
-#: How long an operator command waits for the Redis of a server that holds the
-#: data directory (it may be starting).
-RUNNING_REDIS_WAIT_SECONDS = 5.0
-#: The largest --history-size: exports read everything a room retains, whatever
-#: the server's own setting.
-EXPORT_HISTORY_SIZE = MAX_HISTORY_SIZE
-
-
-@contextlib.contextmanager
-def admin_redis(config: Config) -> Iterator[str]:
-    """The Redis URL an operator command uses, for as long as it runs.
-
-    With --redis-url, that one. Otherwise the data directory's embedded Redis:
-    the running server's, when a server holds the lock and its socket answers;
-    when none runs, one started here under the lock and stopped afterwards, so
-    there is never a second redis-server on the same files.
-    """
-    if config.redis_url is not None:
-        yield config.redis_url
-        return
-    data_dir = DataDirectory(config.data_dir)
-    if not data_dir.try_lock():
-        yield _running_server_redis(EmbeddedRedis(config.data_dir))
-        return
-    try:
-        with EmbeddedRedis(config.data_dir) as embedded:
-            yield embedded.url
-    finally:
-        data_dir.unlock()
-
-
-def _running_server_redis(embedded: EmbeddedRedis) -> str:
-    """The URL of the embedded Redis a running server started (``embedded`` is not ours)."""
-    deadline = time.monotonic() + RUNNING_REDIS_WAIT_SECONDS
-    while True:
-        try:
-            with sync_redis.Redis(
-                unix_socket_path=str(embedded.socket_path),
-                socket_timeout=1,
-                retry=Retry(NoBackoff(), 0),  # this loop retries, without redis-py's backoff
-            ) as client:
-                if client.ping():
-                    return embedded.url
-        except (sync_redis.ConnectionError, sync_redis.TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            raise DataDirError(
-                f"a chatroom server is using {embedded.data_dir}, but no Redis answers on "
-                f"{embedded.socket_path}; if that server uses --redis-url, pass the same one"
-            )
-        time.sleep(0.05)
-
-
-def run_admin(config: Config, action: Callable[[AdminController], Awaitable[T]]) -> T:
-    """Run one operator action on the data of ``config``; its result."""
-    with admin_redis(config) as redis_url:
-        return asyncio.run(_run_admin(config, redis_url, action))
-
-
-async def _run_admin(
-    config: Config, redis_url: str, action: Callable[[AdminController], Awaitable[T]]
-) -> T:
-    # One thread: the action's SQL runs in order, on one connection, closed at the end.
-    run_blocking = BlockingRunner(1, name="chatroom-admin")
-    redis = make_redis(redis_url)
-    keys = RedisKeys(config.redis_prefix)
-    messages = MessageRepository(redis, keys, EXPORT_HISTORY_SIZE)
-    admin = AdminController(run_blocking, messages, PresenceRepository(redis, keys))
-    try:
-        # Like serve: the schema is brought up to date, and lobby exists.
-        await run_blocking(initialise_database, config)
-        database = open_database(config.effective_database_url)
-        try:
-            return await action(admin)
-        finally:
-            await run_blocking(database.close)
-    finally:
-        await redis.aclose()
-        await redis.connection_pool.disconnect()
-        run_blocking.shutdown()

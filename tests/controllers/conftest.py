@@ -1,5 +1,6 @@
-"""Controller-layer builders: real repositories wired like ``ChatServer.start``, and a
-``RecordingConnection`` that stands in for a WebSocket."""
+"""Controller-layer builders: the controllers of ``wiring.build_controllers``, as
+``ChatServer.start`` builds them, and a ``RecordingConnection`` that stands in for a
+WebSocket."""
 
 from __future__ import annotations
 
@@ -14,16 +15,11 @@ import orjson
 import peewee
 import pytest
 
-from chatroom.controllers import (
-    Account,
-    AuthController,
-    BlockingRunner,
-    ChatController,
-    RoomController,
-    SendLimits,
-)
-from chatroom.models import MessageRepository, PresenceRepository, RedisKeys
-from chatroom.server import make_redis
+from chatroom.config import Config
+from chatroom.controllers import Account, BlockingRunner, SendLimits
+from chatroom.models import PresenceRepository
+from chatroom.storage import make_redis
+from chatroom.wiring import build_controllers
 from tests.helpers import PASSWORD
 
 #: Every wait for a frame is bounded: a lost frame fails the test fast.
@@ -92,23 +88,26 @@ class RecordingConnection:
 
 
 class ChatEnv:
-    """The controllers of one process, on the test's Redis and SQLite, plus helpers."""
+    """The controllers of one process, on the test's Redis and SQLite, plus helpers.
 
-    def __init__(
-        self,
-        redis_url: str,
-        history_size: int,
-        limits: SendLimits | None,
-        presence: type[PresenceRepository],
-    ) -> None:
-        self.redis = make_redis(redis_url)
-        self.run = BlockingRunner(4)
-        keys = RedisKeys()
-        self.messages = MessageRepository(self.redis, keys, history_size)
-        self.presence = presence(self.redis, keys)
-        self.rooms = RoomController(self.run, self.messages)
-        self.chat = ChatController(self.rooms, self.messages, self.presence, limits)
-        self.auth = AuthController(self.run, hasher=FAST_HASHER)
+    They are the graph production runs (``build_controllers``), with the test's
+    ``Config``; only the password hasher is cheaper. Unlike a server, only the
+    listener runs: tests drive presence and read-marker flushes themselves.
+    """
+
+    def __init__(self, config: Config, presence: type[PresenceRepository]) -> None:
+        assert config.redis_url is not None  # the test's redis-server
+        self.redis = make_redis(config.redis_url)
+        self.run = BlockingRunner(config.db_threads)
+        graph = build_controllers(
+            config, self.redis, self.run, hasher=FAST_HASHER, presence=presence
+        )
+        self.messages = graph.messages
+        self.presence = graph.presence
+        self.rooms = graph.rooms
+        self.chat = graph.chat
+        self.auth = graph.auth
+        self.admin = graph.admin
         self.connections: list[RecordingConnection] = []
         self._listener: asyncio.Task | None = None
 
@@ -124,6 +123,7 @@ class ChatEnv:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
+        await self.chat.read_markers.flush()  # as ChatServer.stop does
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run.shutdown()
@@ -159,8 +159,8 @@ class ChatEnv:
 
 
 @pytest.fixture
-async def make_env(db: peewee.Database, redis_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """Build (and at teardown stop) a started ``ChatEnv``."""
+async def make_env(db: peewee.Database, config: Config) -> AsyncIterator[Callable[..., Any]]:
+    """Build (and at teardown stop) a started ``ChatEnv`` on the test's ``config``."""
     envs: list[ChatEnv] = []
 
     async def build(
@@ -169,7 +169,15 @@ async def make_env(db: peewee.Database, redis_url: str) -> AsyncIterator[Callabl
         presence: type[PresenceRepository] = PresenceRepository,
     ) -> ChatEnv:
         """``presence`` may be a subclass of the real repository (e.g. one that pauses)."""
-        env = ChatEnv(redis_url, history_size, limits, presence)
+        limits = limits or SendLimits()
+        changes = {
+            "db_threads": 4,
+            "history_size": history_size,
+            "max_message_chars": limits.max_chars,
+            "send_burst": limits.burst,
+            "send_per_second": limits.per_second,
+        }
+        env = ChatEnv(config.replace(**changes), presence)
         envs.append(env)
         await env.start()
         return env

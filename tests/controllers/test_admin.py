@@ -15,13 +15,13 @@ from chatroom.controllers.errors import (
     UnauthorizedError,
 )
 from chatroom.models import RedisKeys
-from tests.controllers.conftest import FAST_HASHER, ChatEnv
+from tests.controllers.conftest import ChatEnv
 from tests.helpers import PASSWORD
 
 
 @pytest.fixture
 def admin(env: ChatEnv) -> AdminController:
-    return AdminController(env.run, env.messages, env.presence, hasher=FAST_HASHER)
+    return env.admin
 
 
 async def test_rooms_are_created_listed_and_refused_when_invalid(

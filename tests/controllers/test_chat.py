@@ -18,7 +18,7 @@ from chatroom.controllers.errors import (
     UnavailableError,
 )
 from chatroom.models import MessageRepository, PresenceRepository, RedisKeys
-from chatroom.server import make_redis
+from chatroom.storage import make_redis
 from tests.controllers.conftest import FRAME_TIMEOUT, ChatEnv, RecordingConnection
 
 

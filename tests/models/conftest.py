@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatroom.models import MessageRepository, RedisKeys
-from chatroom.server import make_redis
+from chatroom.storage import make_redis
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from chatroom.config import Config
 from chatroom.models import Membership, Room, SchemaVersion, Session, User, migrate_schema
 from chatroom.models.database import SCHEMA_VERSION
-from chatroom.server import initialise_database
+from chatroom.storage import initialise_database
 
 pytestmark = pytest.mark.usefixtures("db")
 

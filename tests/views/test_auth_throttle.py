@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatroom.models import AuthThrottle, RedisKeys
-from chatroom.server import make_redis
+from chatroom.storage import make_redis
 from tests.helpers import PASSWORD, body
 
 

@@ -64,7 +64,7 @@ async def test_the_socket_cap_counts_across_processes(app_factory):
 
 async def test_socket_entries_of_a_dead_process_expire(redis_url):
     from chatroom.models import PresenceRepository, RedisKeys
-    from chatroom.server import make_redis
+    from chatroom.storage import make_redis
 
     client = make_redis(redis_url)
     presence = PresenceRepository(client, RedisKeys())

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from chatroom.models import AuthThrottle, RedisKeys
-from chatroom.server import make_redis
+from chatroom.storage import make_redis
 from tests.helpers import PASSWORD, Browser
 
 pytestmark = pytest.mark.timeout(90)

@@ -8,7 +8,7 @@ It is async, like the other controllers, so that it reuses the same code rather
 than a synchronous copy of it: the async Redis repositories (``history``,
 ``publish_control``, the key names), ``AuthController.register`` for new accounts,
 and ``BlockingRunner`` for SQL and hashing. The CLI runs one action per command
-with ``asyncio.run`` (see ``server.run_admin``).
+with ``asyncio.run`` (see ``operator_commands.run_admin``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,102 @@
+"""How an operator command (``chatroom rooms|users|history|stats``) runs: which Redis
+it uses, the schema brought up to date, and one ``AdminController`` action under
+``asyncio.run``; the composition root of those commands, as ``server`` is of ``serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import redis as sync_redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from chatroom.config import Config
+from chatroom.controllers import BlockingRunner
+from chatroom.controllers.admin import AdminController
+from chatroom.datadir import DataDirectory, DataDirError
+from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.models import open_database
+from chatroom.storage import initialise_database, make_redis
+from chatroom.wiring import build_controllers
+
+T = TypeVar("T")
+
+#: How long an operator command waits for the Redis of a server that holds the
+#: data directory (it may be starting).
+RUNNING_REDIS_WAIT_SECONDS = 5.0
+
+
+@contextlib.contextmanager
+def admin_redis(config: Config) -> Iterator[str]:
+    """The Redis URL an operator command uses, for as long as it runs.
+
+    With --redis-url, that one. Otherwise the data directory's embedded Redis:
+    the running server's, when a server holds the lock and its socket answers;
+    when none runs, one started here under the lock and stopped afterwards, so
+    there is never a second redis-server on the same files.
+    """
+    if config.redis_url is not None:
+        yield config.redis_url
+        return
+    data_dir = DataDirectory(config.data_dir)
+    if not data_dir.try_lock():
+        yield _running_server_redis(EmbeddedRedis(config.data_dir))
+        return
+    try:
+        with EmbeddedRedis(config.data_dir) as embedded:
+            yield embedded.url
+    finally:
+        data_dir.unlock()
+
+
+def _running_server_redis(embedded: EmbeddedRedis) -> str:
+    """The URL of the embedded Redis a running server started (``embedded`` is not ours)."""
+    deadline = time.monotonic() + RUNNING_REDIS_WAIT_SECONDS
+    while True:
+        try:
+            with sync_redis.Redis(
+                unix_socket_path=str(embedded.socket_path),
+                socket_timeout=1,
+                retry=Retry(NoBackoff(), 0),  # this loop retries, without redis-py's backoff
+            ) as client:
+                if client.ping():
+                    return embedded.url
+        except (sync_redis.ConnectionError, sync_redis.TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise DataDirError(
+                f"a chatroom server is using {embedded.data_dir}, but no Redis answers on "
+                f"{embedded.socket_path}; if that server uses --redis-url, pass the same one"
+            )
+        time.sleep(0.05)
+
+
+def run_admin(config: Config, action: Callable[[AdminController], Awaitable[T]]) -> T:
+    """Run one operator action on the data of ``config``; its result."""
+    with admin_redis(config) as redis_url:
+        return asyncio.run(_run_admin(config, redis_url, action))
+
+
+async def _run_admin(
+    config: Config, redis_url: str, action: Callable[[AdminController], Awaitable[T]]
+) -> T:
+    # One thread: the action's SQL runs in order, on one connection, closed at the end.
+    run_blocking = BlockingRunner(1, name="chatroom-admin")
+    redis = make_redis(redis_url)
+    admin = build_controllers(config, redis, run_blocking).admin
+    try:
+        # Like serve: the schema is brought up to date, and lobby exists.
+        await run_blocking(initialise_database, config)
+        database = open_database(config.effective_database_url)
+        try:
+            return await action(admin)
+        finally:
+            await run_blocking(database.close)
+    finally:
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+        run_blocking.shutdown()

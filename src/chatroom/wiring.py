@@ -1,0 +1,146 @@
+"""build_controllers: the one object graph of controllers and the repositories they share.
+
+A serving process (``server.ChatServer``), the operator commands
+(``operator_commands``) and the controller tests (``tests/controllers``) all build
+their controllers here, from a ``Config``, so that each runs the same graph. The
+caller owns what outlives the graph: the Redis client, the thread pool and the
+database, which it opens before and closes after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+
+import argon2
+import redis.asyncio as aioredis
+
+from chatroom.app import Controllers
+from chatroom.config import MAX_HISTORY_SIZE, Config
+from chatroom.controllers import (
+    AuthController,
+    BlockingRunner,
+    ChatController,
+    HealthController,
+    RoomController,
+    SendLimits,
+)
+from chatroom.controllers.admin import AdminController
+from chatroom.controllers.auth import PASSWORD_HASHER
+from chatroom.controllers.chat import ConnectionCaps
+from chatroom.controllers.readmarks import ReadMarkerBuffer
+from chatroom.metrics import Metrics
+from chatroom.models import (
+    AuthThrottle,
+    MessageRepository,
+    PresenceRepository,
+    RedisKeys,
+    RoomQuota,
+)
+
+#: The largest --history-size: the operator's exports read everything a room
+#: retains, whatever the server's own setting.
+EXPORT_HISTORY_SIZE = MAX_HISTORY_SIZE
+
+
+class ControllerGraph:
+    """The controllers of one process, the operator's ``AdminController``, and the
+    repositories and metrics they share; each is built on first use (an operator
+    command builds no ``AuthController``, whose start-up hash costs ~0.1 s)."""
+
+    def __init__(
+        self,
+        config: Config,
+        redis: aioredis.Redis,
+        run_blocking: BlockingRunner,
+        wait_for_fsync: bool,
+        hasher: argon2.PasswordHasher,
+        presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository],
+    ) -> None:
+        self.config = config
+        self.redis = redis
+        self.run_blocking = run_blocking
+        self._wait_for_fsync = wait_for_fsync
+        self._hasher = hasher
+        self._presence = presence
+
+    @cached_property
+    def keys(self) -> RedisKeys:
+        return RedisKeys(self.config.redis_prefix)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics()
+
+    @cached_property
+    def messages(self) -> MessageRepository:
+        return MessageRepository(
+            self.redis, self.keys, self.config.history_size, wait_for_fsync=self._wait_for_fsync
+        )
+
+    @cached_property
+    def presence(self) -> PresenceRepository:
+        return self._presence(self.redis, self.keys)
+
+    @cached_property
+    def rooms(self) -> RoomController:
+        quota = RoomQuota(self.redis, self.keys, self.config.rooms_per_hour)
+        return RoomController(self.run_blocking, self.messages, quota)
+
+    @cached_property
+    def chat(self) -> ChatController:
+        config = self.config
+        return ChatController(
+            self.rooms,
+            self.messages,
+            self.presence,
+            SendLimits(config.max_message_chars, config.send_burst, config.send_per_second),
+            ReadMarkerBuffer(self.run_blocking),
+            self.metrics,
+            ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
+        )
+
+    @cached_property
+    def auth(self) -> AuthController:
+        config = self.config
+        throttle = AuthThrottle(
+            self.redis, self.keys, per_address=(config.auth_burst, config.auth_per_minute / 60)
+        )
+        return AuthController(
+            self.run_blocking,
+            self._hasher,
+            throttle=throttle,
+            session_days=config.session_days,
+            events=self.messages,
+        )
+
+    @cached_property
+    def health(self) -> HealthController:
+        return HealthController(self.run_blocking, self.messages)
+
+    @cached_property
+    def admin(self) -> AdminController:
+        exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE)
+        return AdminController(self.run_blocking, exports, self.presence, self._hasher)
+
+    def app_controllers(self) -> Controllers:
+        """What ``make_app`` takes: the controllers the handlers reach."""
+        return Controllers(auth=self.auth, rooms=self.rooms, chat=self.chat, health=self.health)
+
+
+def build_controllers(
+    config: Config,
+    redis: aioredis.Redis,
+    run_blocking: BlockingRunner,
+    *,
+    wait_for_fsync: bool = False,
+    hasher: argon2.PasswordHasher = PASSWORD_HASHER,
+    presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository] = PresenceRepository,
+) -> ControllerGraph:
+    """Every controller of one process on ``redis`` and ``run_blocking``, set by ``config``.
+
+    ``wait_for_fsync``: each send waits for WAITAOF (see
+    ``storage.strict_durability_needs_waitaof``). ``hasher`` and ``presence`` are
+    what tests replace (cheap argon2 parameters, a presence repository that pauses).
+    """
+    return ControllerGraph(config, redis, run_blocking, wait_for_fsync, hasher, presence)
