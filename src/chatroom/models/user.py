@@ -19,7 +19,3 @@ class User(BaseModel):
     @classmethod
     def by_name(cls, name: str) -> User | None:
         return cls.get_or_none(cls.name_key == name.lower())
-
-    @classmethod
-    def names_for_ids(cls, ids: list[int]) -> dict[int, str]:
-        return {u.id: u.name for u in cls.select(cls.id, cls.name).where(cls.id.in_(ids))}
