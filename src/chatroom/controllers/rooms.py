@@ -122,7 +122,7 @@ class RoomController:
         first, second = dm.groups()
         if user_key not in (first, second):
             raise ForbiddenError("that conversation is private")
-        if first > second:
+        if name != validation.dm_room_name(first, second):
             raise NotFoundError("direct room names list the two users in sorted order")
         room = Room.by_name(name)
         if room is not None:
