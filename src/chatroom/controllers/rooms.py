@@ -8,7 +8,7 @@ from typing import TypeVar
 import peewee
 
 from chatroom.controllers import validation
-from chatroom.controllers.accounts import Account, RoomRef, RoomSummary
+from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
     ConflictError,
@@ -17,6 +17,7 @@ from chatroom.controllers.errors import (
     RateLimitedError,
     storage_guard,
 )
+from chatroom.controllers.room_values import RoomRef, RoomSummary
 from chatroom.models import (
     HistoryPage,
     Membership,
