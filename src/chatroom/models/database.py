@@ -32,6 +32,12 @@ class SchemaVersion(BaseModel):
 
     version = peewee.IntegerField()
 
+    @classmethod
+    def current(cls) -> int:
+        """The schema version of this database (0: none applied yet)."""
+        row = cls.get_or_none(cls.id == 1)
+        return 0 if row is None else row.version
+
 
 def open_database(url: str) -> peewee.Database:
     """Open the database at ``url`` (playhouse db_url syntax) and bind the models to it."""
