@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import secrets
 from collections.abc import Iterator
@@ -84,7 +83,6 @@ class ChatClient:
     ws: WebSocketClientConnection
     name: str
     unread: list[dict] = field(default_factory=list)
-    _ids = itertools.count(1)
 
     async def send_frame(self, frame: Any) -> None:
         await self.ws.write_message(

@@ -182,15 +182,13 @@ def operate(storage: dict, action):
 
 def show(result, as_json: bool) -> None:
     """Print a result of the admin controller: as JSON, or as text lines; either way
-    with control and bidi characters escaped (see ``printable``, ``printable_json``)."""
-    from chatroom.controllers.admin import printable_json
+    with control and bidi characters escaped (see ``chatroom.cli_output``)."""
+    from chatroom.cli_output import json_text, text_lines
 
-    rows = result if isinstance(result, list) else None
     if as_json:
-        data = [row.public() for row in rows] if rows is not None else result.public()
-        click.echo(printable_json(data))
+        click.echo(json_text(result))
         return
-    for line in [row.line() for row in rows] if rows is not None else result.lines():
+    for line in text_lines(result):
         click.echo(line)
 
 

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from chatroom.cli_output import history_lines
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.errors import (
     BadRequestError,
@@ -139,7 +140,8 @@ async def test_history_exports_what_is_retained(env: ChatEnv, admin: AdminContro
     assert [m["id"] for m in export.public()] == [1, 2, 3, 4, 5]
     assert export.public()[0]["text"] == "m0" and export.public()[0]["user"] == "alice"
     assert [m["id"] for m in (await admin.history("lobby", since=3)).public()] == [4, 5]
-    assert export.lines()[0].startswith("1  ") and export.lines()[0].endswith("  alice: m0")
+    first = history_lines(export)[0]
+    assert first.startswith("1  ") and first.endswith("  alice: m0")
     with pytest.raises(NotFoundError):
         await admin.history("nowhere")
     with pytest.raises(BadRequestError):
@@ -150,7 +152,7 @@ async def test_history_lines_escape_control_characters(
     env: ChatEnv, admin: AdminController
 ) -> None:
     await env.messages.append("lobby", "alice", "two\nlines \x1b[31mred")
-    (line,) = (await admin.history("lobby")).lines()
+    (line,) = history_lines(await admin.history("lobby"))
     assert line.endswith("alice: two\\nlines \\x1b[31mred")
 
 

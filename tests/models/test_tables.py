@@ -67,11 +67,6 @@ def test_name_key_is_unique() -> None:
     assert User.select().count() == 1
 
 
-def test_names_for_ids() -> None:
-    alice, bob = make_user("Alice"), make_user("bob")
-    assert User.names_for_ids([alice.id, bob.id, 999]) == {alice.id: "Alice", bob.id: "bob"}
-
-
 def test_membership_ensure_is_idempotent() -> None:
     alice = make_user("alice")
     room = Room.create(name="general")

@@ -1,12 +1,13 @@
 """The application's behaviour as classes (auth, rooms, chat); nothing here imports Tornado."""
 
-from chatroom.controllers.accounts import Account, RoomRef, RoomSummary
+from chatroom.controllers.accounts import Account
 from chatroom.controllers.auth import AuthController
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.chat import ChatController, SendLimits
 from chatroom.controllers.connection import Connection
 from chatroom.controllers.errors import ChatError
 from chatroom.controllers.health import HealthController
+from chatroom.controllers.room_values import RoomRef, RoomSummary
 from chatroom.controllers.rooms import RoomController
 
 __all__ = [

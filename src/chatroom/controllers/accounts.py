@@ -1,4 +1,4 @@
-"""Value objects the controllers hand to the views: plain data, safe across threads."""
+"""Who is signed in: the account and session value objects the controllers hand to the views."""
 
 from __future__ import annotations
 
@@ -34,36 +34,3 @@ class SessionInfo:
     token_hash: str
     expires: float
     checked: float
-
-
-@dataclass(frozen=True)
-class RoomRef:
-    """What the hot path needs to know about a room the user may use."""
-
-    id: int
-    name: str
-    is_direct: bool
-
-
-@dataclass(frozen=True)
-class RoomSummary:
-    """A room as listed to one user, with that user's unread count."""
-
-    name: str
-    topic: str
-    is_direct: bool
-    members: int
-    member: bool
-    unread: int
-    last_id: int
-
-    def public(self) -> dict:
-        return {
-            "name": self.name,
-            "topic": self.topic,
-            "is_direct": self.is_direct,
-            "members": self.members,
-            "member": self.member,
-            "unread": self.unread,
-            "last_id": self.last_id,
-        }

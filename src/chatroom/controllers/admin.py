@@ -8,18 +8,16 @@ It is async, like the other controllers, so that it reuses the same code rather
 than a synchronous copy of it: the async Redis repositories (``history``,
 ``publish_control``, the key names), ``AuthController.register`` for new accounts,
 and ``BlockingRunner`` for SQL and hashing. The CLI runs one action per command
-with ``asyncio.run`` (see ``operator_commands.run_admin``).
+with ``asyncio.run`` (see ``operator_commands.run_admin``) and prints its result with
+``chatroom.cli_output``; the results here are plain values with a ``public()`` form.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import argon2
-import peewee
 
 from chatroom.controllers import validation
 from chatroom.controllers.auth import PASSWORD_HASHER, AuthController
@@ -31,58 +29,18 @@ from chatroom.controllers.errors import (
     storage_guard,
 )
 from chatroom.models import (
+    LOBBY,
     MessageRepository,
     PresenceRepository,
     Room,
     Session,
     User,
-    database,
 )
-
-#: The room every user belongs to; it cannot be deleted.
-LOBBY = "lobby"
 
 
 def _iso(moment: datetime) -> str:
     """A naive UTC datetime from the database as ISO 8601 with its offset."""
     return moment.replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
-
-
-def printable(text: str) -> str:
-    """``text`` safe to print on a terminal: control characters escaped, one line.
-
-    Every character ``str.isprintable`` refuses is shown as its escape: C0 and
-    C1 controls, bidi embeddings, overrides and isolates (U+202A-U+202E,
-    U+2066-U+2069), the marks U+200E/U+200F, line and paragraph separators.
-    """
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-# Only non-ASCII characters (and DEL) can be unprintable in json.dumps' output: it
-# escapes the ASCII controls itself.
-_JSON_SUSPECT_RE = re.compile(r"[^\x20-\x7e\n]")
-
-
-def _json_escape(match: re.Match) -> str:
-    char = match.group()
-    if char.isprintable():
-        return char
-    code = ord(char)
-    if code > 0xFFFF:  # JSON writes a character outside the BMP as a surrogate pair
-        code -= 0x10000
-        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-    return f"\\u{code:04x}"
-
-
-def printable_json(data: object) -> str:
-    """``data`` as indented JSON that is safe to print on a terminal.
-
-    Letters of any script stay as they are, but every character ``printable``
-    escapes is written as a JSON ``\\uXXXX`` escape instead (the same text once
-    parsed): a bidi override or a C1 control in a message cannot reorder, hide
-    or forge what an operator sees of ``chatroom history --json``.
-    """
-    return _JSON_SUSPECT_RE.sub(_json_escape, json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @dataclass(frozen=True)
@@ -98,19 +56,7 @@ class RoomInfo:
     created: datetime
 
     def public(self) -> dict:
-        return {
-            "name": self.name,
-            "topic": self.topic,
-            "is_direct": self.is_direct,
-            "members": self.members,
-            "messages": self.messages,
-            "last_id": self.last_id,
-            "created": _iso(self.created),
-        }
-
-    def line(self) -> str:
-        topic = f"  {printable(self.topic)}" if self.topic else ""
-        return f"{self.name}  {self.members} members  {self.messages} messages{topic}"
+        return {**asdict(self), "created": _iso(self.created)}
 
 
 @dataclass(frozen=True)
@@ -123,16 +69,7 @@ class UserInfo:
     sessions: int
 
     def public(self) -> dict:
-        return {
-            "name": self.name,
-            "created": _iso(self.created),
-            "disabled": self.disabled,
-            "sessions": self.sessions,
-        }
-
-    def line(self) -> str:
-        state = "  disabled" if self.disabled else ""
-        return f"{self.name}  created {_iso(self.created)}  {self.sessions} sessions{state}"
+        return {**asdict(self), "created": _iso(self.created)}
 
 
 @dataclass(frozen=True)
@@ -147,17 +84,6 @@ class HistoryExport:
     def public(self) -> list[dict]:
         return self.messages
 
-    def lines(self) -> list[str]:
-        return [
-            "{}  {}  {}: {}".format(
-                m["id"],
-                datetime.fromtimestamp(m["ts"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-                m["user"],
-                printable(m["text"]),
-            )
-            for m in self.messages
-        ]
-
 
 @dataclass(frozen=True)
 class Stats:
@@ -170,23 +96,7 @@ class Stats:
     connected_clients: int | None
 
     def public(self) -> dict:
-        return {
-            "rooms": self.rooms,
-            "users": self.users,
-            "messages": self.messages,
-            "processes": self.processes,
-            "connected_clients": self.connected_clients,
-        }
-
-    def lines(self) -> list[str]:
-        clients = "no server running" if self.connected_clients is None else self.connected_clients
-        return [
-            f"rooms: {self.rooms}",
-            f"users: {self.users}",
-            f"messages retained: {self.messages}",
-            f"serving processes: {self.processes}",
-            f"connected clients: {clients}",
-        ]
+        return asdict(self)
 
 
 class AdminController:
@@ -208,9 +118,7 @@ class AdminController:
 
     async def list_rooms(self) -> list[RoomInfo]:
         """Every room, direct ones included, by name."""
-        rooms, members = await self._run(
-            lambda: (list(Room.select().order_by(Room.name)), Room.member_counts())
-        )
+        rooms = await self._run(Room.listing)
         names = [room.name for room in rooms]
         with storage_guard():
             last_ids = await self._messages.last_ids(names)
@@ -220,7 +128,7 @@ class AdminController:
                 name=room.name,
                 topic=room.topic,
                 is_direct=room.is_direct,
-                members=members.get(room.id, 0),
+                members=room.member_count,
                 messages=retained[room.name],
                 last_id=last_ids[room.name],
                 created=room.created,
@@ -232,18 +140,12 @@ class AdminController:
         """A public room with no members yet (users become members when they join)."""
         room_name = validation.public_room_name(name)
         room_topic = validation.topic(topic)
-        room = await self._run(self._create_room_row, room_name, room_topic)
+        room = await self._run(Room.create_public, room_name, room_topic)
+        if room is None:
+            raise ConflictError(f"the room {room_name!r} exists")
         with storage_guard():
             last_id = await self._messages.last_id(room_name)
         return RoomInfo(room_name, room_topic, False, 0, 0, last_id, room.created)
-
-    @staticmethod
-    def _create_room_row(name: str, topic: str) -> Room:
-        try:
-            with database.atomic():
-                return Room.create(name=name, topic=topic)
-        except peewee.IntegrityError as exc:
-            raise ConflictError(f"the room {name!r} exists") from exc
 
     async def delete_room(self, name: object) -> tuple[int, int]:
         """Delete a room (public or direct): its memberships, then its history and counter.
@@ -257,18 +159,13 @@ class AdminController:
         room_name = validation.room_name(name)
         if room_name == LOBBY:
             raise BadRequestError("the room 'lobby' cannot be deleted")
-        members = await self._run(self._delete_room_rows, room_name)
+        members = await self._run(Room.delete_named, room_name)
+        if members is None:
+            raise NotFoundError(f"no room {room_name!r}")
         with storage_guard():
             await self._messages.publish_control("room_deleted", room=room_name)
             messages = await self._messages.delete_room(room_name)
         return members, messages
-
-    @staticmethod
-    def _delete_room_rows(name: str) -> int:
-        room = Room.by_name(name)
-        if room is None:
-            raise NotFoundError(f"no room {name!r}")
-        return Room.delete_with_memberships(room.id)
 
     async def history(self, room: object, since: object = None) -> HistoryExport:
         """The retained messages of a room (all, or those with id > ``since``), oldest first."""
@@ -284,13 +181,12 @@ class AdminController:
 
     async def list_users(self) -> list[UserInfo]:
         """Every account, by name, with its number of live sessions."""
-        users, sessions = await self._run(
-            lambda: (list(User.select().order_by(User.name_key)), Session.live_counts())
-        )
-        return [
-            UserInfo(user.name, user.created, user.disabled, sessions.get(user.id, 0))
-            for user in users
-        ]
+        return await self._run(self._user_infos)
+
+    @staticmethod
+    def _user_infos(user_ids: list[int] | None = None) -> list[UserInfo]:
+        users, sessions = User.listing(user_ids), Session.live_counts(user_ids)
+        return [UserInfo(u.name, u.created, u.disabled, sessions.get(u.id, 0)) for u in users]
 
     async def create_user(self, name: object, password: object) -> UserInfo:
         """An account, exactly as if the user had registered (a member of ``lobby``)."""
@@ -306,16 +202,10 @@ class AdminController:
         user = await self._user(name)
         secret = validation.password(password)
         password_hash = await self._run(self._hasher.hash, secret)
-        revoked = await self._run(self._set_password_rows, user.id, password_hash)
+        revoked = await self._run(User.change_password, user.id, password_hash)
         with storage_guard():
             await self._messages.publish_control("sessions_ended", user_id=user.id)
         return await self._info(user.id), revoked
-
-    @staticmethod
-    def _set_password_rows(user_id: int, password_hash: str) -> int:
-        with database.atomic():
-            User.update(password_hash=password_hash).where(User.id == user_id).execute()
-            return Session.revoke_all(user_id)
 
     async def disable_user(self, name: object) -> tuple[UserInfo, int]:
         """Refuse the user's logins, revoke their sessions and close their sockets.
@@ -324,23 +214,17 @@ class AdminController:
         processes close the user's sockets (1008) on the control event.
         """
         user = await self._user(name)
-        revoked = await self._run(self._disable_rows, user.id)
+        revoked = await self._run(User.disable, user.id)
         with storage_guard():
             await self._messages.publish_control(
                 "user_disabled", user_id=user.id, user=user.name_key
             )
         return await self._info(user.id), revoked
 
-    @staticmethod
-    def _disable_rows(user_id: int) -> int:
-        with database.atomic():
-            User.update(disabled=True).where(User.id == user_id).execute()
-            return Session.revoke_all(user_id)
-
     async def enable_user(self, name: object) -> UserInfo:
         """Let a disabled user log in again (their old sessions stay revoked)."""
         user = await self._user(name)
-        await self._run(lambda: User.update(disabled=False).where(User.id == user.id).execute())
+        await self._run(User.enable, user.id)
         return await self._info(user.id)
 
     async def _user(self, name: object) -> User:
@@ -351,20 +235,14 @@ class AdminController:
         return user
 
     async def _info(self, user_id: int) -> UserInfo:
-        def row() -> UserInfo:
-            user = User.get_by_id(user_id)
-            sessions = Session.live_counts([user_id]).get(user_id, 0)
-            return UserInfo(user.name, user.created, user.disabled, sessions)
-
-        return await self._run(row)
+        (info,) = await self._run(self._user_infos, [user_id])
+        return info
 
     # -- statistics ----------------------------------------------------------
 
     async def stats(self) -> Stats:
         """Counts of rooms, users and retained messages, and the live connections."""
-        names, users = await self._run(
-            lambda: ([r.name for r in Room.select(Room.name)], User.select().count())
-        )
+        names, users = await self._run(lambda: (Room.names(), User.total()))
         with storage_guard():
             retained = await self._messages.retained_counts(names)
             processes, clients = await self._presence.connected_clients()

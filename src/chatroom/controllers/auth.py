@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import timedelta, timezone
 
 import argon2
-import peewee
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account, SessionInfo
@@ -23,15 +22,7 @@ from chatroom.controllers.errors import (
     UnavailableError,
     storage_guard,
 )
-from chatroom.models import (
-    AuthThrottle,
-    Membership,
-    MessageRepository,
-    Room,
-    Session,
-    User,
-    database,
-)
+from chatroom.models import LOBBY, AuthThrottle, MessageRepository, Session, User
 from chatroom.models.database import utcnow
 from chatroom.models.session import token_digest
 
@@ -109,16 +100,9 @@ class AuthController:
         secret = validation.password(password)
         await self._allow(address, None)
         password_hash = await self._hash(self._hasher.hash, secret)
-        return await self._run(self._create_user, name, password_hash)
-
-    def _create_user(self, name: str, password_hash: str) -> Account:
-        try:
-            with database.atomic():
-                user = User.create(name=name, name_key=name.lower(), password_hash=password_hash)
-                lobby = Room.ensure_public("lobby")
-                Membership.create(user=user, room=lobby, last_read_id=0)
-        except peewee.IntegrityError as exc:
-            raise ConflictError(f"the name {name!r} is taken") from exc
+        user = await self._run(User.register, name, password_hash, LOBBY)
+        if user is None:
+            raise ConflictError(f"the name {name!r} is taken")
         return _account(user)
 
     async def login(
@@ -150,7 +134,7 @@ class AuthController:
                 await self._throttle.succeeded(address, user.name_key)
         if self._hasher.check_needs_rehash(stored):
             new_hash = await self._hash(self._hasher.hash, password)
-            await self._run(self._set_password_hash, user.id, new_hash)
+            await self._run(User.set_password_hash, user.id, new_hash)
         token = secrets.token_urlsafe(32)
         await self._run(Session.record, token, user.id)
         return _account(user), token
@@ -171,10 +155,6 @@ class AuthController:
             return None
         user = await self._run(User.by_name, name)
         return _account(user) if user else None
-
-    @staticmethod
-    def _set_password_hash(user_id: int, password_hash: str) -> None:
-        User.update(password_hash=password_hash).where(User.id == user_id).execute()
 
     async def authenticate(self, token: str | None) -> Account | None:
         """The account of a live session token, or None."""

@@ -21,7 +21,7 @@ import redis.exceptions
 
 from chatroom.config import Config
 from chatroom.controllers import frames, validation
-from chatroom.controllers.accounts import Account, RoomRef, SessionInfo
+from chatroom.controllers.accounts import Account, SessionInfo
 from chatroom.controllers.connection import Connection
 from chatroom.controllers.errors import (
     NotFoundError,
@@ -32,6 +32,7 @@ from chatroom.controllers.errors import (
 )
 from chatroom.controllers.ratelimit import TokenBucket
 from chatroom.controllers.readmarks import ReadMarkerBuffer
+from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository

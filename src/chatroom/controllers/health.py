@@ -20,7 +20,7 @@ class HealthController:
     async def check(self) -> dict[str, str]:
         redis_state, db_state = await asyncio.gather(
             self._probe(self._messages.ping()),
-            self._probe(self._run(lambda: SchemaVersion.select().count())),
+            self._probe(self._run(SchemaVersion.current)),
         )
         ok = redis_state == db_state == "ok"
         return {"status": "ok" if ok else "error", "redis": redis_state, "database": db_state}

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
-import peewee
-
 from chatroom.controllers import validation
-from chatroom.controllers.accounts import Account, RoomRef, RoomSummary
+from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
     ConflictError,
@@ -17,6 +15,7 @@ from chatroom.controllers.errors import (
     RateLimitedError,
     storage_guard,
 )
+from chatroom.controllers.room_values import RoomRef, RoomSummary
 from chatroom.models import (
     HistoryPage,
     Membership,
@@ -24,7 +23,6 @@ from chatroom.models import (
     Room,
     RoomQuota,
     User,
-    database,
 )
 
 T = TypeVar("T")
@@ -52,36 +50,30 @@ class RoomController:
 
     async def list_rooms(self, account: Account) -> list[RoomSummary]:
         """Every public room and the caller's direct rooms, with the caller's unread counts."""
-        rooms, counts, read = await self._run(self._list_rows, account.id)
+        rooms, read = await self._run(
+            lambda: (Room.listing(account.id), Membership.read_markers(account.id))
+        )
         last_ids = await self._stored(self._messages.last_ids([r.name for r in rooms]))
         return [
             RoomSummary(
                 name=r.name,
                 topic=r.topic,
                 is_direct=r.is_direct,
-                members=counts.get(r.id, 0),
-                member=r.id in read,
-                unread=max(0, last_ids[r.name] - read[r.id]) if r.id in read else 0,
+                members=r.member_count,
+                member=r.name in read,
+                unread=max(0, last_ids[r.name] - read[r.name]) if r.name in read else 0,
                 last_id=last_ids[r.name],
             )
             for r in rooms
         ]
 
-    @staticmethod
-    def _list_rows(user_id: int) -> tuple[list[Room], dict[int, int], dict[int, int]]:
-        user = User.get_by_id(user_id)
-        read = {m.room_id: m.last_read_id for m in Membership.for_user(user)}
-        return Room.visible_to(user), Room.member_counts(), read
-
     async def memberships(self, account: Account) -> list[dict]:
         """The caller's rooms as ``hello`` lists them: name, unread, last_id."""
-        rows = await self._run(
-            lambda: [(m.room.name, m.last_read_id) for m in Membership.for_user(account.id)]
-        )
-        last_ids = await self._stored(self._messages.last_ids([name for name, _ in rows]))
+        read = await self._run(Membership.read_markers, account.id)
+        last_ids = await self._stored(self._messages.last_ids(list(read)))
         return [
-            {"name": name, "unread": max(0, last_ids[name] - read), "last_id": last_ids[name]}
-            for name, read in rows
+            {"name": name, "unread": max(0, last_ids[name] - mark), "last_id": last_ids[name]}
+            for name, mark in read.items()
         ]
 
     async def create(self, account: Account, name: object, topic: object = None) -> RoomSummary:
@@ -94,17 +86,10 @@ class RoomController:
             if wait:
                 raise RateLimitedError("too many rooms created; wait before creating another", wait)
         last_id = await self._stored(self._messages.last_id(room_name))
-        await self._run(self._create_row, account.id, room_name, room_topic, last_id)
+        created = await self._run(Room.create_public, room_name, room_topic, account.id, last_id)
+        if created is None:
+            raise ConflictError(f"the room {room_name!r} exists")
         return RoomSummary(room_name, room_topic, False, 1, True, 0, last_id)
-
-    @staticmethod
-    def _create_row(user_id: int, name: str, topic: str, last_id: int) -> None:
-        try:
-            with database.atomic():
-                room = Room.create(name=name, topic=topic, created_by=user_id)
-                Membership.create(user=user_id, room=room, last_read_id=last_id)
-        except peewee.IntegrityError as exc:
-            raise ConflictError(f"the room {name!r} exists") from exc
 
     async def open(self, account: Account, name: object) -> RoomRef:
         """Check the caller may read the room; a direct room is created on first use."""
@@ -122,21 +107,11 @@ class RoomController:
         first, second = dm.groups()
         if user_key not in (first, second):
             raise ForbiddenError("that conversation is private")
-        if first > second:
+        if name != validation.dm_room_name(first, second):
             raise NotFoundError("direct room names list the two users in sorted order")
-        room = Room.by_name(name)
-        if room is not None:
-            return _ref(room)
-        users = [User.by_name(first), User.by_name(second)]
-        if None in users:
+        room = Room.open_direct(name, (first, second), user_id)
+        if room is None:
             raise NotFoundError("no such user")
-        try:
-            with database.atomic():
-                room = Room.create(name=name, is_direct=True, created_by=user_id)
-                for user in {u.id: u for u in users}.values():
-                    Membership.create(user=user, room=room, last_read_id=0)
-        except peewee.IntegrityError:  # the other user opened it at the same moment
-            room = Room.by_name(name)
         return _ref(room)
 
     async def join(self, account: Account, name: object) -> RoomRef:

@@ -89,6 +89,9 @@ def message_id(value: object, field: str = "id") -> int:
 
 
 def dm_room_name(a: str, b: str) -> str:
-    """The direct-message room of two users: ``dm:<a>:<b>``, lowercased and sorted."""
+    """The direct-message room of two users: ``dm:<a>:<b>``, lowercased and sorted.
+
+    The one rule for the name: pages link to it, ``RoomController.open`` accepts
+    only the name it returns."""
     first, second = sorted((a.lower(), b.lower()))
     return f"dm:{first}:{second}"

@@ -8,12 +8,13 @@ from chatroom.models.keys import RedisKeys
 from chatroom.models.membership import Membership
 from chatroom.models.messages import HistoryPage, MessageRepository, StoredMessage
 from chatroom.models.presence import PresenceRepository
-from chatroom.models.room import Room
+from chatroom.models.room import LOBBY, Room
 from chatroom.models.session import Session
 from chatroom.models.throttle import AuthThrottle, RoomQuota
 from chatroom.models.user import User
 
 __all__ = [
+    "LOBBY",
     "AuthThrottle",
     "HistoryPage",
     "Membership",

@@ -33,6 +33,12 @@ class SchemaVersion(BaseModel):
 
     version = peewee.IntegerField()
 
+    @classmethod
+    def current(cls) -> int:
+        """The schema version of this database (0: none applied yet)."""
+        row = cls.get_or_none(cls.id == 1)
+        return 0 if row is None else row.version
+
 
 class _Reconnecting(ReconnectMixin):
     """Opens a new connection when the server has ended the old one (a restart, a

@@ -37,9 +37,14 @@ class Membership(BaseModel):
             return cls.get((cls.user == user) & (cls.room == room)), False
 
     @classmethod
-    def for_user(cls, user: User) -> list[Membership]:
+    def for_user(cls, user: User | int) -> list[Membership]:
         query = cls.select(cls, Room).join(Room).where(cls.user == user).order_by(Room.name)
         return list(query)
+
+    @classmethod
+    def read_markers(cls, user: User | int) -> dict[str, int]:
+        """The user's rooms by name (in name order), each with the newest id they read."""
+        return {m.room.name: m.last_read_id for m in cls.for_user(user)}
 
     @classmethod
     def mark_read(cls, user_id: int, room_id: int, message_id: int) -> None:

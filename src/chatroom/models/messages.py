@@ -183,10 +183,6 @@ class MessageRepository:
         self._wait_for_fsync = wait_for_fsync
         self._send = redis.register_script(_SEND_SCRIPT)
 
-    @property
-    def history_size(self) -> int:
-        return self._history_size
-
     async def append(
         self,
         room: str,

@@ -21,5 +21,56 @@ class User(BaseModel):
         return cls.get_or_none(cls.name_key == name.lower())
 
     @classmethod
-    def names_for_ids(cls, ids: list[int]) -> dict[int, str]:
-        return {u.id: u.name for u in cls.select(cls.id, cls.name).where(cls.id.in_(ids))}
+    def register(cls, name: str, password_hash: str, room: str) -> User | None:
+        """A new account, a member of the public ``room`` (created if missing), in one
+        transaction; None when the name is taken."""
+        from chatroom.models.membership import Membership
+        from chatroom.models.room import Room
+
+        try:
+            with cls._meta.database.atomic():
+                user = cls.create(name=name, name_key=name.lower(), password_hash=password_hash)
+                Membership.create(user=user, room=Room.ensure_public(room), last_read_id=0)
+        except peewee.IntegrityError:
+            return None
+        return user
+
+    @classmethod
+    def listing(cls, ids: list[int] | None = None) -> list[User]:
+        """Every account (or those of ``ids``), by name."""
+        query = cls.select().order_by(cls.name_key)
+        return list(query if ids is None else query.where(cls.id.in_(ids)))
+
+    @classmethod
+    def total(cls) -> int:
+        return cls.select().count()
+
+    @classmethod
+    def set_password_hash(cls, user_id: int, password_hash: str) -> None:
+        """Store a new hash of the same password (a rehash); sessions stay."""
+        cls.update(password_hash=password_hash).where(cls.id == user_id).execute()
+
+    @classmethod
+    def change_password(cls, user_id: int, password_hash: str) -> int:
+        """Store a new password's hash and revoke every session, in one transaction;
+        how many sessions were revoked."""
+        from chatroom.models.session import Session
+
+        with cls._meta.database.atomic():
+            cls.set_password_hash(user_id, password_hash)
+            return Session.revoke_all(user_id)
+
+    @classmethod
+    def disable(cls, user_id: int) -> int:
+        """Refuse the user's logins and revoke every session, in one transaction;
+        how many sessions were revoked."""
+        from chatroom.models.session import Session
+
+        with cls._meta.database.atomic():
+            cls.update(disabled=True).where(cls.id == user_id).execute()
+            return Session.revoke_all(user_id)
+
+    @classmethod
+    def enable(cls, user_id: int) -> None:
+        """Let the user log in again (revoked sessions stay revoked)."""
+        cls.update(disabled=False).where(cls.id == user_id).execute()

@@ -19,6 +19,7 @@ from chatroom.config import Config, available_locales
 from chatroom.controllers import Account, ChatError
 from chatroom.controllers.chat import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.errors import BadRequestError, UnavailableError
+from chatroom.controllers.validation import dm_room_name
 from chatroom.views.base import LOCALE_COOKIE, BaseHandler, set_retry_after
 
 #: Consecutive messages of one author closer than this share one header.
@@ -366,8 +367,7 @@ class DirectMessageHandler(PageHandler):
             message = _("There is no user named %(name)s.") % {"name": wanted}
             self.render("error.html", status=404, code="not_found", message=message)
             return
-        first, second = sorted([account.key, peer.key])
-        self.redirect(room_url(self, f"dm:{first}:{second}"), status=303)
+        self.redirect(room_url(self, dm_room_name(account.key, peer.key)), status=303)
 
 
 class LocaleHandler(PageHandler):

@@ -1,0 +1,30 @@
+"""Rooms as the controllers hand them out: plain, frozen data, safe across threads."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RoomRef:
+    """What the hot path needs to know about a room the user may use."""
+
+    id: int
+    name: str
+    is_direct: bool
+
+
+@dataclass(frozen=True)
+class RoomSummary:
+    """A room as listed to one user, with that user's unread count."""
+
+    name: str
+    topic: str
+    is_direct: bool
+    members: int
+    member: bool
+    unread: int
+    last_id: int
+
+    def public(self) -> dict:
+        return asdict(self)
