@@ -16,7 +16,8 @@ from chatroom.config import (
     Config,
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
-from chatroom.views import api, pages
+from chatroom.controllers.files import FilesController
+from chatroom.views import api, files, pages
 from chatroom.views.health import HealthHandler
 from chatroom.views.socket import ChatSocketHandler, FrameWriter
 
@@ -33,6 +34,7 @@ class Controllers:
     rooms: RoomController
     chat: ChatController
     health: HealthController
+    files: FilesController | None = None  # issue 15
 
 
 def make_app(
@@ -52,6 +54,8 @@ def make_app(
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
+        (rf"/api/rooms/{ROOM}/files", files.UploadHandler),  # issue 15
+        (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),  # issue 15
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
     ]

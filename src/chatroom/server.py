@@ -34,6 +34,7 @@ from chatroom.controllers import (
 )
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.chat import ConnectionCaps
+from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
@@ -47,6 +48,8 @@ from chatroom.models import (
     migrate_schema,
     open_database,
 )
+from chatroom.models.file_storage import open_storage
+from chatroom.models.throttle import UploadQuota
 from chatroom.views.metrics import make_metrics_app
 from chatroom.workers import fork_workers
 
@@ -86,6 +89,32 @@ def strict_durability_needs_waitaof(redis_url: str) -> bool:
     raise ConfigError(
         "--durability strict needs an external Redis with appendonly yes and appendfsync "
         "always, or Redis >= 7.2 (WAITAOF); this one has neither"
+    )
+
+
+#: Threads for image decoding and file storage I/O (issue 15), apart from the SQL ones.
+FILE_THREADS = 2
+
+
+def make_files_controller(
+    config: Config,
+    run_blocking: BlockingRunner,
+    rooms: RoomController,
+    redis: aioredis.Redis | None = None,
+    keys: RedisKeys | None = None,
+) -> FilesController:
+    """Issue 15: the files controller with the storage backend the settings name."""
+    storage = open_storage(config.files_url, config.effective_files_dir)
+    quota = None
+    if redis is not None and keys is not None:
+        quota = UploadQuota(redis, keys, config.uploads_per_minute)
+    return FilesController(
+        run_blocking,
+        rooms,
+        storage,
+        quota,
+        UploadLimits(config.max_upload_bytes, config.upload_idle_seconds),
+        work=BlockingRunner(FILE_THREADS, name="chatroom-files"),
     )
 
 
@@ -140,6 +169,10 @@ class ChatServer:
             self.metrics,
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
         )
+        # -- issue 15: files --
+        files = make_files_controller(config, self.run_blocking, rooms, self.redis, keys)
+        self.chat.files = files
+        # -- end issue 15 --
         controllers = Controllers(
             auth=AuthController(
                 self.run_blocking,
@@ -152,6 +185,7 @@ class ChatServer:
             rooms=rooms,
             chat=self.chat,
             health=HealthController(self.run_blocking, messages),
+            files=files,  # issue 15
         )
         self.app = make_app(config, controllers, self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
@@ -189,6 +223,8 @@ class ChatServer:
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run_blocking.shutdown()
+        if self.chat.files is not None:  # issue 15
+            self.chat.files.shutdown()
         self.database.close()
 
     async def _drain(self) -> None:
