@@ -99,7 +99,7 @@ FILE_THREADS = 2
 def make_files_controller(
     config: Config,
     run_blocking: BlockingRunner,
-    rooms: RoomController,
+    rooms: RoomController | None,
     redis: aioredis.Redis | None = None,
     keys: RedisKeys | None = None,
 ) -> FilesController:
@@ -410,4 +410,24 @@ async def _run_admin(
     finally:
         await redis.aclose()
         await redis.connection_pool.disconnect()
+        run_blocking.shutdown()
+
+
+def run_files(config: Config, action: Callable[[FilesController], Awaitable[T]]) -> T:
+    """Issue 15: run one operator action on the uploaded files of ``config`` (no Redis)."""
+    return asyncio.run(_run_files(config, action))
+
+
+async def _run_files(config: Config, action: Callable[[FilesController], Awaitable[T]]) -> T:
+    run_blocking = BlockingRunner(1, name="chatroom-admin")
+    files = make_files_controller(config, run_blocking, rooms=None)  # no users here
+    try:
+        await run_blocking(initialise_database, config)
+        database = open_database(config.effective_database_url)
+        try:
+            return await action(files)
+        finally:
+            await run_blocking(database.close)
+    finally:
+        files.shutdown()
         run_blocking.shutdown()

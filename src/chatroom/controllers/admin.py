@@ -38,6 +38,7 @@ from chatroom.models import (
     User,
     database,
 )
+from chatroom.models.files import File
 
 #: The room every user belongs to; it cannot be deleted.
 LOBBY = "lobby"
@@ -168,6 +169,8 @@ class Stats:
     messages: int
     processes: int
     connected_clients: int | None
+    files: int = 0  # issue 15
+    file_bytes: int = 0
 
     def public(self) -> dict:
         return {
@@ -176,6 +179,8 @@ class Stats:
             "messages": self.messages,
             "processes": self.processes,
             "connected_clients": self.connected_clients,
+            "files": self.files,
+            "file_bytes": self.file_bytes,
         }
 
     def lines(self) -> list[str]:
@@ -186,6 +191,7 @@ class Stats:
             f"messages retained: {self.messages}",
             f"serving processes: {self.processes}",
             f"connected clients: {clients}",
+            f"files: {self.files} ({self.file_bytes} bytes)",
         ]
 
 
@@ -362,8 +368,12 @@ class AdminController:
 
     async def stats(self) -> Stats:
         """Counts of rooms, users and retained messages, and the live connections."""
-        names, users = await self._run(
-            lambda: ([r.name for r in Room.select(Room.name)], User.select().count())
+        names, users, (files, file_bytes) = await self._run(
+            lambda: (
+                [r.name for r in Room.select(Room.name)],
+                User.select().count(),
+                File.totals(),  # issue 15
+            )
         )
         with storage_guard():
             retained = await self._messages.retained_counts(names)
@@ -374,4 +384,6 @@ class AdminController:
             messages=sum(retained.values()),
             processes=processes,
             connected_clients=clients if processes else None,
+            files=files,
+            file_bytes=file_bytes,
         )

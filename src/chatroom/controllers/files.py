@@ -160,14 +160,15 @@ class FilesController:
     def __init__(
         self,
         run: BlockingRunner,
-        rooms: RoomController,
+        rooms: RoomController | None,
         storage: FileStorage,
         quota: UploadQuota | None = None,
         limits: UploadLimits | None = None,
         work: BlockingRunner | None = None,
     ) -> None:
         self._run = run
-        self._rooms = rooms
+        # None for the operator's commands, which serve no user.
+        self._rooms: RoomController = rooms  # type: ignore[assignment]
         self.storage = storage
         self._quota = quota
         self.limits = limits or UploadLimits()
