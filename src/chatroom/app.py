@@ -75,7 +75,7 @@ def make_app(
         # as long as a session (Tornado would otherwise pick 30 days by itself).
         xsrf_cookie_kwargs={"samesite": "Strict", "expires_days": config.session_days},
         template_path=str(PACKAGE_DIR / "templates"),
-        ui_methods=pages.UI_METHODS,
+        ui_methods=[pages.UI_METHODS, files.UI_METHODS],  # issue 15: file_view
         static_path=str(PACKAGE_DIR / "static"),
         default_handler_class=pages.NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,

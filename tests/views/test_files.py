@@ -411,3 +411,24 @@ async def test_text_is_still_required_without_files(app):
     alice = await app.client("alice")
     await alice.send_frame({"type": "send", "room": "lobby", "text": ""})
     assert (await alice.answer())["code"] == "bad_request"
+
+
+async def test_the_page_without_javascript_shows_thumbnails_and_file_links(app):
+    from tests.helpers import PASSWORD, Browser
+
+    alice = await app.client("alice")
+    token = await app.api.login("alice")
+    image = await uploaded(app, token, png(640, 320), "wide.png")
+    doc = await uploaded(app, token, b"%PDF-1.4 x", "<img src=x onerror=alert(1)>.pdf")
+    await alice.send_frame(
+        {"type": "send", "room": "lobby", "text": "", "files": [image["id"], doc["id"]]}
+    )
+    assert (await alice.answer())["type"] == "ack"
+    browser = Browser(app)
+    await browser.post_form("/login", {"username": "alice", "password": PASSWORD})
+    page = (await browser.get("/")).body.decode()
+    assert f'<a class="file-image" href="{image["url"]}"' in page
+    assert f'<img src="{image["url"]}?thumb=1" alt="wide.png" width="320" height="160"' in page
+    assert f'<a class="file-chip" href="{doc["url"]}" download>' in page
+    assert "&lt;img src=x onerror=alert(1)&gt;.pdf" in page and "<img src=x" not in page
+    assert '<span class="file-size">10 B</span>' in page

@@ -13,6 +13,7 @@ import contextlib
 import re
 import time
 import urllib.parse
+from dataclasses import dataclass
 
 import tornado.ioloop
 import tornado.iostream
@@ -20,7 +21,7 @@ import tornado.web
 
 from chatroom.controllers.errors import ChatError, NotFoundError, TooLargeError
 from chatroom.controllers.files import FilesController, ServedFile, Upload
-from chatroom.models.files import sniff_type
+from chatroom.models.files import INLINE_IMAGE_TYPES, THUMBNAIL_PIXELS, sniff_type
 from chatroom.views.base import BaseHandler, JsonHandler
 
 #: What a multipart body may add around the file: boundaries and part headers.
@@ -220,3 +221,60 @@ def _etag_matches(header: str, etag: str) -> bool:
         return False
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     return "*" in tags or etag in tags
+
+
+# -- the server-rendered page (no JavaScript): how a file of a message is shown --------
+
+
+@dataclass(frozen=True)
+class FileView:
+    """A file object as ``_message.html`` shows it: a thumbnail or a chip."""
+
+    url: str
+    name: str
+    size: str
+    icon: str
+    image: bool
+    width: int = 0
+    height: int = 0
+
+
+def human_size(size: int) -> str:
+    """``1536`` -> ``1.5 KB``: how chips show a size (static/js/uploads.js does the same)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} MB"  # pragma: no cover - the loop returns
+
+
+def file_icon(kind: str) -> str:
+    """An emoji for a file type (static/js/uploads.js has the same table)."""
+    if kind.startswith("image/"):
+        return "🖼"
+    if kind.startswith("audio/"):
+        return "🎵"
+    if kind.startswith("video/"):
+        return "🎬"
+    if kind in ("application/zip", "application/gzip", "application/x-7z-compressed"):
+        return "🗜"
+    if kind == "application/pdf" or kind.startswith("text/"):
+        return "📄"
+    return "📎"
+
+
+def file_view(handler: tornado.web.RequestHandler, file: dict) -> FileView:
+    """The UI method ``file_view(f)`` of ``_message.html``."""
+    kind = str(file.get("type", ""))
+    width, height = file.get("width"), file.get("height")
+    url, name = str(file.get("url", "")), str(file.get("name", ""))
+    if kind in INLINE_IMAGE_TYPES and isinstance(width, int) and isinstance(height, int):
+        scale = min(1.0, THUMBNAIL_PIXELS / max(width, height, 1))
+        return FileView(
+            url, name, "", "", True, max(1, round(width * scale)), max(1, round(height * scale))
+        )
+    return FileView(url, name, human_size(int(file.get("size", 0))), file_icon(kind), False)
+
+
+UI_METHODS = {"file_view": file_view}
