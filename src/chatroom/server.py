@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import redis as sync_redis
@@ -384,6 +384,18 @@ def _running_server_redis(embedded: EmbeddedRedis) -> str:
         time.sleep(0.05)
 
 
+@contextlib.asynccontextmanager
+async def operator_database(config: Config, run_blocking: BlockingRunner) -> AsyncIterator[None]:
+    """The database of an operator command, open while it runs; like serve, the schema
+    is brought up to date first, and lobby exists."""
+    await run_blocking(initialise_database, config)
+    database = open_database(config.effective_database_url)
+    try:
+        yield
+    finally:
+        await run_blocking(database.close)
+
+
 def run_admin(config: Config, action: Callable[[AdminController], Awaitable[T]]) -> T:
     """Run one operator action on the data of ``config``; its result."""
     with admin_redis(config) as redis_url:
@@ -400,13 +412,8 @@ async def _run_admin(
     messages = MessageRepository(redis, keys, EXPORT_HISTORY_SIZE)
     admin = AdminController(run_blocking, messages, PresenceRepository(redis, keys))
     try:
-        # Like serve: the schema is brought up to date, and lobby exists.
-        await run_blocking(initialise_database, config)
-        database = open_database(config.effective_database_url)
-        try:
+        async with operator_database(config, run_blocking):
             return await action(admin)
-        finally:
-            await run_blocking(database.close)
     finally:
         await redis.aclose()
         await redis.connection_pool.disconnect()
@@ -422,12 +429,8 @@ async def _run_files(config: Config, action: Callable[[FilesController], Awaitab
     run_blocking = BlockingRunner(1, name="chatroom-admin")
     files = make_files_controller(config, run_blocking, rooms=None)  # no users here
     try:
-        await run_blocking(initialise_database, config)
-        database = open_database(config.effective_database_url)
-        try:
+        async with operator_database(config, run_blocking):
             return await action(files)
-        finally:
-            await run_blocking(database.close)
     finally:
         files.shutdown()
         run_blocking.shutdown()
