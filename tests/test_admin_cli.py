@@ -105,6 +105,8 @@ def test_commands_without_a_server_leave_no_redis_behind(tmp_path):
         "messages": 0,
         "processes": 0,
         "connected_clients": None,
+        "files": 0,  # issue 15
+        "file_bytes": 0,
     }
     assert "connected clients: no server running" in chatroom(data_dir, "stats").output
     assert json_of(chatroom(data_dir, "history", "lobby", "--json")) == []

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from playhouse.db_url import connect as connect_database
 
-from chatroom.server import initialise_database
+from chatroom.storage import initialise_database
 from tests.helpers import PASSWORD, SQL_SERVER_VARIABLES, body, temporary_database
 
 FIXED_MESSAGE = "the database is unavailable; try again shortly"

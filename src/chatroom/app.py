@@ -14,8 +14,9 @@ from chatroom.config import (
     Config,
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
+from chatroom.controllers.files import FilesController
 from chatroom.logs import log_request
-from chatroom.views import api, pages
+from chatroom.views import api, files, pages
 from chatroom.views.health import HealthHandler
 from chatroom.views.rfc6455 import check_raw_framing
 from chatroom.views.socket import ChatSocketHandler, FrameWriter
@@ -34,6 +35,7 @@ class Controllers:
     rooms: RoomController
     chat: ChatController
     health: HealthController
+    files: FilesController | None = None  # issue 15
 
 
 def make_app(
@@ -53,6 +55,8 @@ def make_app(
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
+        (rf"/api/rooms/{ROOM}/files", files.UploadHandler),  # issue 15
+        (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),  # issue 15
         (r"/api/.*", api.ApiNotFoundHandler),
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
@@ -75,7 +79,7 @@ def make_app(
         # as long as a session (Tornado would otherwise pick 30 days by itself).
         xsrf_cookie_kwargs={"samesite": "Strict", "expires_days": config.session_days},
         template_path=str(PACKAGE_DIR / "templates"),
-        ui_methods=pages.UI_METHODS,
+        ui_methods=[pages.UI_METHODS, files.UI_METHODS],  # issue 15: file_view
         static_path=str(PACKAGE_DIR / "static"),
         static_handler_class=StaticHandler,
         log_function=log_request,

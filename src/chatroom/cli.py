@@ -318,3 +318,46 @@ def history(room: str, since: int | None, as_json: bool, **storage) -> None:
 def stats(as_json: bool, **storage) -> None:
     """Count rooms, users, retained messages and the clients connected now."""
     show(operate(storage, lambda admin: admin.stats()), as_json)
+
+
+# -- issue 15: chatroom files gc ----------------------------------------------------
+
+
+@main.group()
+def files() -> None:
+    """Uploaded files (SPEC §9)."""
+
+
+#: The file storage options of ``serve`` (``files gc`` must see the same store).
+files_storage_options = config_options("files_dir", "files_url")
+
+
+@files.command("gc")
+@click.option(
+    "--grace-hours",
+    type=click.FloatRange(0),
+    default=24.0,
+    show_default=True,
+    help="Leave files and stored objects younger than this alone (uploads not yet sent).",
+)
+@json_option
+@files_storage_options
+@operator_options
+@reports_errors
+def files_gc(grace_hours: float, as_json: bool, files_dir, files_url, **storage) -> None:
+    """Remove files nobody can reach: never sent after the grace period, or whose room is
+    gone; and stored objects no file uses."""
+    config = Config(**storage, files_dir=files_dir, files_url=files_url)
+    show(operate_files(config, lambda files: files.gc(grace_hours * 3600)), as_json)
+
+
+def operate_files(config: Config, action):
+    """Run ``action(files_controller)`` on the files the options name; refusals as ``operate``."""
+    from chatroom.controllers.errors import ChatError
+    from chatroom.operator_commands import run_files
+
+    try:
+        return run_files(config, action)
+    except ChatError as exc:
+        click.echo(f"chatroom: {exc.message}", err=True)
+        sys.exit(2 if exc.code == "unavailable" else 1)

@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timezone
 
 from chatroom.controllers.admin import HistoryExport, RoomInfo, Stats, UserInfo
+from chatroom.controllers.files import GcReport
 
 
 def printable(text: str) -> str:
@@ -106,4 +107,15 @@ def stats_lines(stats: Stats) -> list[str]:
         f"messages retained: {stats.messages}",
         f"serving processes: {stats.processes}",
         f"connected clients: {clients}",
+        f"files: {stats.files} ({stats.file_bytes} bytes)",
+    ]
+
+
+@text_lines.register
+def gc_lines(report: GcReport) -> list[str]:
+    """What ``chatroom files gc`` removed, one line each."""
+    return [
+        f"files removed: {report.files}",
+        f"stored objects removed: {report.objects}",
+        f"stale temp files removed: {report.temp_files}",
     ]

@@ -288,6 +288,30 @@ class Config:
         min_open=True,
         help="Seconds a pong may take before the socket is closed; at most --ping-interval.",
     )
+    # -- files (issue 15, SPEC §9) --
+    files_dir: Path | None = setting(  # noqa: RUF009 - a field(), like the others
+        None,
+        show_default="DATA_DIR/files",
+        help="Where uploaded files are stored (several hosts: a shared directory, or --files-url).",
+    )
+    files_url: str | None = setting(
+        None,
+        show_default="none: files are stored in --files-dir",
+        help="s3://bucket/prefix[?endpoint=URL&region=R]: store uploads in S3-compatible "
+        "storage (credentials from the AWS_* variables).",
+    )
+    max_upload_bytes: int = setting(
+        10 * 1024 * 1024, min=1, help="Largest uploaded file, in bytes; a larger one gets 413."
+    )
+    uploads_per_minute: int = setting(
+        20, min=1, help="Files one user may upload per minute (also the burst); more get 429."
+    )
+    upload_idle_seconds: float = setting(
+        30.0,
+        min=0,
+        min_open=True,
+        help="An upload that sends nothing for this long is cut off and its partial file removed.",
+    )
     db_threads: int = setting(8, min=1, help="Threads for SQL and hashing.")
     default_locale: str = setting(
         SOURCE_LOCALE,
@@ -308,6 +332,8 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser())
+        if self.files_dir is not None:
+            object.__setattr__(self, "files_dir", Path(self.files_dir).expanduser())
         origins = tuple(o.strip().rstrip("/") for o in self.allowed_origins if o.strip())
         object.__setattr__(self, "allowed_origins", origins)
         for entry in settings():
@@ -323,6 +349,8 @@ class Config:
             self.trusted_proxy_networks  # noqa: B018 - parsed once here to validate
         except ValueError as exc:
             raise ConfigError(f"trusted proxies must be IP addresses or networks: {exc}") from None
+        if self.files_url is not None and not re.match(r"^s3://[^/?#\s]+", self.files_url):
+            raise ConfigError("files_url must look like s3://bucket/prefix")
         for origin in self.allowed_origins:
             if not re.match(r"^https?://[^/\s]+\Z", origin):
                 raise ConfigError(f"allowed origin {origin!r} must look like https://host[:port]")
@@ -340,6 +368,12 @@ class Config:
     def effective_database_url(self) -> str:
         """The database URL to open: the given one, else SQLite in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'chatroom.db'}"
+
+    @property
+    def effective_files_dir(self) -> Path:
+        """Where uploads are stored (or staged, with --files-url): the given one, else
+        ``files`` in the data directory."""
+        return self.files_dir or self.data_dir / "files"
 
     def replace(self, **changes: object) -> Config:
         """A copy with some fields changed (the original stays frozen)."""

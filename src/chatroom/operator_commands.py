@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import redis as sync_redis
@@ -17,11 +17,12 @@ from redis.retry import Retry
 from chatroom.config import Config
 from chatroom.controllers import BlockingRunner
 from chatroom.controllers.admin import AdminController
+from chatroom.controllers.files import FilesController
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
 from chatroom.storage import initialise_database, make_redis
-from chatroom.wiring import build_controllers
+from chatroom.wiring import build_controllers, make_files_controller
 
 T = TypeVar("T")
 
@@ -89,14 +90,37 @@ async def _run_admin(
     redis = make_redis(redis_url)
     admin = build_controllers(config, redis, run_blocking).admin
     try:
-        # Like serve: the schema is brought up to date, and lobby exists.
-        await run_blocking(initialise_database, config)
-        database = open_database(config.effective_database_url)
-        try:
+        async with operator_database(config, run_blocking):
             return await action(admin)
-        finally:
-            await run_blocking(database.close)
     finally:
         await redis.aclose()
         await redis.connection_pool.disconnect()
+        run_blocking.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def operator_database(config: Config, run_blocking: BlockingRunner) -> AsyncIterator[None]:
+    """The database of an operator command, open while it runs; like serve, the schema
+    is brought up to date first, and lobby exists."""
+    await run_blocking(initialise_database, config)
+    database = open_database(config.effective_database_url)
+    try:
+        yield
+    finally:
+        await run_blocking(database.close)
+
+
+def run_files(config: Config, action: Callable[[FilesController], Awaitable[T]]) -> T:
+    """Run one operator action on the uploaded files of ``config`` (no Redis needed)."""
+    return asyncio.run(_run_files(config, action))
+
+
+async def _run_files(config: Config, action: Callable[[FilesController], Awaitable[T]]) -> T:
+    run_blocking = BlockingRunner(1, name="chatroom-admin")
+    files = make_files_controller(config, run_blocking, rooms=None)  # no users here
+    try:
+        async with operator_database(config, run_blocking):
+            return await action(files)
+    finally:
+        files.shutdown()
         run_blocking.shutdown()

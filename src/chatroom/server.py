@@ -121,6 +121,8 @@ class ChatServer:
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run_blocking.shutdown()
+        if self.chat.files is not None:  # issue 15
+            self.chat.files.shutdown()
         self.database.close()
 
     async def _drain(self) -> None:

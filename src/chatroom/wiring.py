@@ -28,6 +28,7 @@ from chatroom.controllers import (
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.chat import ConnectionCaps
+from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics
 from chatroom.models import (
@@ -37,10 +38,34 @@ from chatroom.models import (
     RedisKeys,
     RoomQuota,
 )
+from chatroom.models.file_storage import open_storage
+from chatroom.models.throttle import UploadQuota
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
 EXPORT_HISTORY_SIZE = MAX_HISTORY_SIZE
+#: Threads for image decoding and file storage I/O, apart from the SQL ones.
+FILE_THREADS = 2
+
+
+def make_files_controller(
+    config: Config,
+    run_blocking: BlockingRunner,
+    rooms: RoomController | None,
+    quota: UploadQuota | None = None,
+) -> FilesController:
+    """The files controller with the storage backend the settings name (SPEC §9).
+
+    The operator's ``chatroom files gc`` builds one with no rooms and no quota.
+    """
+    return FilesController(
+        run_blocking,
+        rooms,
+        open_storage(config.files_url, config.effective_files_dir),
+        quota,
+        UploadLimits(config.max_upload_bytes, config.upload_idle_seconds),
+        work=BlockingRunner(FILE_THREADS, name="chatroom-files"),
+    )
 
 
 class ControllerGraph:
@@ -88,9 +113,14 @@ class ControllerGraph:
         return RoomController(self.run_blocking, self.messages, quota)
 
     @cached_property
+    def files(self) -> FilesController:
+        quota = UploadQuota(self.redis, self.keys, self.config.uploads_per_minute)
+        return make_files_controller(self.config, self.run_blocking, self.rooms, quota)
+
+    @cached_property
     def chat(self) -> ChatController:
         config = self.config
-        return ChatController(
+        chat = ChatController(
             self.rooms,
             self.messages,
             self.presence,
@@ -99,6 +129,8 @@ class ControllerGraph:
             self.metrics,
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
         )
+        chat.files = self.files  # sends may carry uploaded files
+        return chat
 
     @cached_property
     def auth(self) -> AuthController:
@@ -125,7 +157,9 @@ class ControllerGraph:
 
     def app_controllers(self) -> Controllers:
         """What ``make_app`` takes: the controllers the handlers reach."""
-        return Controllers(auth=self.auth, rooms=self.rooms, chat=self.chat, health=self.health)
+        return Controllers(
+            auth=self.auth, rooms=self.rooms, chat=self.chat, health=self.health, files=self.files
+        )
 
 
 def build_controllers(

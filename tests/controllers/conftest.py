@@ -124,6 +124,8 @@ class ChatEnv:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         await self.chat.read_markers.flush()  # as ChatServer.stop does
+        if self.chat.files is not None:
+            self.chat.files.shutdown()
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run.shutdown()

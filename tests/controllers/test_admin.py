@@ -170,6 +170,8 @@ async def test_stats_count_rooms_users_messages_and_live_connections(
         "messages": 2,
         "processes": 0,
         "connected_clients": None,
+        "files": 0,
+        "file_bytes": 0,
     }
     await env.presence.report_connections(3)
     stats = await admin.stats()

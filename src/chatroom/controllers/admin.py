@@ -36,6 +36,7 @@ from chatroom.models import (
     Session,
     User,
 )
+from chatroom.models.files import File
 
 
 def _iso(moment: datetime) -> str:
@@ -94,6 +95,8 @@ class Stats:
     messages: int
     processes: int
     connected_clients: int | None
+    files: int = 0  # issue 15
+    file_bytes: int = 0
 
     def public(self) -> dict:
         return asdict(self)
@@ -242,7 +245,9 @@ class AdminController:
 
     async def stats(self) -> Stats:
         """Counts of rooms, users and retained messages, and the live connections."""
-        names, users = await self._run(lambda: (Room.names(), User.total()))
+        names, users, (files, file_bytes) = await self._run(
+            lambda: (Room.names(), User.total(), File.totals())  # File: issue 15
+        )
         with storage_guard():
             retained = await self._messages.retained_counts(names)
             processes, clients = await self._presence.connected_clients()
@@ -252,4 +257,6 @@ class AdminController:
             messages=sum(retained.values()),
             processes=processes,
             connected_clients=clients if processes else None,
+            files=files,
+            file_bytes=file_bytes,
         )

@@ -24,12 +24,14 @@ from chatroom.controllers import frames, validation
 from chatroom.controllers.accounts import Account, SessionInfo
 from chatroom.controllers.connection import Connection
 from chatroom.controllers.errors import (
+    BadRequestError,
     NotFoundError,
     RateLimitedError,
     TooManyConnectionsError,
     UnavailableError,
     storage_guard,
 )
+from chatroom.controllers.files import FilesController
 from chatroom.controllers.ratelimit import TokenBucket
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.room_values import RoomRef
@@ -205,6 +207,8 @@ class ChatController:
         # Shutdown: set first, so sends waiting to retry are answered at once.
         self._stopping = asyncio.Event()
         self._handling: set[asyncio.Task] = set()
+        #: issue 15: set by the composition root when files are on (FilesController).
+        self.files: FilesController | None = None
 
     @property
     def connection_count(self) -> int:
@@ -347,7 +351,12 @@ class ChatController:
 
     @_client_verb
     async def send(
-        self, conn: Connection, room: object, text: object, client_id: object = None
+        self,
+        conn: Connection,
+        room: object,
+        text: object,
+        client_id: object = None,
+        files: object = None,
     ) -> None:
         """Store a message (one Redis round trip) and ``ack`` it to the sender."""
         state = self._connections.get(conn) or ConnectionState()
@@ -358,29 +367,51 @@ class ChatController:
         else:
             state.ignored_retries = 0
         try:
-            message_id = await self.post(conn.account, room, text, client_id)
+            message_id = await self.post(conn.account, room, text, client_id, files)
         except RateLimitedError as exc:
             state.retry_at = time.monotonic() + exc.retry_after
             raise
         conn.deliver(frames.ack(client_id, message_id, room))  # both validated by post
 
     async def post(
-        self, account: Account, room: object, text: object, client_id: object = None
+        self,
+        account: Account,
+        room: object,
+        text: object,
+        client_id: object = None,
+        files: object = None,
     ) -> int:
         """Store a message for ``account`` and publish it; the message id.
 
         The whole per-message path: validation, an in-memory room check, this
         process's token bucket for the user, one Redis round trip (which also
-        checks the user's bucket for the room, shared by every process). No SQL.
+        checks the user's bucket for the room, shared by every process). No SQL,
+        except for a message with ``files`` (issue 15): those are checked and
+        reserved in SQL before the round trip and attached to the message after.
         """
-        body = validation.message_text(text, self._limits.max_chars)
+        # -- issue 15: with files the text may be empty --
+        if files is not None and text in (None, ""):
+            body = ""
+        else:
+            body = validation.message_text(text, self._limits.max_chars)
+        if files is not None and self.files is None:
+            raise BadRequestError("this server does not take files")
         cid = validation.client_id(client_id)
         ref = await self._room_for(account, room)
         self._take_token(account)
+        claim, objects = None, None
+        if files is not None and self.files is not None:
+            _, objects, claim = await self.files.claim(account, ref, files, cid)
+        # -- end issue 15 --
         limits = self._limits
         rate = SendRate(limits.burst, limits.per_second)
         try:
-            stored = await self._append(ref.name, account.name, body, cid, rate)
+            try:
+                stored = await self._append(ref.name, account.name, body, cid, rate, objects)
+            except Exception:
+                if claim is not None and self.files is not None:  # issue 15: free the files
+                    await self.files.unclaim(claim)
+                raise
         except SendRateExceeded as exc:
             if bucket := self._buckets.get(account.key):
                 bucket.refund()  # nothing was sent
@@ -390,6 +421,8 @@ class ChatController:
             ) from None
         except FsyncTimeout as exc:
             raise UnavailableError("the message is not yet safely stored; retry") from exc
+        if claim is not None and self.files is not None:  # issue 15: the files are the message's
+            await self.files.attach(claim, stored.id)
         if stored.created:
             self.metrics.messages_stored.inc()
         if self.read_markers is not None:
@@ -397,7 +430,13 @@ class ChatController:
         return stored.id
 
     async def _append(
-        self, room: str, user: str, text: str, client_id: str | None, rate: SendRate
+        self,
+        room: str,
+        user: str,
+        text: str,
+        client_id: str | None,
+        rate: SendRate,
+        files: list[dict] | None = None,
     ) -> StoredMessage:
         """One append; when Redis fails mid-call, retry it for a while.
 
@@ -414,7 +453,7 @@ class ChatController:
             try:
                 with storage_guard():
                     return await self._messages.append(
-                        room, user, text, client_id, rate, retry_key=retry_key
+                        room, user, text, client_id, rate, retry_key=retry_key, files=files
                     )
             except UnavailableError:
                 if time.monotonic() + delay > deadline or self._stopping.is_set():

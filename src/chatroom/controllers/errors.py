@@ -29,6 +29,13 @@ class TooLongError(ChatError):
     code = "too_long"
 
 
+class TooLargeError(ChatError):
+    """An upload over ``--max-upload-bytes``."""
+
+    code = "too_large"
+    status = 413
+
+
 class UnauthorizedError(ChatError):
     """No credentials, or wrong ones."""
 

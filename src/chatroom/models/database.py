@@ -106,8 +106,16 @@ def _create_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> 
 #: Migration n+1 is MIGRATIONS[n]. Append new ones; never edit an applied one.
 #: Later migrations use ``playhouse.migrate`` operations, e.g.
 #: ``pw_migrate.migrate(migrator.add_column("room", "archived", BooleanField(default=False)))``.
+def _add_files(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    """Issue 15: the ``file`` table of uploads (SPEC §9)."""
+    from chatroom.models.files import File
+
+    db.create_tables([File])
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
+    _add_files,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -88,6 +88,10 @@ class RedisKeys:
         """Rooms one user created lately: a token bucket."""
         return f"{self.prefix}:room-create:{int(user_id)}"
 
+    def uploads(self, user_id: int) -> str:
+        """Files one user uploaded lately: a token bucket (``--uploads-per-minute``)."""
+        return f"{self.prefix}:uploads:{int(user_id)}"
+
     def user_sockets(self, user_id: int) -> str:
         """Sorted set of one user's open sockets (connection ids), scored by expiry."""
         return f"{self.prefix}:user-sockets:{int(user_id)}"

@@ -191,8 +191,11 @@ class MessageRepository:
         client_id: str | None = None,
         rate: SendRate | None = None,
         retry_key: str | None = None,
+        files: list[dict] | None = None,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
+
+        ``files``: the file objects the message carries (issue 15, SPEC §9).
 
         A ``client_id`` the same user already used in this room returns the
         original id with ``created=False`` and stores nothing. With ``rate``, the
@@ -209,6 +212,8 @@ class MessageRepository:
         )
         if client_id is not None:
             tail += b',"client_id":' + orjson.dumps(client_id)
+        if files:  # issue 15: the message carries its file objects
+            tail += b',"files":' + orjson.dumps(files)
         tail += b"}"
         keys = self._keys
         if client_id is not None:

@@ -192,3 +192,16 @@ class RoomQuota:
     async def take(self, user_id: int) -> float:
         """Count one room creation: 0.0 if allowed, else seconds to wait."""
         return await self._buckets.take(self._keys.room_creations(user_id), self._limits)
+
+
+class UploadQuota:
+    """Files one user may upload: ``per_minute`` at once, refilled over the minute (Redis)."""
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, per_minute: int = 20) -> None:
+        self._keys = keys
+        self._limits = (per_minute, per_minute / 60)
+        self._buckets = RedisBuckets(redis)
+
+    async def take(self, user_id: int) -> float:
+        """Count one upload: 0.0 if allowed, else seconds to wait."""
+        return await self._buckets.take(self._keys.uploads(user_id), self._limits)

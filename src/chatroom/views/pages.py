@@ -98,6 +98,7 @@ def client_settings(handler: tornado.web.RequestHandler) -> dict[str, object]:
         "ping-interval": settings["websocket_ping_interval"],
         "ping-timeout": settings["websocket_ping_timeout"],
         "typing-interval": TYPING_INTERVAL_SECONDS,
+        "max-upload-bytes": handler.settings["config"].max_upload_bytes,  # issue 15
     }
 
 
@@ -179,6 +180,20 @@ def client_strings(handler: tornado.web.RequestHandler) -> dict[str, Any]:
         "announce": _("%(user)s: %(text)s"),
         "announce_room": _("%(user)s in %(room)s: %(text)s"),
         "error": _("Something went wrong (%(code)s)."),
+        # -- issue 15: files --
+        "attach": _("Attach files"),
+        "attachments": _("Files to send"),
+        "uploading": _("uploading… %(percent)s%"),
+        "uploaded": _("ready to send"),
+        "upload_failed": _("upload failed"),
+        "upload_too_large": _("%(name)s is larger than %(max)s."),
+        "cancel_upload": _("Cancel the upload of %(name)s"),
+        "remove_file": _("Remove %(name)s"),
+        "retry_upload": _("Retry"),
+        "wait_for_uploads": _("Wait until the files are uploaded."),
+        "drop_files": _("Drop files to attach them"),
+        "open_image": _("%(name)s (open full size)"),
+        "download_file": _("Download %(name)s, %(size)s"),
         "errors": error_messages(handler.locale, max_chars=handler.config.max_message_chars),
     }
 

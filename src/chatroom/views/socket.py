@@ -198,7 +198,13 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         chat.metrics.frames_in.labels(known).inc()
         if kind == "send":
             with chat.metrics.send_seconds.time():
-                await chat.send(self, frame.get("room"), frame.get("text"), frame.get("client_id"))
+                await chat.send(
+                    self,
+                    frame.get("room"),
+                    frame.get("text"),
+                    frame.get("client_id"),
+                    frame.get("files"),  # issue 15
+                )
         elif kind == "join":
             await chat.join(self, frame.get("room"), frame.get("since"))
         elif kind == "leave":

@@ -2,6 +2,7 @@
  * keeps a draft per room, and tells the room "typing" at most as often as the server
  * relays it (data-typing-interval). */
 
+import { t } from './i18n.js';
 import { store } from './store.js';
 
 export function createComposer(app) {
@@ -23,8 +24,13 @@ export function createComposer(app) {
 
   function submit() {
     const text = input.value;
-    if (!text.trim()) return;
-    app.sender.submit(text);
+    // issue 15: the uploaded files go with the message; the text may then be empty.
+    const uploads = app.uploads;
+    if (uploads && uploads.busy()) { app.notices.alert('uploading', t('wait_for_uploads')); return; }
+    const files = uploads ? uploads.ready() : [];
+    if (!text.trim() && !files.length) return;
+    app.sender.submit(text.trim() ? text : '', files);
+    if (uploads) uploads.clear();
     input.value = '';
     fit();
     saveDraft();

@@ -33,6 +33,7 @@ export function readConfig(body) {
     pingIntervalMs: seconds(d, 'pingInterval') * 1000,
     pongTimeoutMs: seconds(d, 'pingTimeout') * 1000,
     typingIntervalMs: seconds(d, 'typingInterval') * 1000,
+    maxUploadBytes: seconds(d, 'maxUploadBytes'), // issue 15
   });
 }
 

@@ -18,7 +18,7 @@ function cookie(name) {
   return '';
 }
 
-function xsrfToken() {
+export function xsrfToken() {
   const field = document.querySelector('input[name="_xsrf"]');
   // The page's own token first: over HTTPS the cookie is __Host-xsrf, and a stray _xsrf must not win.
   return (field ? field.value : '') || cookie('_xsrf');

@@ -16,6 +16,7 @@
  *   sidebar.js     rooms, unread counts, title, phone drawer
  *   notices.js     alerts, screen-reader announcements, desktop notifications
  *   forms.js       the New room and Log out forms
+ *   uploads.js     files: attach, drop, paste, upload progress, thumbnails and chips
  *
  * The page works without this script (server-rendered history, a plain form POST to
  * send); with it, the form is intercepted and everything is live. User data is only
@@ -35,6 +36,7 @@ import { createSender } from './sender.js';
 import { createSidebar } from './sidebar.js';
 import { createOutbox, userKeys } from './store.js';
 import { localizeTimes } from './timeline.js';
+import { createUploads } from './uploads.js';
 
 document.documentElement.classList.add('js');
 
@@ -141,6 +143,7 @@ function start() {
   app.room = createRoom(app);
   app.sidebar = createSidebar(app);
   app.sender = createSender(app);
+  app.uploads = createUploads(app); // issue 15
   const composer = createComposer(app);
   setUpForms(app);
   listenToKeys(app);

@@ -7,6 +7,7 @@
 import { errorText, setTime, t } from './i18n.js';
 import { avatarClass, initial } from './names.js';
 import { relayout } from './timeline.js';
+import { renderFiles } from './uploads.js';
 
 export function createMessageList({ config, els }) {
   const list = els.list;
@@ -28,11 +29,13 @@ export function createMessageList({ config, els }) {
     li.querySelector('.author').textContent = user;
     setTime(li.querySelector('time'), m.ts);
     li.querySelector('.text').textContent = String(m.text);
+    const files = li.querySelector('.files'); // issue 15
+    if (files) renderFiles(files, m.files);
     return li;
   }
 
   function buildPending(entry) {
-    const li = build({ user: config.me, ts: entry.ts, text: entry.text });
+    const li = build({ user: config.me, ts: entry.ts, text: entry.text, files: entry.files });
     const status = document.createElement('span');
     status.className = 'status';
     li.querySelector('.body').append(status);

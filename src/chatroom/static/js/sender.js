@@ -24,8 +24,9 @@ export function createSender(app) {
     clearTimeout(state.ackTimer);
   }
 
-  function submit(text) {
+  function submit(text, files) {
     const entry = { client_id: newClientId(), room: ROOM, text: text, ts: Date.now() / 1000 };
+    if (files && files.length) entry.files = files; // issue 15: uploaded file objects
     outbox.add(entry);
     els.list.append(list.buildPending(entry));
     list.relayout();
@@ -39,7 +40,9 @@ export function createSender(app) {
     const next = outbox.all().find((e) => !e.failed);
     if (!next) return;
     state.inflight = next.client_id;
-    conn.send({ type: 'send', room: next.room, text: next.text, client_id: next.client_id });
+    const frame = { type: 'send', room: next.room, text: next.text, client_id: next.client_id };
+    if (Array.isArray(next.files) && next.files.length) frame.files = next.files.map((f) => f.id); // issue 15
+    conn.send(frame);
     clearTimeout(state.ackTimer);
     state.ackTimer = setTimeout(() => {
       if (state.inflight === next.client_id) { state.inflight = null; pump(); } // same client_id: no duplicate
@@ -108,7 +111,7 @@ export function createSender(app) {
       const entry = outbox.find(cid);
       if (!entry) { li.remove(); list.pending.delete(cid); list.relayout(); return; }
       outbox.remove(cid);
-      outbox.add({ client_id: cid, room: entry.room, text: entry.text, ts: entry.ts });
+      outbox.add({ client_id: cid, room: entry.room, text: entry.text, ts: entry.ts, files: entry.files });
       list.setPendingState(li, 'pending');
       els.list.append(li);
       list.relayout();
