@@ -33,6 +33,7 @@ from chatroom.controllers import (
     SendLimits,
 )
 from chatroom.controllers.admin import AdminController
+from chatroom.controllers.passwords import PasswordPool
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
@@ -121,6 +122,7 @@ class ChatServer:
         self.database = open_database(config.effective_database_url)
         self.redis = make_redis(self.redis_url)
         self.run_blocking = BlockingRunner(config.db_threads)
+        self.passwords = PasswordPool(config.hash_threads)
         keys = RedisKeys(config.redis_prefix)
         self.metrics = Metrics()
         messages = MessageRepository(
@@ -138,6 +140,7 @@ class ChatServer:
         controllers = Controllers(
             auth=AuthController(
                 self.run_blocking,
+                self.passwords,
                 throttle=AuthThrottle(
                     self.redis, keys, per_address=(config.auth_burst, config.auth_per_minute / 60)
                 ),
@@ -182,6 +185,7 @@ class ChatServer:
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run_blocking.shutdown()
+        self.passwords.shutdown()
         self.database.close()
 
     async def _drain(self) -> None:
