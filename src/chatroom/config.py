@@ -247,7 +247,7 @@ class Config:
         min_open=True,
         help="Messages per second a user may sustain (the token bucket's refill).",
     )
-    db_threads: int = setting(8, min=1, help="Threads for SQL queries (password hashes have their own).")
+    db_threads: int = setting(8, min=1, help="Threads for SQL queries (hashes: --hash-threads).")
     hash_threads: int = setting(
         2, min=1, max=64, help="Threads hashing passwords (argon2id, 19 MiB each while it runs)."
     )

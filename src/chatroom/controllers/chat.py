@@ -75,7 +75,7 @@ class SendLimits:
     per_second: float = Config.send_per_second
 
 
-@dataclass
+@dataclass(slots=True)
 class Subscription:
     """One connection's membership of one room's live stream.
 
@@ -106,7 +106,7 @@ class Subscription:
             self.offer(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionState:
     """What the controller tracks per connection: its joined rooms and rate-limit strikes."""
 
