@@ -27,7 +27,7 @@ from benchmarks.generator import raise_nofile_limit
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("steady", "ramp", "idle", "procs", "catchup")
+SCENARIOS = ("steady", "ramp", "idle", "memory", "procs", "catchup")
 
 
 def machine() -> dict:
@@ -113,6 +113,9 @@ async def run_scenarios(
         elif name == "idle":
             for kind in servers:
                 results.append(await bench.idle(kind))
+        elif name == "memory":
+            for kind in servers:
+                results.append(await bench.memory(kind))
         elif name == "procs":
             # Both runs alike: pinned (server on one half of the CPUs, generator on the
             # other) where there are 4+ CPUs; else unpinned, as two workers need both CPUs.
@@ -219,6 +222,7 @@ def summarize(results: list[dict]) -> list[dict]:
                 "note": "",
             }
         )
+    rows += memory_rows(results)
     one, two = (_find(results, "procs", "chatroom", processes=p) for p in (1, 2))
     if one and two:
         rows.append(
@@ -250,6 +254,41 @@ def summarize(results: list[dict]) -> list[dict]:
             }
         )
     return rows
+
+
+#: Issue #17's memory targets: RSS at rest after the sign-ups, and per idle socket.
+MEMORY_REST_MIB = 80.0
+MEMORY_PER_CONN_KIB = 16.0
+
+
+def memory_rows(results: list[dict]) -> list[dict]:
+    base, chat = _find(results, "memory", "baseline"), _find(results, "memory", "chatroom")
+    if not chat:
+        return []
+    users, clients = chat["params"]["users"], chat["params"]["clients"]
+    rest, kib = chat["rss_rest_mib"], chat["rss_per_conn_kib"]
+    return [
+        {
+            "target": f"memory: ≤ {MEMORY_REST_MIB:.0f} MiB RSS after {users} sign-ups + "
+            "logins, before any socket (server + embedded Redis)",
+            "baseline": base and _fmt(base["rss_rest_mib"], " MiB"),
+            "chatroom": f"{_fmt(rest, ' MiB')} (python {_fmt(chat['rss_rest_python_mib'])})",
+            "ratio": _ratio(rest, base and base["rss_rest_mib"]),
+            "ratio_of": "chatroom / baseline",
+            "met": rest is not None and rest <= MEMORY_REST_MIB,
+            "note": f"sign-up + login p99 {_fmt(chat['request_p99_ms'], ' ms')}",
+        },
+        {
+            "target": f"memory: ≤ {MEMORY_PER_CONN_KIB:.0f} KiB RSS per idle connection "
+            f"({clients} sockets)",
+            "baseline": base and _fmt(base["rss_per_conn_kib"], " KiB"),
+            "chatroom": _fmt(kib, " KiB"),
+            "ratio": _ratio(kib, base and base["rss_per_conn_kib"]),
+            "ratio_of": "chatroom / baseline",
+            "met": kib is not None and kib <= MEMORY_PER_CONN_KIB,
+            "note": "",
+        },
+    ]
 
 
 def markdown(results: list[dict], info: dict, rows: list[dict], command: str) -> str:

@@ -1,4 +1,4 @@
-"""The scenarios of issue #7: steady, ramp, idle, processes, catch-up.
+"""The scenarios of issue #7: steady, ramp, idle, processes, catch-up; issue #17's memory.
 
 Each scenario starts its server(s) fresh, drives them with the same generator and
 returns one result dict per server measured; ``benchmarks.run`` prints, stores and
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from benchmarks.servers import (
     Server,
     Workspace,
     cpu_plan,
+    make_accounts,
     room_name,
     start_baseline,
     start_chatroom,
@@ -411,29 +413,10 @@ class Bench:
 
     async def idle(self, kind: str) -> dict:
         s = self.s
-        n, rooms, warm = s.idle_clients, 10, 20
+        n, rooms = s.idle_clients, 10
         users = min(n, s.users_cap)
         async with self.server(kind, users, rooms) as (server, accounts, sampler):
-            specs = self.specs(accounts, n, rooms, 0)
-            warm_gen = self.generator(server, specs[:warm])
-            gen = self.generator(server, specs[warm:])
-            await warm_gen.start()
-            await gen.start()
-            try:
-                await self.connect_and_join(warm_gen, f"idle/{kind} warm-up")
-                await asyncio.sleep(1.0)
-                rss0, rss0_py = sampler.rss_now()
-                setup = await self.connect_and_join(gen, f"idle/{kind}", concurrency=100)
-                await asyncio.sleep(2.0)
-                t_hold = time.monotonic()
-                await asyncio.sleep(s.idle_hold_seconds)
-                rss1, rss1_py = sampler.rss_now()
-                use = sampler.window(t_hold, time.monotonic())
-                open_now = await gen.open_count() + await warm_gen.open_count()
-            finally:
-                await gen.stop()
-                await warm_gen.stop()
-        added = n - warm
+            idle = await self.idle_sockets(kind, server, accounts, sampler, n, rooms)
         result = {
             "scenario": "idle",
             "server": kind,
@@ -443,6 +426,40 @@ class Bench:
                 "users": users,
                 "hold_seconds": s.idle_hold_seconds,
             },
+            **idle,
+        }
+        self.log(
+            f"  -> idle/{kind}: {idle['open_at_end']} open; RSS {result['rss_before_mib']} -> "
+            f"{result['rss_after_mib']} MiB = {result['rss_per_conn_kib']} KiB/connection "
+            f"(python {result['rss_python_per_conn_kib']}); "
+            f"idle CPU {result['idle_server_cpu_pct']}%"
+        )
+        return result
+
+    async def idle_sockets(self, kind, server, accounts, sampler, n: int, rooms: int) -> dict:
+        """Connect ``n`` sockets (joined, then idle): RSS per socket, idle CPU."""
+        warm = 20
+        specs = self.specs(accounts, n, rooms, 0)
+        warm_gen = self.generator(server, specs[:warm])
+        gen = self.generator(server, specs[warm:])
+        await warm_gen.start()
+        await gen.start()
+        try:
+            await self.connect_and_join(warm_gen, f"idle/{kind} warm-up")
+            await asyncio.sleep(1.0)
+            rss0, rss0_py = sampler.rss_now()
+            setup = await self.connect_and_join(gen, f"idle/{kind}", concurrency=100)
+            await asyncio.sleep(2.0)
+            t_hold = time.monotonic()
+            await asyncio.sleep(self.s.idle_hold_seconds)
+            rss1, rss1_py = sampler.rss_now()
+            use = sampler.window(t_hold, time.monotonic())
+            open_now = await gen.open_count() + await warm_gen.open_count()
+        finally:
+            await gen.stop()
+            await warm_gen.stop()
+        added = n - warm
+        return {
             **setup,
             "open_at_end": open_now,
             "rss_before_mib": round(rss0 / 2**20, 1),
@@ -454,11 +471,58 @@ class Bench:
             "idle_server_cpu_pct": use.get("cpu_pct"),
             "server_usage": use,
         }
+
+    async def memory(self, kind: str) -> dict:
+        """Memory at rest (issue #17): a fresh, empty server; 200 users sign up and log in
+        (50 at once); its RSS once that burst is over, before any socket; then RSS per
+        idle socket at ``idle_clients`` sockets on the same server."""
+        s = self.s
+        users, rooms, burst = s.users_cap, 10, 50
+        workdir = Path(tempfile.mkdtemp(prefix=f"memory-{kind}-", dir=self.workspace.path))
+        if kind == "chatroom":
+            server = await start_chatroom(workdir, 1, self.server_cpus)
+        else:
+            server = await start_baseline(workdir, self.server_cpus)
+        sampler = Sampler(server.pid).start()
+        try:
+            await asyncio.sleep(1.0)
+            rss_start, rss_start_py = sampler.rss_now()
+            seconds: list[float] = []
+            started = time.monotonic()
+            accounts = await make_accounts(server.port, users, rooms, burst, seconds)
+            took = time.monotonic() - started
+            await asyncio.sleep(2.0)
+            rss_rest, rss_rest_py = sampler.rss_now()
+            seconds.sort()
+            self.log(
+                f"  memory/{kind}: {users} sign-ups + logins ({burst} at once) in {took:.1f}s "
+                f"(p50 {seconds[len(seconds) // 2] * 1000:.0f} ms, p99 "
+                f"{seconds[int(len(seconds) * 0.99)] * 1000:.0f} ms per request); RSS "
+                f"{rss_start / 2**20:.1f} -> {rss_rest / 2**20:.1f} MiB "
+                f"(python {rss_rest_py / 2**20:.1f})"
+            )
+            idle = await self.idle_sockets(kind, server, accounts, sampler, s.idle_clients, rooms)
+        finally:
+            sampler.stop()
+            server.stop()
+        result = {
+            "scenario": "memory",
+            "server": kind,
+            "params": {"users": users, "burst": burst, "clients": s.idle_clients, "rooms": rooms},
+            "rss_start_mib": round(rss_start / 2**20, 1),
+            "rss_start_python_mib": round(rss_start_py / 2**20, 1),
+            "rss_rest_mib": round(rss_rest / 2**20, 1),
+            "rss_rest_python_mib": round(rss_rest_py / 2**20, 1),
+            "signup_login_s": round(took, 2),
+            "request_p50_ms": round(seconds[len(seconds) // 2] * 1000, 1),
+            "request_p99_ms": round(seconds[int(len(seconds) * 0.99)] * 1000, 1),
+            **idle,
+        }
         self.log(
-            f"  -> idle/{kind}: {open_now} open; RSS {result['rss_before_mib']} -> "
-            f"{result['rss_after_mib']} MiB = {result['rss_per_conn_kib']} KiB/connection "
-            f"(python {result['rss_python_per_conn_kib']}); "
-            f"idle CPU {result['idle_server_cpu_pct']}%"
+            f"  -> memory/{kind}: at rest after sign-ups {result['rss_rest_mib']} MiB "
+            f"(python {result['rss_rest_python_mib']}); {idle['open_at_end']} idle sockets: "
+            f"{result['rss_per_conn_kib']} KiB/connection "
+            f"(python {result['rss_python_per_conn_kib']})"
         )
         return result
 

@@ -184,18 +184,29 @@ def user_name(i: int) -> str:
     return f"bench{i:05d}"
 
 
-async def make_accounts(port: int, users: int, rooms: int, concurrency: int = 8) -> dict:
-    """Register and log in ``users`` users, create rooms ``bench-0..``; the tokens."""
+async def make_accounts(
+    port: int, users: int, rooms: int, concurrency: int = 8, seconds: list | None = None
+) -> dict:
+    """Register and log in ``users`` users, create rooms ``bench-0..``; the tokens.
+
+    ``seconds``, when given, gets how long each register and each login took."""
     gate = asyncio.Semaphore(concurrency)
     tokens: list[str | None] = [None] * users
+
+    async def timed(path: str, creds: dict) -> tuple:
+        started = time.monotonic()
+        out = await http_json(port, "POST", path, creds, timeout=120)
+        if seconds is not None:
+            seconds.append(time.monotonic() - started)
+        return out
 
     async def one(i: int) -> None:
         creds = {"username": user_name(i), "password": PASSWORD}
         async with gate:
-            status, body = await http_json(port, "POST", "/api/register", creds, timeout=120)
+            status, body = await timed("/api/register", creds)
             if status not in (201, 409):
                 raise RuntimeError(f"register {creds['username']}: {status} {body}")
-            status, body = await http_json(port, "POST", "/api/login", creds, timeout=120)
+            status, body = await timed("/api/login", creds)
             if status != 200:
                 raise RuntimeError(f"login {creds['username']}: {status} {body}")
             tokens[i] = body["token"]

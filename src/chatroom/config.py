@@ -312,7 +312,10 @@ class Config:
         min_open=True,
         help="An upload that sends nothing for this long is cut off and its partial file removed.",
     )
-    db_threads: int = setting(8, min=1, help="Threads for SQL and hashing.")
+    db_threads: int = setting(8, min=1, help="Threads for SQL queries (hashes: --hash-threads).")
+    hash_threads: int = setting(
+        2, min=1, max=64, help="Threads hashing passwords (argon2id, 19 MiB each while it runs)."
+    )
     default_locale: str = setting(
         SOURCE_LOCALE,
         choices=available_locales,

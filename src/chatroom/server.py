@@ -70,6 +70,7 @@ class ChatServer:
         controllers = build_controllers(
             config, self.redis, self.run_blocking, wait_for_fsync=self.wait_for_fsync
         )
+        self.controllers = controllers
         self.metrics = controllers.metrics
         self.chat = controllers.chat
         self.app = make_app(config, controllers.app_controllers(), self.cookie_secret)
@@ -121,8 +122,7 @@ class ChatServer:
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run_blocking.shutdown()
-        if self.chat.files is not None:  # issue 15
-            self.chat.files.shutdown()
+        self.controllers.shutdown()  # the password and file thread pools
         self.database.close()
 
     async def _drain(self) -> None:

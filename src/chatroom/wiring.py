@@ -29,6 +29,7 @@ from chatroom.controllers.admin import AdminController
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.chat import ConnectionCaps
 from chatroom.controllers.files import FilesController, UploadLimits
+from chatroom.controllers.passwords import PasswordPool
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics
 from chatroom.models import (
@@ -133,6 +134,10 @@ class ControllerGraph:
         return chat
 
     @cached_property
+    def passwords(self) -> PasswordPool:
+        return PasswordPool(self.config.hash_threads, self._hasher)
+
+    @cached_property
     def auth(self) -> AuthController:
         config = self.config
         throttle = AuthThrottle(
@@ -140,7 +145,7 @@ class ControllerGraph:
         )
         return AuthController(
             self.run_blocking,
-            self._hasher,
+            self.passwords,
             throttle=throttle,
             session_days=config.session_days,
             events=self.messages,
@@ -154,6 +159,14 @@ class ControllerGraph:
     def admin(self) -> AdminController:
         exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE)
         return AdminController(self.run_blocking, exports, self.presence, self._hasher)
+
+    def shutdown(self) -> None:
+        """Stop the thread pools of the parts that were built (passwords, files)."""
+        built = self.__dict__
+        if "passwords" in built:
+            self.passwords.shutdown()
+        if "files" in built:
+            self.files.shutdown()
 
     def app_controllers(self) -> Controllers:
         """What ``make_app`` takes: the controllers the handlers reach."""

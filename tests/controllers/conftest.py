@@ -99,7 +99,7 @@ class ChatEnv:
         assert config.redis_url is not None  # the test's redis-server
         self.redis = make_redis(config.redis_url)
         self.run = BlockingRunner(config.db_threads)
-        graph = build_controllers(
+        graph = self.graph = build_controllers(
             config, self.redis, self.run, hasher=FAST_HASHER, presence=presence
         )
         self.messages = graph.messages
@@ -124,8 +124,7 @@ class ChatEnv:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
         await self.chat.read_markers.flush()  # as ChatServer.stop does
-        if self.chat.files is not None:
-            self.chat.files.shutdown()
+        self.graph.shutdown()
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
         self.run.shutdown()

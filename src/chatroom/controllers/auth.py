@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -22,17 +21,12 @@ from chatroom.controllers.errors import (
     UnavailableError,
     storage_guard,
 )
+from chatroom.controllers.passwords import PASSWORD_HASHER, PasswordPool
 from chatroom.models import LOBBY, AuthThrottle, MessageRepository, Session, User
 from chatroom.models.database import utcnow
 from chatroom.models.session import token_digest
 
 log = logging.getLogger(__name__)
-
-#: OWASP's argon2id profile: 19 MiB, 2 passes, 1 lane (~20 ms a hash).
-PASSWORD_HASHER = argon2.PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-
-#: Hashes running at once; more logins wait, so a login storm cannot starve chat.
-MAX_CONCURRENT_HASHES = 4
 
 #: Longer tokens are never issued (ours are 43 characters): refused before any lookup.
 MAX_TOKEN_CHARS = 128
@@ -53,23 +47,20 @@ class AuthController:
     def __init__(
         self,
         run: BlockingRunner,
-        hasher: argon2.PasswordHasher = PASSWORD_HASHER,
+        hasher: PasswordPool | argon2.PasswordHasher = PASSWORD_HASHER,
         throttle: AuthThrottle | None = None,
         session_days: float = 30,
         events: MessageRepository | None = None,
     ) -> None:
+        """``hasher``: the server's ``PasswordPool``; a bare argon2 hasher (the operator
+        commands, tests) gets a one-thread pool of its own."""
         self._run = run
-        self._hasher = hasher
+        self._passwords = hasher if isinstance(hasher, PasswordPool) else PasswordPool(1, hasher)
         self._throttle = throttle
         self._session_seconds = session_days * 86400
         self._events = events
-        self._hashing = asyncio.Semaphore(MAX_CONCURRENT_HASHES)
         # Verifying against this keeps "no such user" as slow as "wrong password".
-        self._dummy_hash = hasher.hash("not a real password")
-
-    async def _hash(self, fn, *args):
-        async with self._hashing:
-            return await self._run(fn, *args)
+        self._dummy_hash = self._passwords.hasher.hash("not a real password")
 
     async def _allow(self, address: str | None, account: str | None) -> None:
         if self._throttle is None or address is None:
@@ -99,7 +90,7 @@ class AuthController:
         name = validation.username(username)
         secret = validation.password(password)
         await self._allow(address, None)
-        password_hash = await self._hash(self._hasher.hash, secret)
+        password_hash = await self._passwords.hash(secret)
         user = await self._run(User.register, name, password_hash, LOBBY)
         if user is None:
             raise ConflictError(f"the name {name!r} is taken")
@@ -120,9 +111,7 @@ class AuthController:
         await self._allow(address, account_key)
         user = await self._run(User.by_name, username) if account_key else None
         stored = user.password_hash if user else self._dummy_hash
-        try:
-            await self._hash(self._hasher.verify, stored, password)
-        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        if not await self._passwords.verify(stored, password):
             user = None
         if user is None or user.disabled:
             if self._throttle is not None and address is not None and account_key:
@@ -132,8 +121,8 @@ class AuthController:
         if self._throttle is not None and address is not None:
             with self._throttle_outage():
                 await self._throttle.succeeded(address, user.name_key)
-        if self._hasher.check_needs_rehash(stored):
-            new_hash = await self._hash(self._hasher.hash, password)
+        if self._passwords.needs_rehash(stored):
+            new_hash = await self._passwords.hash(password)
             await self._run(User.set_password_hash, user.id, new_hash)
         token = secrets.token_urlsafe(32)
         await self._run(Session.record, token, user.id)

@@ -122,7 +122,7 @@ class ConnectionCaps:
     joins_per_minute: int = 60
 
 
-@dataclass
+@dataclass(slots=True)
 class Subscription:
     """One connection's membership of one room's live stream.
 
@@ -153,7 +153,7 @@ class Subscription:
             self.offer(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnectionState:
     """What the controller tracks per connection: its joined rooms, rate-limit strikes,
     its ``join`` bucket, the newest message id it has of each room it ever joined
