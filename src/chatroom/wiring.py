@@ -32,6 +32,7 @@ from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics
 from chatroom.models import (
     AuthThrottle,
+    EventBus,
     MessageRepository,
     PresenceRepository,
     RedisKeys,
@@ -73,9 +74,17 @@ class ControllerGraph:
         return Metrics()
 
     @cached_property
+    def events(self) -> EventBus:
+        return EventBus(self.redis, self.keys)
+
+    @cached_property
     def messages(self) -> MessageRepository:
         return MessageRepository(
-            self.redis, self.keys, self.config.history_size, wait_for_fsync=self._wait_for_fsync
+            self.redis,
+            self.keys,
+            self.config.history_size,
+            wait_for_fsync=self._wait_for_fsync,
+            events=self.events,
         )
 
     @cached_property
@@ -111,7 +120,7 @@ class ControllerGraph:
             self._hasher,
             throttle=throttle,
             session_days=config.session_days,
-            events=self.messages,
+            events=self.events,
         )
 
     @cached_property
@@ -120,7 +129,7 @@ class ControllerGraph:
 
     @cached_property
     def admin(self) -> AdminController:
-        exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE)
+        exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE, events=self.events)
         return AdminController(self.run_blocking, exports, self.presence, self._hasher)
 
     def app_controllers(self) -> Controllers:

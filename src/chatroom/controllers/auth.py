@@ -22,7 +22,7 @@ from chatroom.controllers.errors import (
     UnavailableError,
     storage_guard,
 )
-from chatroom.models import LOBBY, AuthThrottle, MessageRepository, Session, User
+from chatroom.models import LOBBY, AuthThrottle, EventBus, Session, User
 from chatroom.models.database import utcnow
 from chatroom.models.session import token_digest
 
@@ -56,7 +56,7 @@ class AuthController:
         hasher: argon2.PasswordHasher = PASSWORD_HASHER,
         throttle: AuthThrottle | None = None,
         session_days: float = 30,
-        events: MessageRepository | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self._run = run
         self._hasher = hasher
