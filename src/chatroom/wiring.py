@@ -34,13 +34,14 @@ from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics
 from chatroom.models import (
     AuthThrottle,
+    EventBus,
     MessageRepository,
     PresenceRepository,
     RedisKeys,
     RoomQuota,
 )
 from chatroom.models.file_storage import open_storage
-from chatroom.models.throttle import UploadQuota
+from chatroom.models.limits import UploadQuota
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
@@ -99,9 +100,17 @@ class ControllerGraph:
         return Metrics()
 
     @cached_property
+    def events(self) -> EventBus:
+        return EventBus(self.redis, self.keys)
+
+    @cached_property
     def messages(self) -> MessageRepository:
         return MessageRepository(
-            self.redis, self.keys, self.config.history_size, wait_for_fsync=self._wait_for_fsync
+            self.redis,
+            self.keys,
+            self.config.history_size,
+            wait_for_fsync=self._wait_for_fsync,
+            events=self.events,
         )
 
     @cached_property
@@ -148,7 +157,7 @@ class ControllerGraph:
             self.passwords,
             throttle=throttle,
             session_days=config.session_days,
-            events=self.messages,
+            events=self.events,
         )
 
     @cached_property
@@ -157,7 +166,7 @@ class ControllerGraph:
 
     @cached_property
     def admin(self) -> AdminController:
-        exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE)
+        exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE, events=self.events)
         return AdminController(self.run_blocking, exports, self.presence, self._hasher)
 
     def shutdown(self) -> None:

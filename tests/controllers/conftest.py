@@ -103,6 +103,7 @@ class ChatEnv:
             config, self.redis, self.run, hasher=FAST_HASHER, presence=presence
         )
         self.messages = graph.messages
+        self.events = graph.events
         self.presence = graph.presence
         self.rooms = graph.rooms
         self.chat = graph.chat
@@ -154,7 +155,7 @@ class ChatEnv:
         once a connection has the marker it has everything published before it.
         """
         marker = orjson.dumps({"type": "barrier", "n": next(_barriers)})
-        await self.messages.publish(room, marker)
+        await self.events.publish(room, marker)
         for conn in conns:
             await conn.wait_until(lambda _frames, c=conn: marker in c.raw)
 

@@ -29,7 +29,7 @@ async def closed(conn: RecordingConnection, timeout: float = 5.0) -> tuple[int, 
 
 
 async def test_a_handshake_that_raced_a_logout_is_refused(env: ChatEnv) -> None:
-    auth = AuthController(env.run, FAST_HASHER, events=env.messages)
+    auth = AuthController(env.run, FAST_HASHER, events=env.events)
     alice = await env.user("alice")
     _, token = await auth.login("alice", PASSWORD)
     _, other = await auth.login("alice", PASSWORD)
@@ -49,7 +49,7 @@ async def test_a_handshake_that_raced_a_logout_is_refused(env: ChatEnv) -> None:
 
 
 async def test_logout_all_refuses_sessions_looked_up_before_it_only(env: ChatEnv) -> None:
-    auth = AuthController(env.run, FAST_HASHER, events=env.messages)
+    auth = AuthController(env.run, FAST_HASHER, events=env.events)
     alice = await env.user("alice")
     _, token = await auth.login("alice", PASSWORD)
     before = await auth.session(token)
@@ -93,7 +93,7 @@ async def test_malformed_control_events_are_ignored(env: ChatEnv) -> None:
     alice = await env.user("alice")
     conn = await env.joined(alice)
     for fields in ({"session": 5}, {"user_id": "1"}, {}, {"session": None, "user_id": None}):
-        await env.messages.publish_control("sessions_ended", **fields)
+        await env.events.publish_control("sessions_ended", **fields)
     await env.sync("lobby", conn)
     assert conn.closed is None
 

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatroom.models import MessageRepository, RedisKeys
-from chatroom.models.messages import Event
+from chatroom.models.events import Event
 
 #: Every wait on Redis pub/sub is bounded: a lost event fails the test fast.
 EVENT_TIMEOUT = 5.0
@@ -191,7 +191,7 @@ async def test_concurrent_appends_get_each_id_once(messages: MessageRepository) 
 
 
 async def test_subscribe_delivers_appends_in_id_order(messages: MessageRepository) -> None:
-    async with messages.subscribe() as events:
+    async with messages.events.subscribe() as events:
         for i in range(1, 21):
             await messages.append("lobby", "alice", f"m{i}", client_id=f"c{i}")
         await messages.append("other", "bob", "elsewhere")
@@ -213,7 +213,7 @@ async def test_subscribe_delivers_appends_in_id_order(messages: MessageRepositor
 
 
 async def test_a_deduplicated_retry_is_not_published(messages: MessageRepository) -> None:
-    async with messages.subscribe() as events:
+    async with messages.events.subscribe() as events:
         await messages.append("lobby", "alice", "once", client_id="c1")
         assert (await next_event(events)).message_id == 1
         assert (await messages.append("lobby", "alice", "once", client_id="c1")).created is False
@@ -223,8 +223,8 @@ async def test_a_deduplicated_retry_is_not_published(messages: MessageRepository
 
 async def test_publish_carries_non_message_events(messages: MessageRepository) -> None:
     frame = b'{"type":"typing","room":"lobby","user":"Alice"}'
-    async with messages.subscribe() as events:
-        await messages.publish("lobby", frame, exclude_user="Alice")
+    async with messages.events.subscribe() as events:
+        await messages.events.publish("lobby", frame, exclude_user="Alice")
         event = await next_event(events)
         await events.aclose()
     assert event == Event(room="lobby", message_id=0, exclude_user="alice", frame=frame)

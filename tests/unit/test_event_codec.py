@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from chatroom.models.messages import CONTROL_ROOM, Event, decode_envelope, encode_envelope
+from chatroom.models.events import CONTROL_ROOM, Event, decode_envelope, encode_envelope
 
 MESSAGE = b'{"type":"message","room":"lobby","id":7,"user":"bob","text":"hi","ts":"1.5"}'
 

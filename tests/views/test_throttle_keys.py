@@ -89,7 +89,7 @@ async def test_throttle_keys_of_different_kinds_never_coincide():
 
 
 def test_ipv6_addresses_are_throttled_by_their_64():
-    from chatroom.models.throttle import throttle_address  # new in 0.2
+    from chatroom.models.auth_throttle import throttle_address  # new in 0.2
 
     assert throttle_address("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
     assert throttle_address("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"

@@ -114,6 +114,7 @@ class AdminController:
     ) -> None:
         self._run = run
         self._messages = messages
+        self._events = messages.events
         self._presence = presence
         self._hasher = hasher
 
@@ -166,7 +167,7 @@ class AdminController:
         if members is None:
             raise NotFoundError(f"no room {room_name!r}")
         with storage_guard():
-            await self._messages.publish_control("room_deleted", room=room_name)
+            await self._events.publish_control("room_deleted", room=room_name)
             messages = await self._messages.delete_room(room_name)
         return members, messages
 
@@ -207,7 +208,7 @@ class AdminController:
         password_hash = await self._run(self._hasher.hash, secret)
         revoked = await self._run(User.change_password, user.id, password_hash)
         with storage_guard():
-            await self._messages.publish_control("sessions_ended", user_id=user.id)
+            await self._events.publish_control("sessions_ended", user_id=user.id)
         return await self._info(user.id), revoked
 
     async def disable_user(self, name: object) -> tuple[UserInfo, int]:
@@ -219,9 +220,7 @@ class AdminController:
         user = await self._user(name)
         revoked = await self._run(User.disable, user.id)
         with storage_guard():
-            await self._messages.publish_control(
-                "user_disabled", user_id=user.id, user=user.name_key
-            )
+            await self._events.publish_control("user_disabled", user_id=user.id, user=user.name_key)
         return await self._info(user.id), revoked
 
     async def enable_user(self, name: object) -> UserInfo:

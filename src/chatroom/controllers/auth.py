@@ -22,7 +22,7 @@ from chatroom.controllers.errors import (
     storage_guard,
 )
 from chatroom.controllers.passwords import PASSWORD_HASHER, PasswordPool
-from chatroom.models import LOBBY, AuthThrottle, MessageRepository, Session, User
+from chatroom.models import LOBBY, AuthThrottle, EventBus, Session, User
 from chatroom.models.database import utcnow
 from chatroom.models.session import token_digest
 
@@ -50,7 +50,7 @@ class AuthController:
         hasher: PasswordPool | argon2.PasswordHasher = PASSWORD_HASHER,
         throttle: AuthThrottle | None = None,
         session_days: float = 30,
-        events: MessageRepository | None = None,
+        events: EventBus | None = None,
     ) -> None:
         """``hasher``: the server's ``PasswordPool``; a bare argon2 hasher (the operator
         commands, tests) gets a one-thread pool of its own."""

@@ -38,14 +38,9 @@ from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
-from chatroom.models.messages import (
-    Event,
-    FsyncTimeout,
-    SendRate,
-    SendRateExceeded,
-    StoredMessage,
-    message_frame,
-)
+from chatroom.models.events import Event
+from chatroom.models.limits import SendRate, SendRateExceeded
+from chatroom.models.messages import FsyncTimeout, StoredMessage, message_frame
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +181,7 @@ class ChatController:
     ) -> None:
         self._rooms = rooms
         self._messages = messages
+        self._events = messages.events  # the bus the send script publishes on
         self._presence = presence
         self._limits = limits or SendLimits()
         self._caps = caps or ConnectionCaps()
@@ -474,7 +470,7 @@ class ChatController:
         self._typing_sent[key] = now
         with storage_guard():
             frame = frames.typing(ref.name, conn.account.name)
-            await self._messages.publish(ref.name, frame, exclude_user=conn.account.key)
+            await self._events.publish(ref.name, frame, exclude_user=conn.account.key)
 
     @_client_verb
     async def read(self, conn: Connection, room: object, message_id: object) -> None:
@@ -511,7 +507,7 @@ class ChatController:
         delay, subscribed_before, lost_at = REDIS_RETRY_FIRST_SECONDS, False, None
         while True:
             try:
-                async with self._messages.subscribe() as events:
+                async with self._events.subscribe() as events:
                     if subscribed_before:
                         self.metrics.redis_reconnects.inc()
                     if lost_at is not None:
@@ -686,7 +682,7 @@ class ChatController:
 
     async def _announce(self, room: str, user: str, state: str) -> None:
         with contextlib.suppress(*_REDIS_DOWN):
-            await self._messages.publish(room, frames.presence(room, user, state))
+            await self._events.publish(room, frames.presence(room, user, state))
 
     # -- control events (chatroom rooms delete, users disable, ended sessions) --
 

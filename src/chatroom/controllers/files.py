@@ -56,7 +56,7 @@ from chatroom.models.files import (
     process_image,
     sniff_type,
 )
-from chatroom.models.throttle import UploadQuota
+from chatroom.models.limits import UploadQuota
 
 #: The most files one message may carry (SPEC §9).
 MAX_FILES_PER_MESSAGE = 10

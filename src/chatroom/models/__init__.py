@@ -3,19 +3,23 @@
 Nothing here imports Tornado; Redis key names are defined in ``keys`` only.
 """
 
+from chatroom.models.auth_throttle import AuthThrottle
 from chatroom.models.database import SchemaVersion, database, migrate_schema, open_database
+from chatroom.models.events import Event, EventBus
 from chatroom.models.keys import RedisKeys
+from chatroom.models.limits import RoomQuota
 from chatroom.models.membership import Membership
 from chatroom.models.messages import HistoryPage, MessageRepository, StoredMessage
 from chatroom.models.presence import PresenceRepository
 from chatroom.models.room import LOBBY, Room
 from chatroom.models.session import Session
-from chatroom.models.throttle import AuthThrottle, RoomQuota
 from chatroom.models.user import User
 
 __all__ = [
     "LOBBY",
     "AuthThrottle",
+    "Event",
+    "EventBus",
     "HistoryPage",
     "Membership",
     "MessageRepository",

@@ -2,24 +2,23 @@
 
 Each message is stored as the exact bytes of its ``message`` frame, so it is
 JSON-encoded once, by the process that accepted it, and every process relays
-those same bytes to its sockets.
+those same bytes to its sockets. The send script publishes each stored message
+on the ``EventBus`` (``models.events``) in the same round trip.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import IntEnum
+from string import Template
 
 import orjson
 import redis.asyncio as aioredis
 
+from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
-from chatroom.models.token_bucket import TAKE_TOKEN_LUA
-
-log = logging.getLogger(__name__)
+from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
 
 #: How long a ``client_id`` is remembered for dedupe: long enough for a laptop
 #: that was closed overnight to retry its queued messages.
@@ -30,54 +29,49 @@ RETRY_KEY_TTL_SECONDS = 60
 
 _MESSAGE_PREFIX = b'{"type":"message",'
 
+
+class AppendStatus(IntEnum):
+    """What the send script did: the first element of its reply ``{status, value}``."""
+
+    #: A retry of a ``client_id`` already stored: nothing stored; value is its id.
+    DUPLICATE = 0
+    #: Stored and published; value is the new id.
+    STORED = 1
+    #: The send bucket is empty: nothing stored; value is the wait in milliseconds.
+    RATE_LIMITED = 2
+
+
 # One round trip per send: dedupe, rate limit, next id, append, trim, publish —
 # atomically. KEYS: seq, log, client-id key, rate bucket (all tagged {room}).
-# ARGV: frame head, frame tail, history size, channel, envelope head, client-id
-# ttl, "1" when a client_id was given, bucket size, bucket refill per second.
-# Returns {1, id} stored, {0, id} a retry of id, {2, ms} rate limited.
-_SEND_SCRIPT = (
-    TAKE_TOKEN_LUA
-    + """
-if ARGV[7] == '1' then
+# ARGV: frame head, frame tail, history size, event channel, envelope before the
+# id, envelope after the id, client-id ttl, "1" when a client_id was given,
+# bucket size, bucket refill per second. Replies {AppendStatus, value}.
+_SEND_SCRIPT = TAKE_TOKEN_LUA + Template(
+    """
+if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
-  if prior then return {0, tonumber(prior)} end
+  if prior then return {$DUPLICATE, tonumber(prior)} end
 end
-local burst, rate = tonumber(ARGV[8]), tonumber(ARGV[9])
+local burst, rate = tonumber(ARGV[9]), tonumber(ARGV[10])
 if burst > 0 then
   local wait = take_token(KEYS[4], burst, rate, 1)
-  if wait > 0 then return {2, wait} end
+  if wait > 0 then return {$RATE_LIMITED, wait} end
 end
 local id = redis.call('INCR', KEYS[1])
 local frame = ARGV[1] .. id .. ARGV[2]
 redis.call('RPUSH', KEYS[2], frame)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-if ARGV[7] == '1' then
-  redis.call('SET', KEYS[3], id, 'EX', tonumber(ARGV[6]))
+if ARGV[8] == '1' then
+  redis.call('SET', KEYS[3], id, 'EX', tonumber(ARGV[7]))
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. id .. '\\n\\n' .. frame)
-return {1, id}
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. id .. ARGV[6] .. frame)
+return {$STORED, id}
 """
-)
-
-
-class SendRateExceeded(Exception):
-    """The user's token bucket for this room is empty; nothing was stored."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"retry after {retry_after:.3f}s")
-        self.retry_after = retry_after
+).substitute({status.name: int(status) for status in AppendStatus})
 
 
 class FsyncTimeout(Exception):
     """--durability strict: the message was stored but not fsynced in time."""
-
-
-@dataclass(frozen=True)
-class SendRate:
-    """A token bucket: ``burst`` sends at once, refilled at ``per_second``."""
-
-    burst: int
-    per_second: float
 
 
 @dataclass(frozen=True)
@@ -119,42 +113,6 @@ class HistoryPage:
         return [orjson.loads(item) for item in self.items]
 
 
-#: The envelope room of control events: no room has an empty name, so their frames
-#: never reach a socket, and a process that does not know them ignores them.
-CONTROL_ROOM = ""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One published event: the room, a message id (0 for non-messages), who must not
-    receive it (``exclude_user``, lowercased, or empty) and the frame bytes."""
-
-    room: str
-    message_id: int
-    exclude_user: str
-    frame: bytes
-
-    def control(self) -> dict | None:
-        """The payload of a control event (see ``publish_control``); None for any other event."""
-        if self.room != CONTROL_ROOM:
-            return None
-        try:
-            payload = orjson.loads(self.frame)
-        except orjson.JSONDecodeError:
-            return {}
-        return payload if isinstance(payload, dict) else {}
-
-
-def encode_envelope(room: str, message_id: int, exclude_user: str, frame: bytes) -> bytes:
-    """The pub/sub payload: three header lines (room, id, excluded user), then the frame."""
-    return f"{room}\n{message_id or ''}\n{exclude_user}\n".encode() + frame
-
-
-def decode_envelope(payload: bytes) -> Event:
-    room, message_id, exclude_user, frame = payload.split(b"\n", 3)
-    return Event(room.decode(), int(message_id or 0), exclude_user.decode(), frame)
-
-
 def history_item(frame: bytes) -> bytes:
     """A stored ``message`` frame without its ``type`` field: an item of ``joined.messages``."""
     return b"{" + frame[len(_MESSAGE_PREFIX) :]
@@ -166,7 +124,10 @@ def message_frame(item: bytes) -> bytes:
 
 
 class MessageRepository:
-    """Owns the room histories and the event channel in Redis."""
+    """Owns the room histories in Redis; publishes what it stores on ``events``.
+
+    ``events`` defaults to the bus on the same Redis and keys.
+    """
 
     def __init__(
         self,
@@ -174,9 +135,11 @@ class MessageRepository:
         keys: RedisKeys,
         history_size: int,
         wait_for_fsync: bool = False,
+        events: EventBus | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
+        self.events = events or EventBus(redis, keys)
         self._history_size = history_size
         # --durability strict on a Redis with WAITAOF: the send and the wait for
         # its fsync go in one pipeline, still one round trip.
@@ -223,12 +186,14 @@ class MessageRepository:
             dedupe, ttl = ("~" + retry_key if retry_key else None), RETRY_KEY_TTL_SECONDS
         cid_key = keys.client_id(room, user.lower(), dedupe or "")
         script_keys = [keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())]
+        before_id, after_id = self.events.message_envelope(room)
         args = [
             head,
             tail,
             self._history_size,
-            keys.events(),
-            f"{room}\n".encode(),
+            self.events.channel,
+            before_id,
+            after_id,
             ttl,
             "1" if dedupe is not None else "0",
             rate.burst if rate else 0,
@@ -239,13 +204,13 @@ class MessageRepository:
                 await self._send(keys=script_keys, args=args, client=pipe)
                 pipe.execute_command("WAITAOF", 1, 0, 1000)
                 (status, value), (fsynced_local, _) = await pipe.execute()
-            if status == 1 and fsynced_local < 1:
+            if status == AppendStatus.STORED and fsynced_local < 1:
                 raise FsyncTimeout(f"message {value} of {room} not fsynced within 1s")
         else:
             status, value = await self._send(keys=script_keys, args=args)
-        if status == 2:
+        if status == AppendStatus.RATE_LIMITED:
             raise SendRateExceeded(int(value) / 1000)
-        return StoredMessage(int(value), status == 1)
+        return StoredMessage(int(value), status == AppendStatus.STORED)
 
     async def last_id(self, room: str) -> int:
         return int(await self._redis.get(self._keys.seq(room)) or 0)
@@ -279,20 +244,6 @@ class MessageRepository:
             selected = entries[max(0, since + 1 - oldest) :]
         return HistoryPage(room, [history_item(e) for e in selected], last_id, missing)
 
-    async def publish(self, room: str, frame: bytes, exclude_user: str = "") -> None:
-        """Publish a non-message event (presence, typing) to every process."""
-        envelope = encode_envelope(room, 0, exclude_user.lower(), frame)
-        await self._redis.publish(self._keys.events(), envelope)
-
-    async def publish_control(self, action: str, **fields: object) -> None:
-        """Tell every process about an operator's change (``room_deleted``, ``user_disabled``).
-
-        Sent as ``{"type": "control", "action": ..., **fields}`` in the envelope of
-        ``CONTROL_ROOM``; ``ChatController`` applies it and never relays it to sockets.
-        """
-        frame = orjson.dumps({"type": "control", "action": action, **fields})
-        await self._redis.publish(self._keys.events(), encode_envelope(CONTROL_ROOM, 0, "", frame))
-
     async def retained_counts(self, rooms: list[str]) -> dict[str, int]:
         """How many messages each room's history holds (the length of its log)."""
         if not rooms:
@@ -316,34 +267,6 @@ class MessageRepository:
             await self._redis.unlink(*found[start : start + 500])
         await self._redis.srem(keys.presence_rooms(), room)
         return retained
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:
-        """Subscribe to the event channel; the yielded iterator runs until the connection fails.
-
-        On entry the subscription is confirmed by Redis, so anything published
-        from then on is seen.
-        """
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(self._keys.events())
-            while True:
-                reply = await pubsub.get_message(timeout=5.0)
-                if reply is not None and reply["type"] == "subscribe":
-                    break
-            yield self._stream(pubsub)
-        finally:
-            await pubsub.aclose()
-
-    @staticmethod
-    async def _stream(pubsub) -> AsyncIterator[Event]:
-        while True:
-            reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-            if reply is not None and reply["type"] == "message":
-                try:
-                    yield decode_envelope(reply["data"])
-                except ValueError:  # not ours: someone else published on our channel
-                    log.warning("ignored a malformed event on the channel")
 
     async def ping(self) -> None:
         await self._redis.ping()

@@ -1,5 +1,6 @@
-"""Token buckets and failure counters in Redis, shared by every process: the login,
-registration and username-lookup throttles, and the generic ``RedisBuckets``."""
+"""The login throttle: token buckets and failure counters in Redis, shared by every
+process, that slow password guessing (login and registration) and username lookups
+without locking the real owner out. The bucket itself is ``models.limits``."""
 
 from __future__ import annotations
 
@@ -8,15 +9,7 @@ import ipaddress
 import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
-from chatroom.models.token_bucket import TAKE_TOKEN_LUA
-
-# KEYS[1]: the bucket. ARGV: size, refill per second, tokens to take (0 only peeks).
-_BUCKET_SCRIPT = (
-    TAKE_TOKEN_LUA
-    + """
-return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
-"""
-)
+from chatroom.models.limits import TAKE_TOKEN_LUA, RedisBuckets
 
 # An address is "known" to an account (it logged in there) while its score is in the future.
 _KNOWN_LUA = """
@@ -96,18 +89,6 @@ def throttle_address(address: str) -> str:
     return str(ip)
 
 
-class RedisBuckets:
-    """Token buckets in Redis (one atomic script per take), shared by every process."""
-
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._bucket = redis.register_script(_BUCKET_SCRIPT)
-
-    async def take(self, key: str, limits: tuple[int, float], take: int = 1) -> float:
-        """Take ``take`` tokens (0 only peeks): 0.0 if allowed, else seconds to wait."""
-        size, rate = limits
-        return int(await self._bucket(keys=[key], args=[size, rate, take])) / 1000
-
-
 class AuthThrottle:
     """Slows password guessing without locking the real owner out.
 
@@ -179,29 +160,3 @@ class AuthThrottle:
         keys = [self._keys.auth_failed(account, unit), self._keys.auth_known(account)]
         args = [self._keys.address_tag(unit), KNOWN_ADDRESS_SECONDS, MAX_KNOWN_ADDRESSES]
         await self._succeeded(keys=keys, args=args)
-
-
-class RoomQuota:
-    """Rooms one user may create: ``per_hour`` at once, refilled over the hour (Redis)."""
-
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, per_hour: int = 10) -> None:
-        self._keys = keys
-        self._limits = (per_hour, per_hour / 3600)
-        self._buckets = RedisBuckets(redis)
-
-    async def take(self, user_id: int) -> float:
-        """Count one room creation: 0.0 if allowed, else seconds to wait."""
-        return await self._buckets.take(self._keys.room_creations(user_id), self._limits)
-
-
-class UploadQuota:
-    """Files one user may upload: ``per_minute`` at once, refilled over the minute (Redis)."""
-
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, per_minute: int = 20) -> None:
-        self._keys = keys
-        self._limits = (per_minute, per_minute / 60)
-        self._buckets = RedisBuckets(redis)
-
-    async def take(self, user_id: int) -> float:
-        """Count one upload: 0.0 if allowed, else seconds to wait."""
-        return await self._buckets.take(self._keys.uploads(user_id), self._limits)

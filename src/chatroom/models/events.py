@@ -1,0 +1,127 @@
+"""The cross-process event bus: one Redis pub/sub channel that every process listens to.
+
+Every event travels in one envelope: three header lines (room, message id,
+excluded user) and then the frame bytes, relayed to sockets as they are. The
+send script (``models.messages``) publishes stored messages itself, inside its
+one round trip; it builds the envelope from ``EventBus.message_envelope`` and
+publishes on ``EventBus.channel``, so the format is written here only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as aioredis
+
+from chatroom.models.keys import RedisKeys
+
+log = logging.getLogger(__name__)
+
+#: The envelope room of control events: no room has an empty name, so their frames
+#: never reach a socket, and a process that does not know them ignores them.
+CONTROL_ROOM = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One published event: the room, a message id (0 for non-messages), who must not
+    receive it (``exclude_user``, lowercased, or empty) and the frame bytes."""
+
+    room: str
+    message_id: int
+    exclude_user: str
+    frame: bytes
+
+    def control(self) -> dict | None:
+        """The payload of a control event (see ``publish_control``); None for any other event."""
+        if self.room != CONTROL_ROOM:
+            return None
+        try:
+            payload = orjson.loads(self.frame)
+        except orjson.JSONDecodeError:
+            return {}
+        return payload if isinstance(payload, dict) else {}
+
+
+def envelope_header(room: str, exclude_user: str = "") -> tuple[bytes, bytes]:
+    """The envelope header around the message id: the bytes before it and after it.
+
+    An envelope is ``before + id + after + frame`` (the id empty when 0).
+    """
+    return f"{room}\n".encode(), f"\n{exclude_user}\n".encode()
+
+
+def encode_envelope(room: str, message_id: int, exclude_user: str, frame: bytes) -> bytes:
+    """The pub/sub payload: three header lines (room, id, excluded user), then the frame."""
+    before, after = envelope_header(room, exclude_user)
+    return before + (str(message_id).encode() if message_id else b"") + after + frame
+
+
+def decode_envelope(payload: bytes) -> Event:
+    """The event of a pub/sub payload; ``ValueError`` when it is not an envelope."""
+    room, message_id, exclude_user, frame = payload.split(b"\n", 3)
+    return Event(room.decode(), int(message_id or 0), exclude_user.decode(), frame)
+
+
+class EventBus:
+    """Publishes events to every process and delivers them to this one's listener."""
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+        self._redis = redis
+        self._channel = keys.events()
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel (a Lua script that publishes must use this one)."""
+        return self._channel
+
+    @staticmethod
+    def message_envelope(room: str) -> tuple[bytes, bytes]:
+        """What a script puts before and after a stored message's id (nobody excluded)."""
+        return envelope_header(room)
+
+    async def publish(self, room: str, frame: bytes, exclude_user: str = "") -> None:
+        """Publish a non-message event (presence, typing) to every process."""
+        envelope = encode_envelope(room, 0, exclude_user.lower(), frame)
+        await self._redis.publish(self._channel, envelope)
+
+    async def publish_control(self, action: str, **fields: object) -> None:
+        """Tell every process about an operator's change (``room_deleted``, ``user_disabled``).
+
+        Sent as ``{"type": "control", "action": ..., **fields}`` in the envelope of
+        ``CONTROL_ROOM``; ``ChatController`` applies it and never relays it to sockets.
+        """
+        frame = orjson.dumps({"type": "control", "action": action, **fields})
+        await self._redis.publish(self._channel, encode_envelope(CONTROL_ROOM, 0, "", frame))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:
+        """Subscribe to the event channel; the yielded iterator runs until the connection fails.
+
+        On entry the subscription is confirmed by Redis, so anything published
+        from then on is seen.
+        """
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            while True:
+                reply = await pubsub.get_message(timeout=5.0)
+                if reply is not None and reply["type"] == "subscribe":
+                    break
+            yield self._stream(pubsub)
+        finally:
+            await pubsub.aclose()
+
+    @staticmethod
+    async def _stream(pubsub) -> AsyncIterator[Event]:
+        while True:
+            reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+            if reply is not None and reply["type"] == "message":
+                try:
+                    yield decode_envelope(reply["data"])
+                except ValueError:  # not ours: someone else published on our channel
+                    log.warning("ignored a malformed event on the channel")
