@@ -16,11 +16,14 @@ from chatroom.config import (
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.controllers.files import FilesController
 from chatroom.logs import log_request
-from chatroom.views import api, files, pages
+from chatroom.views import account_pages, api, chat_pages, files
+from chatroom.views.base import NotFoundHandler
+from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
 from chatroom.views.rfc6455 import check_raw_framing
-from chatroom.views.socket import ChatSocketHandler, FrameWriter
+from chatroom.views.socket import ChatSocketHandler
 from chatroom.views.static import StaticHandler
+from chatroom.views.ui_methods import UI_METHODS
 
 PACKAGE_DIR = Path(__file__).parent
 #: Room names in URLs: public names and ``dm:a:b``; the controllers validate them fully.
@@ -42,14 +45,14 @@ def make_app(
     config: Config, controllers: Controllers, cookie_secret: str
 ) -> tornado.web.Application:
     routes = [
-        (r"/", pages.ChatPageHandler),
-        (r"/rooms", pages.CreateRoomHandler),
-        (rf"/rooms/{ROOM}", pages.ChatPageHandler),
-        (r"/dm", pages.DirectMessageHandler),
-        (r"/locale", pages.LocaleHandler),
-        (r"/login", pages.LoginHandler),
-        (r"/register", pages.RegisterHandler),
-        (r"/logout", pages.LogoutHandler),
+        (r"/", chat_pages.ChatPageHandler),
+        (r"/rooms", chat_pages.CreateRoomHandler),
+        (rf"/rooms/{ROOM}", chat_pages.ChatPageHandler),
+        (r"/dm", chat_pages.DirectMessageHandler),
+        (r"/locale", account_pages.LocaleHandler),
+        (r"/login", account_pages.LoginHandler),
+        (r"/register", account_pages.RegisterHandler),
+        (r"/logout", account_pages.LogoutHandler),
         (r"/api/register", api.RegisterApiHandler),
         (r"/api/login", api.LoginApiHandler),
         (r"/api/logout", api.LogoutApiHandler),
@@ -79,11 +82,11 @@ def make_app(
         # as long as a session (Tornado would otherwise pick 30 days by itself).
         xsrf_cookie_kwargs={"samesite": "Strict", "expires_days": config.session_days},
         template_path=str(PACKAGE_DIR / "templates"),
-        ui_methods=[pages.UI_METHODS, files.UI_METHODS],  # issue 15: file_view
+        ui_methods=[UI_METHODS, files.UI_METHODS],  # files: file_view
         static_path=str(PACKAGE_DIR / "static"),
         static_handler_class=StaticHandler,
         log_function=log_request,
-        default_handler_class=pages.NotFoundHandler,
+        default_handler_class=NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,
         websocket_ping_interval=config.ping_interval,
         websocket_ping_timeout=config.ping_timeout,

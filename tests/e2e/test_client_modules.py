@@ -11,7 +11,7 @@ import string
 
 from playwright.async_api import expect
 
-from chatroom.views.pages import avatar_class
+from chatroom.views.ui_methods import avatar_class
 
 #: The tag, classes (less the per-message ones) and attribute names of an element
 #: and its children: the shape of a message item, whatever its content.

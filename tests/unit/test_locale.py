@@ -9,7 +9,7 @@ import pytest
 import tornado.locale
 
 from chatroom.config import LOCALE_DIR
-from chatroom.views.base import accept_languages, closest_locale
+from chatroom.views.locale import accept_languages, closest_locale
 
 DEFAULT = "en_US"
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
-from chatroom.views.base import apply_trusted_proxy
+from chatroom.views.proxy import apply_trusted_proxy
 
 CLIENT = "203.0.113.7"  # TEST-NET-3: the real client behind the proxies
 SPOOFED = "198.51.100.66"  # TEST-NET-2: what a client claims to be

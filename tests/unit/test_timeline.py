@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chatroom.views.pages import GROUP_SECONDS, timeline
+from chatroom.views.timeline import GROUP_SECONDS, timeline
 
 #: 2024-03-01 23:50:00 UTC: ten minutes before a day boundary.
 T = datetime(2024, 3, 1, 23, 50, tzinfo=timezone.utc).timestamp()

@@ -19,9 +19,9 @@ _CALL = re.compile(r"(?<![\w.])_\(\s*" + _LITERAL + r"(?:\s*,\s*" + _LITERAL + r
 
 
 def translatable_strings() -> set[tuple[str, str]]:
-    """Every ``_("...")`` in the templates and views/pages.py, as (plural kind, text)."""
+    """Every ``_("...")`` in the templates and views/*.py, as (plural kind, text)."""
     found = set()
-    for path in [*sorted((SRC / "templates").glob("*.html")), SRC / "views" / "pages.py"]:
+    for path in [*sorted((SRC / "templates").glob("*.html")), *sorted(SRC.glob("views/*.py"))]:
         # Python's implicit concatenation of string literals across lines.
         text = re.sub(r'"\s*\n\s*"', "", path.read_text(encoding="utf-8"))
         for m in _CALL.finditer(text):

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chatroom.views import pages
+from chatroom.views import account_pages as pages
 from tests.helpers import PASSWORD, Browser
 
 HOSTILE = [

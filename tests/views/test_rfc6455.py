@@ -14,7 +14,8 @@ import tornado.websocket
 
 from chatroom.app import make_app
 from chatroom.views import rfc6455
-from chatroom.views.socket import ChatSocketHandler, FrameWriter
+from chatroom.views.frame_writer import FrameWriter
+from chatroom.views.socket import ChatSocketHandler
 from tests.rawws import BINARY, CLOSE, PING, PONG, TEXT, RawSocket, frame_bytes
 
 pytestmark = pytest.mark.timeout(30)

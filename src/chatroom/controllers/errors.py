@@ -1,4 +1,10 @@
-"""User-facing failures, each carrying its protocol error ``code`` and an HTTP status."""
+"""User-facing failures, each carrying its protocol error ``code`` and an HTTP status.
+
+``ERROR_STATUS`` is the one catalogue of protocol error codes: every code the
+server answers with and its HTTP status. The exceptions take their status from
+it, the views map Tornado's own HTTP errors back to a code with
+``code_for_status``, and views/strings.py translates each code.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,48 @@ from collections.abc import Iterator
 
 import redis.exceptions
 
+#: Every protocol error code and the HTTP status it is answered with. The first code
+#: listed for a status is the one an HTTP error of that status (Tornado's own 404,
+#: 405, 413, ...) carries.
+ERROR_STATUS: dict[str, int] = {
+    "bad_request": 400,
+    "too_long": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "too_large": 413,
+    "rate_limited": 429,
+    "internal": 500,
+    "unavailable": 503,
+}
+#: The code of a status that no catalogued code has (say a 408 from Tornado).
+UNKNOWN_CODE = "error"
+#: Status -> code, read backwards so that the first code listed for a status wins.
+_STATUS_CODE = {status: code for code, status in reversed(ERROR_STATUS.items())}
+
+
+def code_for_status(status: int) -> str:
+    """The protocol error code of an HTTP error status (``"error"`` if none has it)."""
+    return _STATUS_CODE.get(status, UNKNOWN_CODE)
+
 
 class ChatError(Exception):
-    """Base of every error a user can cause; ``code`` is the stable protocol code."""
+    """Base of every error a user can cause; ``code`` is the stable protocol code.
+
+    ``status`` comes from ``ERROR_STATUS``; a subclass with an uncatalogued code is
+    refused when it is defined.
+    """
 
     code = "bad_request"
-    status = 400
+    status = ERROR_STATUS[code]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.code not in ERROR_STATUS:
+            raise TypeError(f"{cls.__name__}.code {cls.code!r} is not in ERROR_STATUS")
+        cls.status = ERROR_STATUS[cls.code]
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -40,35 +82,30 @@ class UnauthorizedError(ChatError):
     """No credentials, or wrong ones."""
 
     code = "unauthorized"
-    status = 401
 
 
 class ForbiddenError(ChatError):
     """Signed in, but not allowed (someone else's direct messages)."""
 
     code = "forbidden"
-    status = 403
 
 
 class NotFoundError(ChatError):
     """No such room (or user)."""
 
     code = "not_found"
-    status = 404
 
 
 class ConflictError(ChatError):
     """The name is taken."""
 
     code = "conflict"
-    status = 409
 
 
 class RateLimitedError(ChatError):
     """Too many requests; try again after ``retry_after`` seconds."""
 
     code = "rate_limited"
-    status = 429
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -79,7 +116,6 @@ class TooManyConnectionsError(ChatError):
     """The user holds the most sockets allowed; the new socket is closed with 1008."""
 
     code = "rate_limited"
-    status = 429
     #: The WebSocket close code and reason the refused socket gets.
     close_code = 1008
     close_reason = "too many connections"
@@ -89,7 +125,6 @@ class UnavailableError(ChatError):
     """Storage is down: nothing was stored; retry later."""
 
     code = "unavailable"
-    status = 503
 
 
 @contextlib.contextmanager

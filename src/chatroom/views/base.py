@@ -1,122 +1,32 @@
-"""BaseHandler: who is signed in, JSON in and out, and errors rendered for humans or scripts.
+"""BaseHandler: the signed-in user, JSON in and out, and errors rendered for humans
+(``PageHandler``, translated) or scripts (``JsonHandler``); the security headers.
 
-``Authenticated`` decides how a request authenticates, for every handler and the
-WebSocket alike; the XSRF check follows from it.
+Who the caller is comes from ``Authenticated`` (views/auth.py); the XSRF check
+follows from how they authenticated.
 """
 
 from __future__ import annotations
 
-import functools
 import http
-import ipaddress
-import logging
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import tornado.httputil
 import tornado.locale
 import tornado.web
 
 from chatroom.controllers import Account, ChatError
-from chatroom.controllers.accounts import SessionInfo
-from chatroom.controllers.errors import BadRequestError, RateLimitedError
+from chatroom.controllers.errors import BadRequestError, RateLimitedError, code_for_status
+from chatroom.views.auth import SECURE_XSRF_COOKIE, Authenticated, session_cookie_name
+from chatroom.views.locale import LOCALE_COOKIE, accept_languages, closest_locale
+from chatroom.views.proxy import apply_trusted_proxy
+from chatroom.views.ui_methods import error_text
 
-log = logging.getLogger(__name__)
-
-SESSION_COOKIE = "chatroom_session"
-#: Over HTTPS the cookie is Secure and carries the __Host- prefix: the browser
-#: then refuses it from plain HTTP and from any other (sub)domain.
-SECURE_SESSION_COOKIE = "__Host-chatroom_session"
-#: Tornado's XSRF cookie over HTTPS: Secure and __Host- prefixed, so neither plain
-#: HTTP nor a sibling subdomain can set ("toss") one that the check would believe.
-#: Over plain HTTP it keeps Tornado's name, ``_xsrf``.
-SECURE_XSRF_COOKIE = "__Host-xsrf"
-#: The UI language the user picked with the language switch (a locale code such as zh_CN).
-LOCALE_COOKIE = "locale"
 #: Pages may load scripts and styles from this origin only: no inline script anywhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-
-
-def accept_languages(header: str) -> list[str]:
-    """The language tags of an ``Accept-Language`` header, most wanted first."""
-    weighted = []
-    for position, item in enumerate(header.split(",")):
-        tag, _, params = item.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        if tag.strip() and quality > 0:
-            weighted.append((-quality, position, tag.strip()))
-    return [tag for _, _, tag in sorted(weighted)]
-
-
-def closest_locale(wanted: list[str], default: str) -> str:
-    """The first supported locale among ``wanted``; ``zh``/``zh-Hans`` match ``zh_CN``."""
-    supported = sorted(tornado.locale.get_supported_locales())
-    for tag in filter(None, wanted):
-        language, _, region = tag.replace("-", "_").partition("_")
-        code = f"{language.lower()}_{region.upper()}" if region else language.lower()
-        if code in supported:
-            return code
-        same_language = [s for s in supported if s.split("_")[0] == language.lower()]
-        if same_language:
-            return same_language[0]
-    return default
-
-
-def session_cookie_name(request: tornado.httputil.HTTPServerRequest) -> str:
-    return SECURE_SESSION_COOKIE if request.protocol == "https" else SESSION_COOKIE
-
-
-def apply_trusted_proxy(
-    request: tornado.httputil.HTTPServerRequest, trusted: tuple, notices: set[str] | None = None
-) -> None:
-    """Believe X-Forwarded-Proto/-For, but only from a peer in ``--trusted-proxies``.
-
-    Anyone else could forge them to look like HTTPS or like another address. A
-    forwarded request from an untrusted peer is logged once (per ``notices`` set,
-    one per process): it usually means a proxy in front without ``--trusted-proxies``,
-    which makes every client one address to the login throttle.
-    """
-    if getattr(request, "_chatroom_proxied", False):
-        return
-    try:
-        peer = ipaddress.ip_address(request.remote_ip)
-    except ValueError:
-        peer = None
-    if peer is None or not any(peer in network for network in trusted):
-        forwarded = "X-Forwarded-For" in request.headers
-        if forwarded and notices is not None and "untrusted-forward" not in notices:
-            notices.add("untrusted-forward")
-            log.warning(
-                "ignoring X-Forwarded-For from %s, which is not in --trusted-proxies: "
-                "if it is your reverse proxy, every client looks like %s to the login "
-                "throttle; set --trusted-proxies (logged once)",
-                request.remote_ip,
-                request.remote_ip,
-            )
-        return
-    request._chatroom_proxied = True
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    if proto in ("http", "https"):
-        request.protocol = proto
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-    for hop in reversed(hops):  # the nearest hop not itself a trusted proxy is the client
-        try:
-            address = ipaddress.ip_address(hop)
-        except ValueError:
-            break
-        request.remote_ip = hop
-        if not any(address in network for network in trusted):
-            break
 
 
 def set_security_headers(handler: tornado.web.RequestHandler) -> None:
@@ -127,69 +37,10 @@ def set_security_headers(handler: tornado.web.RequestHandler) -> None:
     handler.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
 
-def bearer_token(handler: tornado.web.RequestHandler) -> str | None:
-    header = handler.request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 def set_retry_after(handler: tornado.web.RequestHandler, exc: BaseException | None) -> None:
     """A rate-limited answer says when to come back (``Retry-After``, whole seconds)."""
     if isinstance(exc, RateLimitedError):
         handler.set_header("Retry-After", str(max(1, math.ceil(exc.retry_after))))
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What a request presents to authenticate, read from its headers alone.
-
-    ``kind`` is ``"bearer"`` (an ``Authorization: Bearer`` header, which wins),
-    ``"cookie"`` (the session cookie of the request's scheme) or ``"none"``.
-    ``token`` is None when there is none, or when the cookie's signature is bad or
-    older than ``--session-days``.
-    """
-
-    kind: str
-    token: str | None
-
-
-class Authenticated(tornado.web.RequestHandler):
-    """How a request authenticates: decided here, once, for every handler and the socket.
-
-    A browser sends the cookie with any request, also one another site makes it
-    send; it cannot add an ``Authorization`` header to one. So a request that
-    presents the cookie must prove it comes from our own page (XSRF), one that
-    presents a Bearer token need not.
-    """
-
-    #: The live session the request authenticated with, after ``authenticate()``.
-    session: SessionInfo | None = None
-
-    @functools.cached_property
-    def credentials(self) -> Credentials:
-        config = self.settings["config"]
-        apply_trusted_proxy(self.request, config.trusted_proxy_networks)
-        token = bearer_token(self)
-        if token is not None:
-            return Credentials("bearer", token)
-        name = session_cookie_name(self.request)
-        if self.get_cookie(name) is None:
-            return Credentials("none", None)
-        # The cookie's signed age and the session's age are the same setting.
-        value = self.get_signed_cookie(name, max_age_days=config.session_days)
-        return Credentials("cookie", value.decode(errors="replace") if value else None)
-
-    @property
-    def authenticated_by(self) -> str:
-        """``"bearer"``, ``"cookie"`` or ``"none"``: how this request was signed in."""
-        return self.credentials.kind if self.session is not None else "none"
-
-    async def authenticate(self) -> SessionInfo | None:
-        """Look the presented session up (once): live, not expired, its user enabled."""
-        if self.session is None:
-            auth = self.settings["controllers"].auth
-            self.session = await auth.session(self.credentials.token)
-        return self.session
 
 
 class BaseHandler(Authenticated):
@@ -280,7 +131,7 @@ class BaseHandler(Authenticated):
         """The stable code and a human message for an error response."""
         if isinstance(exc, ChatError):
             return exc.code, exc.message
-        code = _HTTP_CODES.get(status_code, "error")
+        code = code_for_status(status_code)
         message = getattr(exc, "log_message", None) or http.HTTPStatus(status_code).phrase
         return code, message
 
@@ -299,6 +150,24 @@ class BaseHandler(Authenticated):
             self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)
+
+
+class PageHandler(BaseHandler):
+    """Base of the HTML pages: error pages in the reader's language."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None,) * 3)[1]
+        code, _ = self.error_details(status_code, exc)
+        set_retry_after(self, exc)
+        self.render("error.html", status=status_code, code=code, message=error_text(self, code))
+
+
+class NotFoundHandler(PageHandler):
+    """Every unknown path outside ``/api/``: a 404 page."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        raise tornado.web.HTTPError(404)
 
 
 class JsonHandler(BaseHandler):
@@ -354,16 +223,3 @@ class JsonHandler(BaseHandler):
             self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    500: "internal",
-    503: "unavailable",
-}

@@ -13,13 +13,15 @@ import tornado.http1connection
 import tornado.httputil
 import tornado.iostream
 
+from chatroom.controllers.errors import code_for_status
+
 log = logging.getLogger("tornado.access")
 
 #: How long a refused connection keeps reading (and dropping) what the client still
 #: sends: closing a socket with unread data resets it, and the client could lose the 413.
 LINGER_SECONDS = 2.0
 _BODY = orjson.dumps(
-    {"error": {"code": "too_large", "message": "request body over the size limit"}}
+    {"error": {"code": code_for_status(413), "message": "request body over the size limit"}}
 )
 _RESPONSE = (
     b"HTTP/1.1 413 Payload Too Large\r\n"

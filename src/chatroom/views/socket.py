@@ -8,11 +8,9 @@ import collections
 import functools
 import json
 import logging
-import struct
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import tornado.iostream
@@ -21,66 +19,20 @@ import tornado.websocket
 
 from chatroom.controllers import Account, ChatError, validation
 from chatroom.controllers import frames as server_frames
-from chatroom.controllers.errors import BadRequestError, TooManyConnectionsError
-from chatroom.views.base import Authenticated
+from chatroom.controllers.errors import (
+    BadRequestError,
+    TooManyConnectionsError,
+    code_for_status,
+)
+from chatroom.views.auth import Authenticated
+from chatroom.views.frame_writer import STALL_MARKS, STALL_SLACK_BYTES, unacknowledged_bytes
+from chatroom.views.origin import origin_key
 from chatroom.views.rfc6455 import strict_protocol
-
-try:  # Linux: how many written bytes the peer has not acknowledged yet
-    import fcntl
-    import termios
-
-    _TIOCOUTQ: int | None = termios.TIOCOUTQ
-except (ImportError, AttributeError):  # pragma: no cover - other systems
-    _TIOCOUTQ = None
 
 log = logging.getLogger(__name__)
 
-#: Bytes of Tornado's own frames (pings, pongs, close) that may sit unacknowledged
-#: beside ours without counting as a stall.
-STALL_SLACK_BYTES = 1024
-#: A stall check remembers one write per this fraction of ``stall_seconds``.
-STALL_MARKS = 4
 #: The UI namespace of every socket: it renders no template (see ``initialize``).
 _NO_UI = tornado.util.ObjectDict()
-
-
-def unacknowledged_bytes(sock: object) -> int:
-    """Bytes in the kernel's send queue the peer has not acknowledged (0 if unknown)."""
-    if _TIOCOUTQ is None:
-        return 0
-    try:
-        queued = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")  # type: ignore[attr-defined]
-    except (OSError, ValueError, AttributeError):
-        return 0
-    return struct.unpack("i", queued)[0]
-
-
-#: The port an origin means when it names none.
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def origin_key(origin: str) -> tuple[str, str, int] | None:
-    """An origin as (scheme, host, port), lowercased, the default port filled in.
-
-    None for anything that is not ``http(s)://host[:port]``: ``null``, a path,
-    credentials, another scheme, a bad port.
-    """
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    if (
-        scheme not in DEFAULT_PORTS
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-        or "@" in parts.netloc
-    ):
-        return None
-    return scheme, parts.hostname.lower(), DEFAULT_PORTS[scheme] if port is None else port
 
 
 def echoable_fields(message: str) -> dict[str, str] | None:
@@ -136,20 +88,21 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         session = await self.authenticate()
         if session is None:
-            return self._refuse(401, "unauthorized", "sign in first")
+            return self._refuse(401, "sign in first")
         origin = self.request.headers.get("Origin")
         if origin is None and self.credentials.kind == "cookie":
-            return self._refuse(403, "forbidden", "a browser socket must send its Origin")
+            return self._refuse(403, "a browser socket must send its Origin")
         if origin is not None and not self.check_origin(origin):
-            return self._refuse(403, "forbidden", "cross-origin sockets are not allowed")
+            return self._refuse(403, "cross-origin sockets are not allowed")
         self.account = session.account
         self.conn_id = uuid.uuid4().hex
         await super().get(*args, **kwargs)
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
+    def _refuse(self, status: int, message: str) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(orjson.dumps({"error": {"code": code, "message": message}}))
+        error = {"code": code_for_status(status), "message": message}
+        self.finish(orjson.dumps({"error": error}))
 
     def check_origin(self, origin: str) -> bool:
         """The server's own origin (scheme, host and port) or one of --allowed-origins."""
@@ -349,42 +302,3 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
         super().close(code, reason)
-
-
-class FrameWriter:
-    """Frames payloads once and flushes every socket that has frames once per tick.
-
-    Fan-out hands the same ``bytes`` object to every recipient in a row, so
-    remembering the last one frames each message once, not once per socket; and
-    one callback per event-loop tick flushes all sockets with queued frames,
-    instead of one callback per socket. Server frames are never masked, and
-    chatroom enables no compression (``check_raw_framing`` refuses it at startup;
-    tests/views/test_rfc6455.py compares these frames with Tornado's own).
-    """
-
-    def __init__(self) -> None:
-        self._payload: bytes | None = None
-        self._framed = b""
-        self._pending: list[ChatSocketHandler] = []
-
-    def encode(self, payload: bytes) -> bytes:
-        if payload is not self._payload:
-            length = len(payload)
-            if length < 126:
-                header = struct.pack("!BB", 0x81, length)
-            elif length < 65536:
-                header = struct.pack("!BBH", 0x81, 126, length)
-            else:
-                header = struct.pack("!BBQ", 0x81, 127, length)
-            self._payload, self._framed = payload, header + payload
-        return self._framed
-
-    def flush_soon(self, socket: ChatSocketHandler) -> None:
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush_all)
-        self._pending.append(socket)
-
-    def _flush_all(self) -> None:
-        pending, self._pending = self._pending, []
-        for socket in pending:
-            socket.flush_outbox()

@@ -1,5 +1,5 @@
 /* What the server tells the client: its rules, as data- attributes of <body> (written
- * by chat.html from views/pages.py client_settings, the one list of them), and the
+ * by chat.html from views/ui_methods.py client_settings, the one list of them), and the
  * page's elements. Nothing here repeats a server literal: a missing attribute is an
  * error, and the page then simply works without JavaScript. */
 

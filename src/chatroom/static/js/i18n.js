@@ -1,5 +1,5 @@
 /* Words and dates in the page's language. Translated strings come from the page's
- * <script type="application/json" id="i18n"> block (views/pages.py client_strings);
+ * <script type="application/json" id="i18n"> block (views/strings.py client_strings);
  * dates and times use the browser's Intl API in the viewer's time zone. */
 
 const LANG = document.documentElement.lang || undefined;

@@ -12,13 +12,13 @@ export function dmPeer(room, userKey) {
 // What the sidebar shows for a room: its name, or the other person of a DM.
 export function roomLabel(room, userKey) { return isDm(room) ? dmPeer(room, userKey) : room; }
 
-// /rooms/<name>, colons left readable (views/pages.py room_url).
+// /rooms/<name>, colons left readable (views/ui_methods.py room_url).
 export function roomUrl(room) { return '/rooms/' + encodeURIComponent(room).replace(/%3A/gi, ':'); }
 
 // The direct conversation with `user`: the server redirects to its room.
 export function dmUrl(user) { return '/dm?user=' + encodeURIComponent(user); }
 
-// The colour class of a user's avatar: the same hash as views/pages.py avatar_class,
+// The colour class of a user's avatar: the same hash as views/ui_methods.py avatar_class,
 // over the number of colours the server passes (data-avatar-hues).
 export function avatarClass(name, hues) {
   let h = 0;
