@@ -27,7 +27,7 @@ from chatroom.controllers import (
 )
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.auth import PASSWORD_HASHER
-from chatroom.controllers.chat import ConnectionCaps
+from chatroom.controllers.limits import ConnectionCaps
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics
 from chatroom.models import (

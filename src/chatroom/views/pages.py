@@ -17,8 +17,8 @@ import tornado.web
 
 from chatroom.config import Config, available_locales
 from chatroom.controllers import Account, ChatError
-from chatroom.controllers.chat import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.errors import BadRequestError, UnavailableError
+from chatroom.controllers.limits import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.validation import dm_room_name
 from chatroom.views.base import LOCALE_COOKIE, BaseHandler, set_retry_after
 
