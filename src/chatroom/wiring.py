@@ -27,8 +27,8 @@ from chatroom.controllers import (
 )
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.auth import PASSWORD_HASHER
-from chatroom.controllers.chat import ConnectionCaps
 from chatroom.controllers.files import FilesController, UploadLimits
+from chatroom.controllers.limits import ConnectionCaps
 from chatroom.controllers.passwords import PasswordPool
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics

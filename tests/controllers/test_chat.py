@@ -8,7 +8,6 @@ import orjson
 import pytest
 
 from chatroom.controllers import ChatController, RoomController, SendLimits, frames
-from chatroom.controllers.chat import MAX_IGNORED_RETRIES
 from chatroom.controllers.errors import (
     BadRequestError,
     ForbiddenError,
@@ -17,6 +16,7 @@ from chatroom.controllers.errors import (
     TooLongError,
     UnavailableError,
 )
+from chatroom.controllers.limits import MAX_IGNORED_RETRIES
 from chatroom.models import MessageRepository, PresenceRepository, RedisKeys
 from chatroom.storage import make_redis
 from tests.controllers.conftest import FRAME_TIMEOUT, ChatEnv, RecordingConnection

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatroom.controllers.ratelimit import TokenBucket
+from chatroom.controllers.limits import TokenBucket
 
 #: (capacity, rate per second): SPEC's 10 + 2/s, the cross-room double, and odd ones.
 SHAPES = [(10, 2.0), (20, 4.0), (1, 1.0), (3, 20.0), (2, 0.3), (5, 1 / 3), (4, 49.0), (1, 0.01)]

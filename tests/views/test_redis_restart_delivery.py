@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from chatroom.controllers.chat import REDIS_RETRY_MAX_SECONDS
+from chatroom.controllers.redis_outage import REDIS_RETRY_MAX_SECONDS
 from chatroom.embedded_redis import EmbeddedRedis
 from tests.conftest import start_server
 

@@ -11,8 +11,8 @@ import tornado.locale
 import tornado.web
 
 from chatroom.config import available_locales
-from chatroom.controllers.chat import TYPING_INTERVAL_SECONDS
 from chatroom.controllers.errors import code_for_status
+from chatroom.controllers.limits import TYPING_INTERVAL_SECONDS
 from chatroom.views import strings
 from chatroom.views.timeline import BLANK_MESSAGE, GROUP_SECONDS, Row
 

@@ -1,0 +1,213 @@
+"""FanoutHub: this process's end of the event bus — who is subscribed to which room here,
+and the one listener that turns Redis events into frames on local sockets.
+
+Each room's subscribers get every event exactly once and in order: the hub keeps
+the newest message id it has seen per room, recovers from the history what the
+subscription missed (after a reconnect, or a gap in the ids), and each
+``Subscription`` drops what it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from chatroom.controllers import frames
+from chatroom.controllers.connection import Connection
+from chatroom.controllers.redis_outage import REDIS_DOWN, Resubscribe
+from chatroom.metrics import Metrics
+from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
+from chatroom.models.events import Event
+from chatroom.models.messages import message_frame
+
+# The live chat's log lines keep the logger name they had when chat.py held them all,
+# so that logging set up for it (and its tests) still sees them.
+log = logging.getLogger("chatroom.controllers.chat")
+
+
+@dataclass(slots=True)
+class Subscription:
+    """One connection's membership of one room's live stream.
+
+    While ``pending`` is a list the ``joined`` frame is not sent yet, and events are
+    held back; ``last_id`` makes delivery exactly-once and in order per connection.
+    """
+
+    conn: Connection
+    user_key: str
+    last_id: int = 0
+    pending: list[Event] | None = field(default_factory=list)
+
+    def offer(self, event: Event) -> None:
+        if self.pending is not None:
+            self.pending.append(event)
+            return
+        if event.message_id:
+            if event.message_id <= self.last_id:
+                return
+            self.last_id = event.message_id
+        self.conn.deliver(event.frame)
+
+    def release(self, last_id: int) -> None:
+        """The ``joined`` frame (history up to ``last_id``) is out: deliver what waited."""
+        held, self.pending = self.pending or [], None
+        self.last_id = max(self.last_id, last_id)
+        for event in held:
+            self.offer(event)
+
+
+class FanoutHub:
+    """The local subscribers of each room, and the listener that feeds them.
+
+    ``on_control`` gets the payload of each control event (from the operator
+    commands or another process), which is never relayed to sockets.
+    """
+
+    def __init__(
+        self,
+        messages: MessageRepository,
+        presence: PresenceRepository,
+        metrics: Metrics,
+        on_control: Callable[[dict], None],
+    ) -> None:
+        self._messages = messages
+        self._presence = presence
+        self._on_control = on_control
+        self._out_messages = metrics.frames_out.labels("message")
+        self._out_events = metrics.frames_out.labels("event")
+        self._metrics = metrics
+        self._subscribers: dict[str, dict[Connection, Subscription]] = {}
+        # The newest message id this process has seen per subscribed room: a jump
+        # means the subscription missed something, recovered from the history.
+        self._room_last: dict[str, int] = {}
+        self.listening = asyncio.Event()
+
+    # -- subscribers -------------------------------------------------------
+
+    def subscribe(self, room: str, conn: Connection) -> tuple[Subscription, bool]:
+        """The connection's subscription to ``room`` (holding events back until
+        ``joined``), and whether it is new."""
+        subs = self._subscribers.setdefault(room, {})
+        sub = subs.get(conn)
+        if sub is None:
+            sub = subs[conn] = Subscription(conn, conn.account.key)
+            return sub, True
+        if sub.pending is None:
+            sub.pending = []
+        return sub, False
+
+    def joined(self, room: str, sub: Subscription, last_id: int) -> None:
+        """``joined`` (history up to ``last_id``) went out: release what ``sub`` held."""
+        sub.release(last_id)
+        self._room_last[room] = max(self._room_last.get(room, 0), last_id)
+
+    def unsubscribe(self, room: str, conn: Connection) -> Subscription | None:
+        """Remove the connection's subscription to ``room``; None if it had none."""
+        subs = self._subscribers.get(room)
+        sub = subs.pop(conn, None) if subs is not None else None
+        if sub is not None and not subs:
+            del self._subscribers[room]
+            self._room_last.pop(room, None)
+        return sub
+
+    def drop_room(self, room: str) -> Iterable[Connection]:
+        """Unsubscribe everyone from ``room`` (it was deleted); the connections it had."""
+        self._room_last.pop(room, None)
+        return self._subscribers.pop(room, {}).keys()
+
+    def presence_entries(self) -> list[tuple[str, str, str]]:
+        """(room, user name, conn_id) of every local subscription: the presence heartbeat."""
+        return [
+            (room, sub.conn.account.name, sub.conn.conn_id)
+            for room, subs in self._subscribers.items()
+            for sub in subs.values()
+        ]
+
+    def is_subscribed(self, room: str, conn_id: str) -> bool:
+        return any(c.conn_id == conn_id for c in self._subscribers.get(room, ()))
+
+    # -- fan-out -----------------------------------------------------------
+
+    def deliver(self, event: Event) -> None:
+        """Hand one published event to every local connection in its room."""
+        control = event.control()
+        if control is not None:  # from the operator CLI: applied here, never sent
+            self._on_control(control)
+            return
+        subs = self._subscribers.get(event.room)
+        if not subs:
+            return
+        excluded = event.exclude_user
+        for sub in tuple(subs.values()):
+            if excluded and sub.user_key == excluded:
+                continue
+            sub.offer(event)
+        (self._out_messages if event.message_id else self._out_events).inc(len(subs))
+
+    async def run_listener(self) -> None:
+        """Hold this process's one Redis subscription; reconnect with backoff forever.
+
+        The backoff is the sends' own (``redis_outage``): when Redis is back, live
+        delivery resumes as soon as acknowledgements do.
+        """
+        reconnect = Resubscribe(self._metrics)
+        while True:
+            try:
+                await self._listen(reconnect)
+            except REDIS_DOWN as exc:
+                reconnect.lost(exc)
+            except Exception:
+                log.exception("event listener failed; restarting in %.2fs", reconnect.delay)
+                reconnect.lost(None)
+            self.listening.clear()
+            await reconnect.wait()
+
+    async def _listen(self, reconnect: Resubscribe) -> None:
+        """One subscription: catch up on what was missed, then relay until it fails."""
+        async with self._messages.events.subscribe() as events:
+            reconnect.subscribed()
+            # Whatever was published while we were not subscribed is in the
+            # history: deliver it before the live stream.
+            for room in list(self._subscribers):
+                await self._recover(room)
+            self.listening.set()
+            reconnect.caught_up()
+            async for event in events:
+                if event.message_id:
+                    await self._check_continuity(event)
+                self.deliver(event)
+
+    async def _check_continuity(self, event: Event) -> None:
+        last = self._room_last.get(event.room)
+        if last is None:
+            return  # no local subscriber
+        if event.message_id > last + 1:
+            # The subscription dropped messages (a silent reconnect inside redis-py):
+            # fetch them from the history before this one is delivered.
+            # Later events the recovery already delivered are dropped by ``offer``.
+            await self._recover(event.room)
+        self._room_last[event.room] = max(self._room_last.get(event.room, 0), event.message_id)
+
+    async def _recover(self, room: str) -> None:
+        """Deliver what local subscribers of ``room`` missed, or tell them the gap."""
+        ready = [s for s in self._subscribers.get(room, {}).values() if s.pending is None]
+        if not ready:
+            return
+        page = await self._messages.history(room, min(s.last_id for s in ready))
+        online: list[str] | None = None
+        for sub in ready:
+            items, missing = page.after(sub.last_id)
+            if not missing:
+                for item in items:
+                    sub.offer(Event(room, sub.last_id + 1, "", message_frame(item)))
+                continue
+            # Trimmed before we could relay them: resync this socket like a join
+            # with ``since``, so the client sees the exact gap.
+            if online is None:
+                online = await self._presence.online(room)
+            partial = HistoryPage(room, items, sub.last_id + missing + len(items), missing)
+            sub.conn.deliver(frames.joined(partial, online))
+            sub.last_id = partial.last_id
+        self._room_last[room] = max(self._room_last.get(room, 0), page.last_id)
