@@ -16,7 +16,8 @@ from chatroom.config import (
     Config,
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
-from chatroom.views import api, pages
+from chatroom.controllers.archive import ArchiveController
+from chatroom.views import api, archive, pages
 from chatroom.views.health import HealthHandler
 from chatroom.views.socket import ChatSocketHandler, FrameWriter
 
@@ -33,6 +34,7 @@ class Controllers:
     rooms: RoomController
     chat: ChatController
     health: HealthController
+    archive: ArchiveController | None = None  # [archive] SPEC §7
 
 
 def make_app(
@@ -51,7 +53,8 @@ def make_app(
         (r"/api/login", api.LoginApiHandler),
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
-        (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
+        (rf"/api/rooms/{ROOM}/messages", archive.RoomMessagesHandler),  # [archive]
+        (r"/api/search", archive.SearchHandler),  # [archive]
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),
     ]

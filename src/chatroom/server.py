@@ -33,6 +33,7 @@ from chatroom.controllers import (
     SendLimits,
 )
 from chatroom.controllers.admin import AdminController
+from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.chat import ConnectionCaps
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.datadir import DataDirectory, DataDirError
@@ -47,6 +48,7 @@ from chatroom.models import (
     migrate_schema,
     open_database,
 )
+from chatroom.models.archive import ArchiveState
 from chatroom.views.metrics import make_metrics_app
 from chatroom.workers import fork_workers
 
@@ -126,7 +128,11 @@ class ChatServer:
         keys = RedisKeys(config.redis_prefix)
         self.metrics = Metrics()
         messages = MessageRepository(
-            self.redis, keys, config.history_size, wait_for_fsync=self.wait_for_fsync
+            self.redis,
+            keys,
+            config.history_size,
+            wait_for_fsync=self.wait_for_fsync,
+            archive_backlog=config.archive_backlog,  # [archive]
         )
         rooms = RoomController(
             self.run_blocking, messages, RoomQuota(self.redis, keys, config.rooms_per_hour)
@@ -140,6 +146,15 @@ class ChatServer:
             self.metrics,
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
         )
+        # [archive] the archiver loop (one process at a time works), paging and search.
+        self.archive = ArchiveController(
+            self.run_blocking,
+            ArchiveState(self.redis, keys),
+            messages,
+            rooms,
+            self.metrics,
+            retention_days=config.retention_days,
+        )
         controllers = Controllers(
             auth=AuthController(
                 self.run_blocking,
@@ -151,7 +166,8 @@ class ChatServer:
             ),
             rooms=rooms,
             chat=self.chat,
-            health=HealthController(self.run_blocking, messages),
+            health=HealthController(self.run_blocking, messages, archive=self.archive),
+            archive=self.archive,  # [archive]
         )
         self.app = make_app(config, controllers, self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
@@ -168,6 +184,7 @@ class ChatServer:
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
+            asyncio.create_task(self.archive.run(), name="chatroom-archiver"),  # [archive]
         ]
         # Ready means subscribed: nothing acknowledged from now on can be missed here.
         await asyncio.wait_for(self.chat.listening.wait(), timeout=10)
@@ -180,6 +197,7 @@ class ChatServer:
         self.chat.close_all(1001, "server shutting down")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), SHUTDOWN_GRACE_SECONDS)
+        self.archive.stop()  # [archive]
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -362,7 +380,9 @@ async def _run_admin(
     redis = make_redis(redis_url)
     keys = RedisKeys(config.redis_prefix)
     messages = MessageRepository(redis, keys, EXPORT_HISTORY_SIZE)
-    admin = AdminController(run_blocking, messages, PresenceRepository(redis, keys))
+    archive = ArchiveController(run_blocking, ArchiveState(redis, keys), messages)
+    presence = PresenceRepository(redis, keys)
+    admin = AdminController(run_blocking, messages, presence, archive=archive)
     try:
         # Like serve: the schema is brought up to date, and lobby exists.
         await run_blocking(initialise_database, config)

@@ -22,6 +22,7 @@ import argon2
 import peewee
 
 from chatroom.controllers import validation
+from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.auth import PASSWORD_HASHER, AuthController
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
@@ -74,15 +75,16 @@ def _json_escape(match: re.Match) -> str:
     return f"\\u{code:04x}"
 
 
-def printable_json(data: object) -> str:
+def printable_json(data: object, indent: int | None = 2) -> str:
     """``data`` as indented JSON that is safe to print on a terminal.
 
     Letters of any script stay as they are, but every character ``printable``
     escapes is written as a JSON ``\\uXXXX`` escape instead (the same text once
     parsed): a bidi override or a C1 control in a message cannot reorder, hide
-    or forge what an operator sees of ``chatroom history --json``.
+    or forge what an operator sees of ``chatroom history --json``. ``indent=None``:
+    one line (JSON lines).
     """
-    return _JSON_SUSPECT_RE.sub(_json_escape, json.dumps(data, indent=2, ensure_ascii=False))
+    return _JSON_SUSPECT_RE.sub(_json_escape, json.dumps(data, indent=indent, ensure_ascii=False))
 
 
 @dataclass(frozen=True)
@@ -198,11 +200,13 @@ class AdminController:
         messages: MessageRepository,
         presence: PresenceRepository,
         hasher: argon2.PasswordHasher = PASSWORD_HASHER,
+        archive: ArchiveController | None = None,
     ) -> None:
         self._run = run
         self._messages = messages
         self._presence = presence
         self._hasher = hasher
+        self._archive = archive  # [archive] history exports the whole archive
 
     # -- rooms -------------------------------------------------------------
 
@@ -276,9 +280,19 @@ class AdminController:
         since_id = None if since is None else validation.message_id(since, "since")
         if await self._run(Room.by_name, room_name) is None:
             raise NotFoundError(f"no room {room_name!r}")
+        if self._archive is not None:  # [archive] every message, from SQL and Redis
+            messages = await self._archive.export(room_name, since_id or 0)
+            return HistoryExport(room_name, messages, 0)
         with storage_guard():
             page = await self._messages.history(room_name, since_id)
         return HistoryExport(room_name, page.decoded(), page.missing)
+
+    async def import_history(self, room: object, lines: list[str]) -> int:
+        """[archive] Load an export (JSON lines) into the empty room ``room``."""
+        room_name = validation.room_name(room)
+        if self._archive is None:
+            raise BadRequestError("importing needs the archive")
+        return await self._archive.import_messages(room_name, lines)
 
     # -- users -------------------------------------------------------------
 

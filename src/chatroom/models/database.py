@@ -60,8 +60,15 @@ def _create_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> 
 #: Migration n+1 is MIGRATIONS[n]. Append new ones; never edit an applied one.
 #: Later migrations use ``playhouse.migrate`` operations, e.g.
 #: ``pw_migrate.migrate(migrator.add_column("room", "archived", BooleanField(default=False)))``.
+def _archive_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    from chatroom.models.archive import create_archive_tables
+
+    create_archive_tables(db, migrator)
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
+    _archive_tables,  # 2: the message archive and its search index (SPEC §7)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
