@@ -247,10 +247,10 @@ class ArchiveController:
             positions = await self._state.positions(list(await self._room_ids()))
         waiting, oldest = 0, math.inf
         for name, (seq, mark) in positions.items():
-            behind = seq - (mark or 0)
-            if behind > 0 and mark is not None:
+            behind = seq - (mark or 0)  # no watermark yet: not archived yet
+            if behind > 0:
                 waiting += behind
-                window = await self._state.retained(name, mark, 1)
+                window = await self._state.retained(name, mark or 0, 1)
                 if window.items:
                     oldest = min(oldest, orjson.loads(window.items[0])["ts"])
         seconds = max(0.0, time.time() - oldest) if waiting and oldest != math.inf else 0.0
