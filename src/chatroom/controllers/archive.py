@@ -189,13 +189,18 @@ class ArchiveController:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._state.release("archiver", token))
 
+    async def _sql(self, fn, *args):
+        """Run ``fn(*args)`` in the SQL thread pool; a connection the database dropped
+        (a restart) is closed there, so the next call opens a new one."""
+        return await self._run(store.reconnecting, fn, *args)
+
     def stop(self) -> None:
         """End ``run`` after its current pass (a cancel a library call swallows cannot
         keep it going)."""
         self._stopping = True
 
     async def _room_ids(self) -> dict[str, int]:
-        return await self._run(lambda: {r.name: r.id for r in Room.select(Room.id, Room.name)})
+        return await self._sql(lambda: {r.name: r.id for r in Room.select(Room.id, Room.name)})
 
     async def archive_once(self) -> int:
         """Copy every room's unarchived messages to SQL; how many were copied."""
@@ -204,7 +209,7 @@ class ArchiveController:
         copied = 0
         for name, (seq, mark) in positions.items():
             if mark is None:  # a new room, a 0.1 data dir, or Redis lost the key
-                mark = await self._run(store.newest_archived_id, room_ids[name])
+                mark = await self._sql(store.newest_archived_id, room_ids[name])
                 mark = await self._state.advance(name, mark, self._messages.history_size)
                 known = False
             else:
@@ -231,7 +236,7 @@ class ArchiveController:
                     continue
             if not window.items:
                 return copied
-            await self._run(store.store_batch, room_id, store.parse_items(window.items))
+            await self._sql(store.store_batch, room_id, store.parse_items(window.items))
             mark = await self._advance(name, window.last)
             copied += len(window.items)
             self._archived.inc(len(window.items))
@@ -275,11 +280,11 @@ class ArchiveController:
         rises with every change. Safe in any order with the archiver: see
         ``models.archive.apply_update``. Returns False for a room that no longer exists.
         """
-        room_row = await self._run(Room.by_name, room)
+        room_row = await self._sql(Room.by_name, room)
         if room_row is None:
             return False
         item = {**item, "room": room, "id": message_id}
-        return await self._run(store.apply_update, room_row.id, item, rev)
+        return await self._sql(store.apply_update, room_row.id, item, rev)
 
     # -- retention ------------------------------------------------------------------
 
@@ -293,7 +298,7 @@ class ArchiveController:
             return 0
         cutoff = (now or time.time()) - self._retention_days * 86400
         deleted = 0
-        while batch := await self._run(store.delete_older_than, cutoff):
+        while batch := await self._sql(store.delete_older_than, cutoff):
             deleted += batch
         for name in await self._room_ids():
             await self._state.expire(name, cutoff)
@@ -320,7 +325,7 @@ class ArchiveController:
         items = window.items
         sql_before = window.first if items else min(upper, window.first_retained)
         need = count - len(items)
-        rows = await self._run(store.page_before, ref.id, sql_before, need + 1)
+        rows = await self._sql(store.page_before, ref.id, sql_before, need + 1)
         older = [orjson.dumps(row.item()) for row in reversed(rows[:need])]
         more = len(rows) > need or bool(items and window.first > window.first_retained)
         return Page(older + items, more)
@@ -347,7 +352,7 @@ class ArchiveController:
             raise BadRequestError("before needs room: message ids are per room")
         user_key = None if user is None else validation.username(user).lower()
         query = SearchQuery(terms, account.id, room_id, user_key, upper, count)
-        rows = await self._run(store.search, query)
+        rows = await self._sql(store.search, query)
         results = [
             {"room": r.room_name, "id": r.message_id, "user": r.user, "text": r.text, "ts": r.ts}
             for r in rows[:count]
@@ -359,10 +364,10 @@ class ArchiveController:
     async def export(self, room: str, since: int = 0) -> list[dict]:
         """Every message of the room with id > ``since``, oldest first: the archive, then
         what Redis holds above it (not archived yet)."""
-        room_row = await self._run(Room.by_name, room)
+        room_row = await self._sql(Room.by_name, room)
         if room_row is None:
             raise NotFoundError(f"no room {room!r}")
-        rows = await self._run(lambda: [r.item() for r in store.export_rows(room_row.id)])
+        rows = await self._sql(lambda: [r.item() for r in store.export_rows(room_row.id)])
         rows = [row for row in rows if row["id"] > since]
         newest = max([since] + [row["id"] for row in rows])
         with storage_guard():
@@ -390,16 +395,16 @@ class ArchiveController:
         ids = [item["id"] for item in items]
         if len(set(ids)) != len(ids):
             raise BadRequestError("the export holds the same id twice")
-        room_row = await self._run(Room.by_name, room)
+        room_row = await self._sql(Room.by_name, room)
         if room_row is None:
             raise NotFoundError(f"no room {room!r}")
         with storage_guard():
             seq = await self._messages.last_id(room)
-        if seq or not await self._run(store.room_is_empty, room_row.id):
+        if seq or not await self._sql(store.room_is_empty, room_row.id):
             raise ConflictError(f"the room {room!r} has messages; import only into an empty one")
         items.sort(key=lambda item: item["id"])
         for start in range(0, len(items), 1000):
-            await self._run(store.store_batch, room_row.id, items[start : start + 1000])
+            await self._sql(store.store_batch, room_row.id, items[start : start + 1000])
         if items:
             with storage_guard():
                 if not await self._state.claim_imported(room, items[-1]["id"]):

@@ -17,8 +17,9 @@ ngram parser; see docs/archive.md).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 import peewee
@@ -29,6 +30,8 @@ from chatroom.models.keys import RedisKeys
 from chatroom.models.membership import Membership
 from chatroom.models.messages import history_item
 from chatroom.models.room import Room
+
+T = TypeVar("T")
 
 #: The fields of a stored message that have columns; everything else a later feature
 #: adds to a message (edited, deleted, reactions, reply_to, mentions, files) is kept
@@ -164,6 +167,21 @@ def apply_update(room_id: int, item: dict, rev: int) -> bool:
         return bool(
             ArchivedMessage.update(changes).where(where & (ArchivedMessage.rev < rev)).execute()
         )
+
+
+def reconnecting(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)``; when the database connection failed, this thread's connection is
+    dropped first, so the next call connects again (the database restarted)."""
+    try:
+        return fn(*args)
+    except (peewee.OperationalError, peewee.InterfaceError):
+        db = _bound_database()
+        if not db.in_transaction():
+            try:
+                db.close()
+            except Exception:  # the connection is already unusable: forget it
+                db._state.reset()
+        raise
 
 
 def _bound_database() -> peewee.Database:
