@@ -269,11 +269,17 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _contains(term: str) -> peewee.Node:
-    """``lower(text) LIKE '%term%'`` with every wildcard in ``term`` taken literally."""
+def _contains(term: str, indexable: bool = True) -> peewee.Node:
+    """``lower(text) LIKE '%term%'`` with every wildcard in ``term`` taken literally.
+
+    ``indexable=False`` (PostgreSQL, terms of 1-2 characters, which ``pg_trgm`` cannot
+    index): ``(lower(text) || '')``, so the planner walks the time index newest first
+    instead of reading the whole trigram index.
+    """
+    text = peewee.fn.LOWER(ArchivedMessage.text)
     return peewee.NodeList(
         (
-            peewee.fn.LOWER(ArchivedMessage.text),
+            text if indexable else text.concat(""),
             peewee.SQL("LIKE"),
             _like_pattern(term.lower()),
             peewee.SQL(f"ESCAPE '{LIKE_ESCAPE}'"),
@@ -302,7 +308,12 @@ def search(query: SearchQuery) -> list[ArchivedMessage]:
     """Up to ``limit + 1`` matching rows, newest first (so the caller can tell ``more``)."""
     db = _bound_database()
     model = ArchivedMessage
-    where = model.room.in_(readable_room_ids(query.user_id))
+    sqlite = isinstance(db, peewee.SqliteDatabase)
+    # On SQLite, a unary + keeps the planner off the (room, id) index for the access
+    # filter, so it walks the ts index newest first and stops at ``limit`` matches
+    # instead of collecting and sorting every match of every readable room.
+    room = peewee.NodeList((peewee.SQL("+"), model.room), glue="") if sqlite else model.room
+    where = room.in_(readable_room_ids(query.user_id))
     if query.room_id is not None:
         where &= model.room == query.room_id
     if query.user_key is not None:
@@ -310,7 +321,7 @@ def search(query: SearchQuery) -> list[ArchivedMessage]:
     if query.before is not None:
         where &= model.message_id < query.before
     long_terms = [t for t in query.terms if len(t) >= TRIGRAM]
-    if isinstance(db, peewee.SqliteDatabase) and long_terms:
+    if sqlite and long_terms:
         match = " ".join(_fts_phrase(t) for t in long_terms)
         where &= model.pk.in_(
             peewee.SQL(
@@ -323,8 +334,9 @@ def search(query: SearchQuery) -> list[ArchivedMessage]:
         like_terms = [t for t in query.terms if len(t) < TRIGRAM]
     else:
         like_terms = list(query.terms)
+    postgresql = isinstance(db, peewee.PostgresqlDatabase)
     for term in like_terms:
-        where &= _contains(term)
+        where &= _contains(term, indexable=not (postgresql and len(term) < TRIGRAM))
     return list(
         model.select()
         .where(where)
