@@ -446,3 +446,33 @@ async def test_an_archiver_killed_mid_batch_leaves_no_gap_and_no_duplicate(
     assert 0 < len(partly) < 3000
     await env.archive.archive_once()
     assert await env.archived_ids() == list(range(1, 3001))
+
+
+# -- upgrading a 0.1 database in place ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_a_01_database_upgrades_in_place(kind, config: Config):
+    from playhouse import migrate as pw_migrate
+
+    from chatroom.models.database import MIGRATIONS, SchemaVersion, migrate_schema
+
+    with _database_url(kind, config) as url:
+        config = config.replace(database_url=url)
+        if url is None:
+            config.data_dir.mkdir(parents=True)
+        db = open_database(config.effective_database_url)
+        try:
+            # What 0.1 left: migration 1 only, a room with a user.
+            db.create_tables([SchemaVersion])
+            MIGRATIONS[0](db, pw_migrate.SchemaMigrator.from_database(db))
+            SchemaVersion.create(id=1, version=1)
+            Room.create(name="lobby")
+            assert not db.table_exists("archived_message")
+            assert migrate_schema(db) is False
+            assert SchemaVersion.get_by_id(1).version == len(MIGRATIONS)
+            assert db.table_exists("archived_message")
+            assert Room.by_name("lobby") is not None
+            assert migrate_schema(db) is False  # idempotent
+        finally:
+            db.close()
