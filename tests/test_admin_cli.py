@@ -26,6 +26,7 @@ OPERATOR_COMMANDS = [
     ("users", "disable"),
     ("users", "enable"),
     ("history",),
+    ("import",),
     ("stats",),
 ]
 
@@ -63,6 +64,12 @@ def redis_servers_on(data_dir: Path) -> list[int]:
 def json_of(result: Result):
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def json_lines_of(result: Result) -> list:
+    """``history --json``: one JSON object per line (JSON lines)."""
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("path", OPERATOR_COMMANDS, ids=" ".join)
@@ -109,7 +116,7 @@ def test_commands_without_a_server_leave_no_redis_behind(tmp_path):
         "file_bytes": 0,
     }
     assert "connected clients: no server running" in chatroom(data_dir, "stats").output
-    assert json_of(chatroom(data_dir, "history", "lobby", "--json")) == []
+    assert json_lines_of(chatroom(data_dir, "history", "lobby", "--json")) == []
 
     deleted = chatroom(data_dir, "rooms", "delete", "general", "--yes")
     assert deleted.exit_code == 0 and "Deleted the room general" in deleted.output
@@ -244,13 +251,15 @@ async def test_history_exports_the_messages_sent_to_the_server(server):
     response = await server.api.request("POST", "/api/rooms", {"name": "side"}, token=token)
     assert response.code == 201, response.body
 
-    exported = json_of(await in_thread(server.data_dir, "history", "lobby", "--json"))
+    exported = json_lines_of(await in_thread(server.data_dir, "history", "lobby", "--json"))
     assert [(m["id"], m["user"], m["text"]) for m in exported] == [
         (1, "alice", "line 0"),
         (2, "alice", "line 1"),
         (3, "alice", "line 2"),
     ]
-    since = json_of(await in_thread(server.data_dir, "history", "lobby", "--json", "--since", "2"))
+    since = json_lines_of(
+        await in_thread(server.data_dir, "history", "lobby", "--json", "--since", "2")
+    )
     assert [m["id"] for m in since] == [3]
     lines = (await in_thread(server.data_dir, "history", "lobby")).output.splitlines()
     assert len(lines) == 3 and lines[0].startswith("1  ") and lines[0].endswith("alice: line 0")
@@ -307,7 +316,7 @@ async def test_deleting_a_room_tells_its_sockets_and_unlists_it(server):
     assert (await alice.next("ack", client_id="c3"))["id"] == 1
     # A room made again under the name starts afresh.
     assert (await in_thread(server.data_dir, "rooms", "create", "doomed")).exit_code == 0
-    assert json_of(await in_thread(server.data_dir, "history", "doomed", "--json")) == []
+    assert json_lines_of(await in_thread(server.data_dir, "history", "doomed", "--json")) == []
     alice.close()
 
 

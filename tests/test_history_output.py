@@ -61,7 +61,7 @@ async def test_history_json_escapes_bidi_and_c1_characters(hostile_history):
     result = await asyncio.to_thread(operator, "history", "lobby", "--json", *hostile_history)
     assert_nothing_invisible(result.output)
     # The escapes are plain JSON: the texts come back exactly as they were sent.
-    exported = json.loads(result.output)
+    exported = [json.loads(line) for line in result.output.splitlines()]  # JSON lines
     assert [m["text"] for m in exported] == [*HOSTILE_TEXTS, FRIENDLY]
     assert "invoice\\u202egpj.exe" in result.output
     assert "\\udb40\\udc01" in result.output  # outside the BMP: a surrogate pair

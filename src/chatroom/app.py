@@ -14,9 +14,10 @@ from chatroom.config import (
     Config,
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
+from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.files import FilesController
 from chatroom.logs import log_request
-from chatroom.views import account_pages, api, chat_pages, files
+from chatroom.views import account_pages, api, archive, chat_pages, files
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
@@ -38,7 +39,8 @@ class Controllers:
     rooms: RoomController
     chat: ChatController
     health: HealthController
-    files: FilesController | None = None  # issue 15
+    files: FilesController | None = None
+    archive: ArchiveController | None = None
 
 
 def make_app(
@@ -57,9 +59,10 @@ def make_app(
         (r"/api/login", api.LoginApiHandler),
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
-        (rf"/api/rooms/{ROOM}/messages", api.RoomMessagesApiHandler),
-        (rf"/api/rooms/{ROOM}/files", files.UploadHandler),  # issue 15
-        (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),  # issue 15
+        (rf"/api/rooms/{ROOM}/messages", archive.RoomMessagesHandler),
+        (r"/api/search", archive.SearchHandler),
+        (rf"/api/rooms/{ROOM}/files", files.UploadHandler),
+        (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),
         (r"/api/.*", api.ApiNotFoundHandler),
         (r"/healthz", HealthHandler),
         (r"/ws", ChatSocketHandler),

@@ -303,12 +303,45 @@ def users_enable(name: str, **storage) -> None:
 @operator_options
 @reports_errors
 def history(room: str, since: int | None, as_json: bool, **storage) -> None:
-    """Export the retained messages of ROOM, oldest first.
+    """Export every message of ROOM (the archive and Redis), oldest first.
 
     Each message is a line "id  time  user: text" (UTC, control characters
-    escaped), or, with --json, an object of a JSON array.
+    escaped), or, with --json, a JSON object per line (JSON lines) with its id
+    and timestamp, which "chatroom import" loads.
     """
-    show(operate(storage, lambda admin: admin.history(room, since)), as_json)
+    from chatroom.cli_output import printable_json
+
+    result = operate(storage, lambda admin: admin.history(room, since))
+    if not as_json:
+        show(result, as_json)
+        return
+    for message in result.public():
+        click.echo(printable_json(message, indent=None))
+
+
+@main.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--room", default=None, help="The room to load into (default: the export's).")
+@operator_options
+@reports_errors
+def import_(file, room: str | None, **storage) -> None:
+    """Load FILE, written by "chatroom history ROOM --json", into an empty room.
+
+    Ids and timestamps are kept; the room must exist and hold no message.
+    """
+    import orjson
+
+    lines = file.read().splitlines()
+    if room is None:
+        first = next((line for line in lines if line.strip()), None)
+        try:
+            room = orjson.loads(first)["room"] if first else None
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            room = None
+        if not isinstance(room, str):
+            raise click.UsageError("name the room with --room: the first line has none")
+    count = operate(storage, lambda admin: admin.import_history(room, lines))
+    click.echo(f"Imported {count} messages into {room}")
 
 
 @main.command()

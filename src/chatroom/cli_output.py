@@ -39,15 +39,16 @@ def _json_escape(match: re.Match) -> str:
     return f"\\u{code:04x}"
 
 
-def printable_json(data: object) -> str:
+def printable_json(data: object, indent: int | None = 2) -> str:
     """``data`` as indented JSON that is safe to print on a terminal.
 
     Letters of any script stay as they are, but every character ``printable``
     escapes is written as a JSON ``\\uXXXX`` escape instead (the same text once
     parsed): a bidi override or a C1 control in a message cannot reorder, hide
-    or forge what an operator sees of ``chatroom history --json``.
+    or forge what an operator sees of ``chatroom history --json``. ``indent=None``:
+    one line (JSON lines).
     """
-    return _JSON_SUSPECT_RE.sub(_json_escape, json.dumps(data, indent=2, ensure_ascii=False))
+    return _JSON_SUSPECT_RE.sub(_json_escape, json.dumps(data, indent=indent, ensure_ascii=False))
 
 
 def json_text(result: object) -> str:

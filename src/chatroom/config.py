@@ -316,6 +316,15 @@ class Config:
     hash_threads: int = setting(
         2, min=1, max=64, help="Threads hashing passwords (argon2id, 19 MiB each while it runs)."
     )
+    archive_backlog: int = setting(
+        100_000,
+        min=0,
+        help="Most messages a room keeps in Redis while the SQL archive is behind "
+        "(0: no limit); past it the oldest unarchived ones are dropped.",
+    )
+    retention_days: float = setting(
+        0.0, min=0, help="Delete messages older than this many days (0: keep forever)."
+    )
     default_locale: str = setting(
         SOURCE_LOCALE,
         choices=available_locales,
@@ -344,6 +353,8 @@ class Config:
         # What one setting's range cannot say: formats and relations between settings.
         if not _PREFIX_RE.match(self.redis_prefix):
             raise ConfigError("redis_prefix may hold letters, digits and _.:- (1..64 characters)")
+        if 0 < self.archive_backlog < self.history_size:
+            raise ConfigError("archive_backlog must be 0 (no limit) or >= history_size")
         if self.max_queued_bytes < self.max_frame_bytes:
             raise ConfigError("max_queued_bytes must be >= max_frame_bytes")
         if self.ping_timeout > self.ping_interval:

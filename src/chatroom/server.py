@@ -88,6 +88,7 @@ class ChatServer:
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
+            asyncio.create_task(controllers.archive.run(), name="chatroom-archiver"),
         ]
         # Ready means subscribed: nothing acknowledged from now on can be missed here.
         await asyncio.wait_for(self.chat.listening.wait(), timeout=10)
@@ -112,6 +113,7 @@ class ChatServer:
         self.chat.abort_all()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), SHUTDOWN_DISCONNECTS_SECONDS)
+        self.controllers.archive.stop()  # its loop ends at the next batch boundary
         leftovers = [*self.app.settings["background_tasks"], *self._tasks]
         for task in leftovers:
             task.cancel()

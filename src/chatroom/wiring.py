@@ -26,6 +26,7 @@ from chatroom.controllers import (
     SendLimits,
 )
 from chatroom.controllers.admin import AdminController
+from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import ConnectionCaps
@@ -40,6 +41,7 @@ from chatroom.models import (
     RedisKeys,
     RoomQuota,
 )
+from chatroom.models.archive import ArchiveState
 from chatroom.models.file_storage import open_storage
 from chatroom.models.limits import UploadQuota
 
@@ -111,6 +113,7 @@ class ControllerGraph:
             self.config.history_size,
             wait_for_fsync=self._wait_for_fsync,
             events=self.events,
+            archive_backlog=self.config.archive_backlog,
         )
 
     @cached_property
@@ -161,13 +164,28 @@ class ControllerGraph:
         )
 
     @cached_property
+    def archive(self) -> ArchiveController:
+        """The archiver loop (one process at a time works), paging back and search."""
+        return ArchiveController(
+            self.run_blocking,
+            ArchiveState(self.redis, self.keys),
+            self.messages,
+            self.rooms,
+            self.metrics,
+            retention_days=self.config.retention_days,
+        )
+
+    @cached_property
     def health(self) -> HealthController:
-        return HealthController(self.run_blocking, self.messages)
+        return HealthController(self.run_blocking, self.messages, archive=self.archive)
 
     @cached_property
     def admin(self) -> AdminController:
         exports = MessageRepository(self.redis, self.keys, EXPORT_HISTORY_SIZE, events=self.events)
-        return AdminController(self.run_blocking, exports, self.presence, self._hasher)
+        archive = ArchiveController(self.run_blocking, ArchiveState(self.redis, self.keys), exports)
+        return AdminController(
+            self.run_blocking, exports, self.presence, self._hasher, archive=archive
+        )
 
     def shutdown(self) -> None:
         """Stop the thread pools of the parts that were built (passwords, files)."""
@@ -180,7 +198,12 @@ class ControllerGraph:
     def app_controllers(self) -> Controllers:
         """What ``make_app`` takes: the controllers the handlers reach."""
         return Controllers(
-            auth=self.auth, rooms=self.rooms, chat=self.chat, health=self.health, files=self.files
+            auth=self.auth,
+            rooms=self.rooms,
+            chat=self.chat,
+            health=self.health,
+            files=self.files,
+            archive=self.archive,
         )
 
 

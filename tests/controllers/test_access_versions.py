@@ -18,7 +18,7 @@ async def test_an_access_version_on_the_bus_drops_every_older_check(env: ChatEnv
         env.chat._access
     )
 
-    await env.messages.publish_control("access_changed", access_version=7)
+    await env.events.publish_control("access_changed", access_version=7)
     await env.sync("lobby", a, b)  # the control event was applied before the marker
 
     assert list(env.chat._access) == []
@@ -31,11 +31,11 @@ async def test_an_access_version_on_the_bus_drops_every_older_check(env: ChatEnv
 async def test_an_old_or_repeated_version_drops_nothing(env: ChatEnv) -> None:
     alice = await env.user("alice")
     a = await env.joined(alice)
-    await env.messages.publish_control("access_changed", access_version=3)
+    await env.events.publish_control("access_changed", access_version=3)
     await env.sync("lobby", a)
     await env.chat.send(a, "lobby", "cached under version 3")
     for version in (3, 2, 0):
-        await env.messages.publish_control("access_changed", access_version=version)
+        await env.events.publish_control("access_changed", access_version=version)
     await env.sync("lobby", a)
     assert list(env.chat._access) == [(alice.id, "lobby")]
     assert env.chat._access.version == 3
@@ -44,7 +44,7 @@ async def test_an_old_or_repeated_version_drops_nothing(env: ChatEnv) -> None:
 async def test_a_room_deleted_event_may_carry_a_version(env: ChatEnv) -> None:
     alice = await env.user("alice")
     a = await env.joined(alice)
-    await env.messages.publish_control("room_deleted", room="nowhere", access_version=2)
+    await env.events.publish_control("room_deleted", room="nowhere", access_version=2)
     await env.sync("lobby", a)
     assert env.chat._access.version == 2
     assert list(env.chat._access) == []  # lobby's check was older: dropped too
@@ -64,7 +64,7 @@ async def test_a_malformed_version_is_ignored(env: ChatEnv, payload: dict) -> No
     alice = await env.user("alice")
     a = await env.joined(alice)
     await env.chat.send(a, "lobby", "cached")
-    await env.messages.publish_control("access_changed", **payload)
+    await env.events.publish_control("access_changed", **payload)
     await env.sync("lobby", a)
     assert env.chat._access.version == 0
     assert list(env.chat._access) == [(alice.id, "lobby")]

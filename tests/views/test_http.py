@@ -171,7 +171,7 @@ async def test_history_of_unknown_room_404_and_foreign_dm_403(app):
 async def test_healthz(app):
     response = await app.api.request("GET", "/healthz")
     assert response.code == 200
-    assert body(response) == {"status": "ok", "redis": "ok", "database": "ok"}
+    assert body(response) == {"status": "ok", "redis": "ok", "database": "ok", "archive": "ok"}
 
 
 async def test_unknown_api_route_is_json_404(app):

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 import argon2
 
 from chatroom.controllers import validation
+from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.auth import PASSWORD_HASHER, AuthController
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
@@ -111,12 +112,14 @@ class AdminController:
         messages: MessageRepository,
         presence: PresenceRepository,
         hasher: argon2.PasswordHasher = PASSWORD_HASHER,
+        archive: ArchiveController | None = None,
     ) -> None:
         self._run = run
         self._messages = messages
         self._events = messages.events
         self._presence = presence
         self._hasher = hasher
+        self._archive = archive  # [archive] history exports the whole archive
 
     # -- rooms -------------------------------------------------------------
 
@@ -177,9 +180,19 @@ class AdminController:
         since_id = None if since is None else validation.message_id(since, "since")
         if await self._run(Room.by_name, room_name) is None:
             raise NotFoundError(f"no room {room_name!r}")
+        if self._archive is not None:  # [archive] every message, from SQL and Redis
+            messages = await self._archive.export(room_name, since_id or 0)
+            return HistoryExport(room_name, messages, 0)
         with storage_guard():
             page = await self._messages.history(room_name, since_id)
         return HistoryExport(room_name, page.decoded(), page.missing)
+
+    async def import_history(self, room: object, lines: list[str]) -> int:
+        """[archive] Load an export (JSON lines) into the empty room ``room``."""
+        room_name = validation.room_name(room)
+        if self._archive is None:
+            raise BadRequestError("importing needs the archive")
+        return await self._archive.import_messages(room_name, lines)
 
     # -- users -------------------------------------------------------------
 

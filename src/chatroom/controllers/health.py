@@ -13,9 +13,10 @@ CHECK_TIMEOUT_SECONDS = 2.0
 class HealthController:
     """Checks each storage part; a part's value is "ok" or a short reason."""
 
-    def __init__(self, run: BlockingRunner, messages: MessageRepository) -> None:
+    def __init__(self, run: BlockingRunner, messages: MessageRepository, archive=None) -> None:
         self._run = run
         self._messages = messages
+        self._archive = archive  # [archive] an ArchiveController: its lag as a detail
 
     async def check(self) -> dict[str, str]:
         redis_state, db_state = await asyncio.gather(
@@ -23,7 +24,11 @@ class HealthController:
             self._probe(self._run(SchemaVersion.current)),
         )
         ok = redis_state == db_state == "ok"
-        return {"status": "ok" if ok else "error", "redis": redis_state, "database": db_state}
+        report = {"status": "ok" if ok else "error", "redis": redis_state, "database": db_state}
+        if self._archive is not None:
+            # A detail only: a lagging archive does not take the process out of service.
+            report["archive"] = self._archive.health()
+        return report
 
     @staticmethod
     async def _probe(check) -> str:

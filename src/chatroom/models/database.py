@@ -113,9 +113,16 @@ def _add_files(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None
     db.create_tables([File])
 
 
+def _archive_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    from chatroom.models.archive import create_archive_tables
+
+    create_archive_tables(db, migrator)
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
-    _add_files,
+    _add_files,  # 2: uploaded files (SPEC §9)
+    _archive_tables,  # 3: the message archive and its search index (SPEC §7)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

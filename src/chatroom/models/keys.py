@@ -39,6 +39,10 @@ class RedisKeys:
         """The room's retained messages, oldest first, each stored as its ``message`` frame."""
         return f"{self.prefix}:{{{room}}}:log"
 
+    def archived(self, room: str) -> str:
+        """The room's archive watermark: every id up to it is in the SQL archive."""
+        return f"{self.prefix}:{{{room}}}:archived"
+
     def client_id(self, room: str, user_key: str, client_id: str) -> str:
         """Remembers which id a user's ``client_id`` was stored under (retry dedupe)."""
         return f"{self.prefix}:{{{room}}}:cid:{user_key}:{client_id}"
@@ -107,6 +111,10 @@ class RedisKeys:
     def presence_rooms(self) -> str:
         """Set of rooms that have ever had presence entries (what the sweeper visits)."""
         return f"{self.prefix}:presence-rooms"
+
+    def archive_lock(self, name: str) -> str:
+        """A lock one process across all hosts holds (``archiver``, ``retention``)."""
+        return f"{self.prefix}:lock:{name}"
 
     def events(self) -> str:
         """The pub/sub channel every process listens to."""

@@ -42,10 +42,11 @@ class AppendStatus(IntEnum):
 
 
 # One round trip per send: dedupe, rate limit, next id, append, trim, publish —
-# atomically. KEYS: seq, log, client-id key, rate bucket (all tagged {room}).
-# ARGV: frame head, frame tail, history size, event channel, envelope before the
-# id, envelope after the id, client-id ttl, "1" when a client_id was given,
-# bucket size, bucket refill per second. Replies {AppendStatus, value}.
+# atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark (all
+# tagged {room}). ARGV: frame head, frame tail, history size, event channel,
+# envelope before the id, envelope after the id, client-id ttl, "1" when a
+# client_id was given, bucket size, bucket refill per second, archive backlog cap.
+# Replies {AppendStatus, value}.
 _SEND_SCRIPT = TAKE_TOKEN_LUA + Template(
     """
 if ARGV[8] == '1' then
@@ -60,7 +61,13 @@ end
 local id = redis.call('INCR', KEYS[1])
 local frame = ARGV[1] .. id .. ARGV[2]
 redis.call('RPUSH', KEYS[2], frame)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+-- Keep every message above the archive's watermark (KEYS[5]), at most ARGV[11]
+-- of them (the backlog cap; 0: no cap), and never fewer than the history size:
+-- a message leaves Redis only once it is in SQL (docs/archive.md).
+local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]) or '0'))
+local cap = tonumber(ARGV[11])
+if cap > 0 and keep > cap then keep = cap end
+redis.call('LTRIM', KEYS[2], -keep, -1)
 if ARGV[8] == '1' then
   redis.call('SET', KEYS[3], id, 'EX', tonumber(ARGV[7]))
 end
@@ -136,15 +143,23 @@ class MessageRepository:
         history_size: int,
         wait_for_fsync: bool = False,
         events: EventBus | None = None,
+        archive_backlog: int = 0,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self.events = events or EventBus(redis, keys)
         self._history_size = history_size
+        # [archive] the most messages a room keeps in Redis while the archive is behind.
+        self._archive_backlog = archive_backlog
         # --durability strict on a Redis with WAITAOF: the send and the wait for
         # its fsync go in one pipeline, still one round trip.
         self._wait_for_fsync = wait_for_fsync
         self._send = redis.register_script(_SEND_SCRIPT)
+
+    @property
+    def history_size(self) -> int:
+        """How many messages of a room ``history`` returns (the newest)."""
+        return self._history_size
 
     async def append(
         self,
@@ -185,7 +200,10 @@ class MessageRepository:
             # "~" + 32 hex digits: a key no client can guess.
             dedupe, ttl = ("~" + retry_key if retry_key else None), RETRY_KEY_TTL_SECONDS
         cid_key = keys.client_id(room, user.lower(), dedupe or "")
-        script_keys = [keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())]
+        script_keys = [
+            *(keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())),
+            keys.archived(room),
+        ]
         before_id, after_id = self.events.message_envelope(room)
         args = [
             head,
@@ -198,6 +216,7 @@ class MessageRepository:
             "1" if dedupe is not None else "0",
             rate.burst if rate else 0,
             rate.per_second if rate else 0,
+            self._archive_backlog,
         ]
         if self._wait_for_fsync:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -229,7 +248,8 @@ class MessageRepository:
         """The retained messages (all, or those with id > ``since``) and how many are gone."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(self._keys.seq(room))
-            pipe.lrange(self._keys.log(room), 0, -1)
+            # [archive] the log may hold a backlog for the archive: read only the newest.
+            pipe.lrange(self._keys.log(room), -self._history_size, -1)
             seq, entries = await pipe.execute()
         # Trimming happens on append; a smaller --history-size applies at once.
         entries = entries[-self._history_size :]
