@@ -45,6 +45,9 @@ ARCHIVER_LOCK_MS = 15_000
 RETENTION_INTERVAL_SECONDS = 60.0
 #: /healthz calls the archive "behind" when its oldest unarchived message is older.
 HEALTHY_LAG_SECONDS = 60.0
+#: How often the archiver compares every room's Redis counter with the archive's
+#: highest id (rooms with new messages are compared on every pass).
+COUNTER_CHECK_SECONDS = 30.0
 #: Paging and search page sizes (SPEC §7).
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 #: The longest search text, in code points.
@@ -157,6 +160,13 @@ class ArchiveController:
             "chatroom_archive_lag_seconds", "Age of the oldest message not yet archived.",
             registry=registry,
         )  # fmt: skip
+        self._counter_resets = prom.Counter(
+            "chatroom_archive_counter_resets",
+            "Rooms whose Redis counter was below the archive's highest id (Redis restored "
+            "from an older snapshot) and was raised to it.",
+            registry=registry,
+        )
+        self._next_counter_check = 0.0
         self._failures = prom.Counter(
             "chatroom_archive_failures", "Archiver passes that failed (database or Redis down).",
             registry=registry,
@@ -209,13 +219,23 @@ class ArchiveController:
         room_ids = await self._room_ids()
         positions = await self._state.positions(list(room_ids))
         copied = 0
+        check_all = time.monotonic() >= self._next_counter_check
+        if check_all:
+            self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
         for name, (seq, mark) in positions.items():
+            top = None
             if mark is None:  # a new room, a 0.1 data dir, or Redis lost the key
-                mark = await self._sql(store.newest_archived_id, room_ids[name])
-                mark = await self._state.advance(name, mark, self._messages.history_size)
+                top = await self._sql(store.newest_archived_id, room_ids[name])
+                mark = await self._state.advance(name, top, self._messages.history_size)
                 known = False
             else:
                 known = True
+            if check_all or seq != mark:
+                if top is None:
+                    top = await self._sql(store.newest_archived_id, room_ids[name])
+                if seq < top:
+                    await self._counter_behind(name, top)
+                    continue
             if seq > mark:
                 copied += await self._archive_room(name, room_ids[name], mark, known)
         self.lag = ArchiveLag(measured=time.time())
@@ -244,6 +264,27 @@ class ArchiveController:
             self._archived.inc(len(window.items))
             if window.last >= window.seq:
                 return copied
+
+    async def _counter_behind(self, name: str, top: int) -> None:
+        """Redis went back (an older snapshot, or emptied) below the archive: new messages
+        would reuse archived ids, which the archive ignores. Raise the counter to the
+        archive's highest id so ids never go back (SPEC §8); see docs/archive.md."""
+        before = await self._state.raise_counter(name, top)
+        if before is None:  # a message arrived meanwhile and the counter caught up
+            return
+        seq, mark = before
+        self._counter_resets.inc()
+        # Messages above the old watermark may have reused archived ids: the archive
+        # could not keep them. (Some may be the snapshot's copies of archived ones.)
+        reused = max(0, seq - mark)
+        if reused:
+            self._lost.inc(reused)
+        log.error(
+            "archive: the Redis counter of %s was %d, below the archive's highest id %d "
+            "(Redis restored from an older snapshot?); raised it to %d, dropping %d retained "
+            "messages above the old watermark %d",
+            name, seq, top, top, reused, mark,
+        )  # fmt: skip
 
     async def _advance(self, name: str, archived_id: int) -> int:
         return await self._state.advance(name, archived_id, self._messages.history_size)

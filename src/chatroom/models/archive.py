@@ -407,6 +407,22 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 1
 """
 
+# Redis went back (restored from an older snapshot, or emptied) below what SQL holds:
+# the counter and watermark become the archive's highest id, so ids never go back, and
+# the retained messages (archived ones, and ones reusing archived ids that the archive
+# would ignore) are dropped. KEYS: seq, watermark, log. ARGV: the highest archived id.
+# Returns {the counter before, the watermark before}, or {} when the counter is not behind.
+_RAISE_SCRIPT = """
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local top = tonumber(ARGV[1])
+if seq >= top then return {} end
+local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('SET', KEYS[1], top)
+redis.call('SET', KEYS[2], top)
+redis.call('DEL', KEYS[3])
+return {seq, mark}
+"""
+
 # Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
 _LOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -446,6 +462,7 @@ class ArchiveState:
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
         self._lock = redis.register_script(_LOCK_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._raise = redis.register_script(_RAISE_SCRIPT)
 
     async def positions(self, rooms: list[str]) -> dict[str, tuple[int, int | None]]:
         """Each room's (newest id, watermark or None when it has none yet)."""
@@ -496,6 +513,16 @@ class ArchiveState:
         a message arrived meanwhile (then False, nothing changed)."""
         keys = self._keys
         return bool(await self._claim(keys=[keys.seq(room), keys.archived(room)], args=[last_id]))
+
+    async def raise_counter(self, room: str, archived_id: int) -> tuple[int, int] | None:
+        """When the room's counter is below ``archived_id`` (the archive's highest id):
+        counter and watermark become ``archived_id`` and the retained list is dropped;
+        returns (counter, watermark) as they were. None when the counter was not behind."""
+        keys = self._keys
+        before = await self._raise(
+            keys=[keys.seq(room), keys.archived(room), keys.log(room)], args=[archived_id]
+        )
+        return (int(before[0]), int(before[1])) if before else None
 
     async def acquire(self, name: str, token: str, ttl_ms: int) -> bool:
         """Take the lock ``name`` (or extend it when ``token`` holds it) for ``ttl_ms``."""
