@@ -10,7 +10,8 @@ lacks. The watermark can always be derived again from SQL (``max(message_id)``).
 
 Search uses each database's own index: SQLite FTS5 with the trigram tokenizer
 (terms of 3+ characters; shorter ones are checked with LIKE), PostgreSQL
-``pg_trgm`` GIN on ``lower(text)`` with LIKE, MariaDB/MySQL LIKE (MariaDB has no
+``pg_trgm`` GIN on ``lower(text)`` with LIKE (and a GIN index of each text's
+character bigrams for 2-character terms), MariaDB/MySQL LIKE (MariaDB has no
 ngram parser; see docs/archive.md).
 """
 
@@ -41,6 +42,9 @@ COLUMN_FIELDS = ("room", "id", "user", "text", "ts")
 TRANSIENT_FIELDS = ("type", "client_id")
 #: FTS5's trigram tokenizer indexes 3-character substrings; shorter terms use LIKE.
 TRIGRAM = 3
+#: PostgreSQL indexes each text's distinct 2-character substrings for
+#: the terms ``pg_trgm`` cannot index.
+BIGRAM = 2
 #: The LIKE escape character: one that needs no escaping in any SQL dialect's literal.
 LIKE_ESCAPE = "!"
 
@@ -127,6 +131,27 @@ def create_archive_tables(db: peewee.Database, _migrator: object = None) -> None
         statements = []
     for statement in statements:
         db.execute_sql(statement)
+
+
+# The distinct 2-character substrings of lower(text): what
+# ``chatroom_bigrams(text) @> ARRAY['会议']`` finds through a GIN index (pg_trgm needs
+# 3 characters; pg_bigm is not packaged with Debian's PostgreSQL).
+_POSTGRESQL_BIGRAMS = [
+    "CREATE OR REPLACE FUNCTION chatroom_bigrams(t text) RETURNS text[] "
+    "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
+    "SELECT coalesce(array_agg(DISTINCT substr(lower(t), i, 2)), '{}') "
+    "FROM generate_series(1, char_length(t) - 1) AS i $$",
+    "CREATE INDEX IF NOT EXISTS archived_message_text_bigrams "
+    "ON archived_message USING gin (chatroom_bigrams(text))",
+]
+
+
+def create_bigram_index(db: peewee.Database, _migrator: object = None) -> None:
+    """Migration 4: on PostgreSQL, the index of 2-character terms (elsewhere nothing:
+    SQLite checks them on the trigram candidates or the time index, MariaDB scans)."""
+    if isinstance(db, peewee.PostgresqlDatabase):
+        for statement in _POSTGRESQL_BIGRAMS:
+            db.execute_sql(statement)
 
 
 # -- writes ---------------------------------------------------------------------
@@ -337,6 +362,11 @@ def search(query: SearchQuery) -> list[ArchivedMessage]:
     postgresql = isinstance(db, peewee.PostgresqlDatabase)
     for term in like_terms:
         where &= _contains(term, indexable=not (postgresql and len(term) < TRIGRAM))
+        if postgresql and len(term) == BIGRAM:
+            # The bigram index finds the rows; the LIKE above stays as the exact check.
+            # The planner picks it or the time index by how common the bigram is.
+            bigrams = peewee.fn.chatroom_bigrams(model.text)
+            where &= peewee.NodeList((bigrams, peewee.SQL("@> ARRAY[%s]::text[]", [term.lower()])))
     return list(
         model.select()
         .where(where)

@@ -119,10 +119,17 @@ def _archive_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) ->
     create_archive_tables(db, migrator)
 
 
+def _archive_bigrams(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    from chatroom.models.archive import create_bigram_index
+
+    create_bigram_index(db, migrator)
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
     _add_files,  # 2: uploaded files (SPEC §9)
     _archive_tables,  # 3: the message archive and its search index (SPEC §7)
+    _archive_bigrams,  # 4: PostgreSQL: an index for 2-character search terms
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -125,5 +125,11 @@ def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, A
         "drop_files": _("Drop files to attach them"),
         "open_image": _("%(name)s (open full size)"),
         "download_file": _("Download %(name)s, %(size)s"),
+        # the archive (SPEC §7): older pages and search
+        "loading_older": _("Loading older messages…"),
+        "show_newer": _("Show newer messages"),
+        "searching": _("Searching…"),
+        "search_results": _("%(count)s results"),
+        "search_none": _("No messages found."),
         "errors": error_messages(locale, max_chars=max_chars),
     }

@@ -17,6 +17,8 @@
  *   notices.js     alerts, screen-reader announcements, desktop notifications
  *   forms.js       the New room and Log out forms
  *   uploads.js     files: attach, drop, paste, upload progress, thumbnails and chips
+ *   scrollback.js  older pages when scrolling up, jumping to a message (#msg-<id>)
+ *   search.js      the search box and its results
  *
  * The page works without this script (server-rendered history, a plain form POST to
  * send); with it, the form is intercepted and everything is live. User data is only
@@ -32,6 +34,8 @@ import { createMessageList } from './messages.js';
 import { createNotices } from './notices.js';
 import { createPeople } from './people.js';
 import { createRoom } from './room.js';
+import { createScrollback } from './scrollback.js';
+import { createSearch } from './search.js';
 import { createSender } from './sender.js';
 import { createSidebar } from './sidebar.js';
 import { createOutbox, userKeys } from './store.js';
@@ -144,6 +148,8 @@ function start() {
   app.sidebar = createSidebar(app);
   app.sender = createSender(app);
   app.uploads = createUploads(app); // issue 15
+  app.scrollback = createScrollback(app); // issue 14
+  app.search = createSearch(app); // issue 14
   const composer = createComposer(app);
   setUpForms(app);
   listenToKeys(app);

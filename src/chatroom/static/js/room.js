@@ -58,6 +58,7 @@ export function createRoom(app) {
     if (!list.scrollToDivider(divider) && (stick || since === null)) list.scrollToBottom();
     app.sender.pump();
     scheduleRead();
+    if (app.scrollback) app.scrollback.afterJoin(since === null); // issue 14: older pages, jumps
   }
 
   function onMessage(f) {
