@@ -116,3 +116,18 @@ def test_a_broken_rule_is_caught(module, source):
 )
 def test_allowed_imports_pass(module, source):
     assert violations(module, source) == []
+
+
+def test_architecture_names_every_module_and_only_real_ones():
+    """docs/architecture.md's module table: every module of the tree, and none that is gone."""
+    import re
+
+    text = (SRC.parent / "docs" / "architecture.md").read_text()
+    table = text[text.index("### Every module and its one job") :]
+    table = table[: table.index("\n### ", 1)]
+    named = set(re.findall(r"^\| `([^`]+)` \|", table, re.M))
+    package = SRC / "chatroom"
+    tree = {str(p.relative_to(package)) for p in package.rglob("*.py")}
+    tree |= {str(p.relative_to(package)) for p in (package / "static" / "js").glob("*.js")}
+    assert sorted(tree - named) == [], "modules missing from docs/architecture.md"
+    assert sorted(named - tree) == [], "docs/architecture.md names modules that do not exist"
