@@ -1,4 +1,8 @@
-"""The one settings object: every option of ``chatroom serve``, validated once."""
+"""The one settings object: every option of ``chatroom serve``, validated once.
+
+``Config`` is the table of settings, one ``setting(...)`` each, kept whole on
+purpose (docs/architecture.md); how a ``setting`` is declared, checked and
+listed lives in settings.py."""
 
 from __future__ import annotations
 
@@ -7,16 +11,17 @@ import functools
 import ipaddress
 import os
 import re
-import typing
-from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-
-class ConfigError(ValueError):
-    """A setting has a value chatroom cannot run with."""
-
+from chatroom.redaction import REDACTED, redact_url
+from chatroom.settings import (
+    ConfigError,
+    Setting,
+    comma_list,
+    registry_of,
+    setting,
+)
 
 #: Translations of the browser UI, one ``<locale>.csv`` each (Tornado's CSV format).
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -38,34 +43,6 @@ def default_data_dir() -> Path:
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 
-#: What a redacted secret is shown as.
-REDACTED = "***"
-# "user:password@" up to the last "@" that a host follows (a host holds no "=", "&"
-# or "@"): a password may itself hold "@", "/" or "?" when it is not escaped.
-_USERINFO_RE = re.compile(r"^([^:/@]*):.*@(?=[^@/=&]*(?:/|\Z))", re.S)
-# A query parameter that carries a secret: ?password=, &sslpassword=, ?token=, ...
-_SECRET_PARAMETER_RE = re.compile(r"([?&][^=&#]*(?:pass|secret|token)[^=&#]*=)[^&#]*", re.I)
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to print or log: any password in it replaced by ``***``.
-
-    Every place chatroom shows a database or Redis URL goes through this:
-    ``postgresql://user:pw@host/db`` becomes ``postgresql://user:***@host/db``,
-    ``redis://:pw@host/0`` ``redis://:***@host/0``, and a ``password=`` (or
-    ``token=``, ``secret=``) query parameter is masked too. It works on the
-    text, not on a parsed URL, so a malformed URL (an unescaped ``@``, ``/`` or
-    ``?`` in the password, a bad port) is redacted as well: rather too much
-    than too little.
-    """
-    scheme, separator, rest = url.partition("://")
-    if not separator:  # no scheme: still redact what looks like user:password@
-        scheme, rest = "", url
-    rest = _USERINFO_RE.sub(lambda m: f"{m.group(1)}:{REDACTED}@", rest, count=1)
-    rest = _SECRET_PARAMETER_RE.sub(lambda m: m.group(1) + REDACTED, rest)
-    return f"{scheme}{separator}{rest}"
-
-
 #: fast: Redis fsyncs its AOF every second; strict: a message is acknowledged only
 #: once it is fsynced (see docs/configuration.md#durability).
 DURABILITY_LEVELS = ("fast", "strict")
@@ -78,78 +55,6 @@ MAX_SESSION_DAYS = 3650
 
 #: The largest ``history_size``; operator exports read this many, whatever the server's.
 MAX_HISTORY_SIZE = 100_000
-
-
-def comma_list(text: str) -> tuple[str, ...]:
-    """``"a, b,,c"`` -> ``("a", "b", "c")``: how a list setting is written on the command line."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One field of ``Config`` as the registry knows it: how it is set, shown and checked.
-
-    ``chatroom serve`` makes one option per setting from this (cli.py), named
-    ``--<name>`` and read from ``CHATROOM_<NAME>``; ``Config`` checks the range
-    and the choices here, so the command line, the environment and tests get the
-    same one-line error.
-    """
-
-    help: str
-    #: The smallest and largest allowed number (``min_open``: ``min`` itself is not).
-    min: float | None = None
-    max: float | None = None
-    min_open: bool = False
-    #: The allowed values, or a function that lists them.
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
-    #: Turns the command line's (or environment's) text into the value, e.g. ``comma_list``.
-    parse: Callable[[str], Any] | None = None
-    #: What ``--help`` shows as the default when the default itself would not say it.
-    show_default: str | None = None
-    #: Filled in by ``settings()``: the field's name, type and default (for a default
-    #: computed at run time, such as ``data_dir``'s, the function that computes it).
-    name: str = ""
-    type: Any = None
-    default: Any = None
-
-    @property
-    def env_var(self) -> str:
-        return f"CHATROOM_{self.name.upper()}"
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    def allowed(self) -> tuple[str, ...]:
-        return self.choices() if callable(self.choices) else self.choices
-
-    def check(self, value: Any) -> None:
-        """Raise ``ConfigError`` (one line, naming the setting) unless ``value`` is allowed."""
-        if value is None:  # an optional setting left unset
-            return
-        allowed = self.allowed()
-        if allowed and value not in allowed:
-            raise ConfigError(f"{self.name} must be one of {', '.join(allowed)}, not {value!r}")
-        low, high = self.min, self.max
-        too_low = low is not None and (value <= low if self.min_open else value < low)
-        if too_low or (high is not None and value > high):
-            if low is not None and high is not None:
-                wanted = (
-                    f"more than {low} and at most {high}" if self.min_open else f"{low}..{high}"
-                )
-            elif low is not None:
-                wanted = f"more than {low}" if self.min_open else f"at least {low}"
-            else:
-                wanted = f"at most {high}"
-            raise ConfigError(f"{self.name} must be {wanted}, not {value}")
-
-
-def setting(default: Any = MISSING, *, default_factory: Any = MISSING, **how: Any) -> Any:
-    """A ``Config`` field with its registry entry: ``setting(8888, help=..., min=1)``."""
-    metadata = {"setting": Setting(**how)}
-    if default_factory is not MISSING:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -394,24 +299,6 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def _without_none(hint: Any) -> Any:
-    """``int | None`` -> ``int``: an optional setting is set as its type, or left unset."""
-    kinds = typing.get_args(hint)
-    if type(None) in kinds and len(kinds) == 2:
-        return next(kind for kind in kinds if kind is not type(None))
-    return hint
-
-
-@functools.cache
 def settings() -> tuple[Setting, ...]:
     """The registry: every ``Config`` field's ``Setting``, in field order."""
-    types = typing.get_type_hints(Config)
-    return tuple(
-        dataclasses.replace(
-            f.metadata["setting"],
-            name=f.name,
-            type=_without_none(types[f.name]),
-            default=f.default_factory if f.default is MISSING else f.default,
-        )
-        for f in dataclasses.fields(Config)
-    )
+    return registry_of(Config)

@@ -1,27 +1,19 @@
 """FilesController: uploads, files in messages, serving them, releasing and collecting them.
 
-An upload streams into a temp file (``Upload.write``), counted against
-``--max-upload-bytes`` and hashed as it comes; ``finish`` then sniffs its type from
-the bytes, checks and cleans images (Pillow, in a worker thread), stores it under
-its sha256 in the storage backend and records a ``file`` row. ``send`` with
-``files`` claims the rows in SQL before its one Redis round trip and attaches them
-to the stored message after it. Nothing here imports Tornado.
+An upload streams into a temp file (``Upload``, controllers/uploads.py): ``begin``
+checks the caller may upload, ``finish`` has ``store_upload`` sniff its type,
+check and clean images, store it under its sha256 and record a ``file`` row.
+``send`` with ``files`` claims the rows in SQL before its one Redis round trip
+and attaches them to the stored message after it. Nothing here imports Tornado.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import secrets
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
-from typing import BinaryIO
 
 from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
@@ -31,30 +23,28 @@ from chatroom.controllers.errors import (
     ForbiddenError,
     NotFoundError,
     RateLimitedError,
-    TooLargeError,
-    UnavailableError,
     storage_guard,
 )
 from chatroom.controllers.multipart import MultipartFileReader, boundary_of
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
+from chatroom.controllers.uploads import (
+    Upload,
+    UploadLimits,
+    store_upload,
+    temp_path,
+)
 from chatroom.models import Membership, Room, database
 from chatroom.models.database import utcnow
 from chatroom.models.file_storage import (
     FileStorage,
-    StorageError,
     check_key,
     remove_stale_staging,
 )
 from chatroom.models.files import (
     INLINE_IMAGE_TYPES,
-    SNIFF_BYTES,
-    THUMB_SUFFIX,
     File,
-    ImageRejected,
     clean_name,
-    process_image,
-    sniff_type,
 )
 from chatroom.models.limits import UploadQuota
 
@@ -64,14 +54,6 @@ MAX_FILES_PER_MESSAGE = 10
 FILE_ID_CHARS = 22
 #: ``chatroom files gc`` leaves files alone that are younger than this (not yet sent).
 DEFAULT_GC_GRACE_SECONDS = 24 * 3600
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """The upload settings: ``max_upload_bytes`` and ``upload_idle_seconds``."""
-
-    max_bytes: int = 10 * 1024 * 1024
-    idle_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -97,55 +79,6 @@ class GcReport:
 
     def public(self) -> dict:
         return {"files": self.files, "objects": self.objects, "temp_files": self.temp_files}
-
-
-@dataclass
-class Upload:
-    """One upload in progress: its bytes go to a temp file, counted and hashed.
-
-    ``write`` takes the request body as it arrives (raw, or a multipart body whose
-    ``file`` part it extracts) and raises ``TooLargeError`` past the limit; the
-    caller then calls ``discard``.
-    """
-
-    account: Account
-    room: RoomRef
-    name: str | None
-    path: Path
-    max_bytes: int
-    multipart: MultipartFileReader | None = None
-    size: int = 0
-    last_data: float = field(default_factory=time.monotonic)
-    _file: BinaryIO | None = None
-    _hash: hashlib._Hash = field(default_factory=hashlib.sha256)
-
-    def write(self, chunk: bytes) -> None:
-        self.last_data = time.monotonic()
-        data = self.multipart.feed(chunk) if self.multipart is not None else chunk
-        if not data:
-            return
-        self.size += len(data)
-        if self.size > self.max_bytes:
-            raise TooLargeError(f"the file is larger than {self.max_bytes} bytes")
-        if self._file is None:
-            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by finish/discard
-        self._file.write(data)
-        self._hash.update(data)
-
-    def close_file(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def discard(self) -> None:
-        """Remove the temp file: nothing of a failed upload is left on disk."""
-        self.close_file()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
 
 
 class FilesController:
@@ -197,14 +130,9 @@ class FilesController:
                 wait = await self._quota.take(account.id)
             if wait:
                 raise RateLimitedError("too many uploads; wait before uploading again", wait)
-        path = await self._work(self._temp_path)
+        path = await self._work(temp_path, self.storage)
         multipart = MultipartFileReader(boundary) if boundary is not None else None
         return Upload(account, ref, name, path, self.limits.max_bytes, multipart)
-
-    def _temp_path(self) -> Path:
-        fd, name = tempfile.mkstemp(dir=self.storage.staging_dir(), prefix="upload-")
-        os.close(fd)
-        return Path(name)
 
     async def finish(self, upload: Upload) -> dict:
         """The body is all in: check, store and record the file; its file object.
@@ -221,54 +149,9 @@ class FilesController:
                 raise BadRequestError("the file needs a name")
             if upload.size == 0:
                 raise BadRequestError("the file is empty")
-            return await self._work(self._store, upload, name)
+            return await self._work(store_upload, self.storage, upload, name)
         finally:
             upload.discard()
-
-    def _store(self, upload: Upload, name: str) -> dict:
-        with open(upload.path, "rb") as f:
-            kind = sniff_type(f.read(SNIFF_BYTES))
-        source, sha, size = upload.path, upload.sha256, upload.size
-        width = height = None
-        made: list[Path] = []
-        try:
-            thumbnail = None
-            if kind in INLINE_IMAGE_TYPES:
-                try:
-                    info = process_image(upload.path, kind, self.storage.staging_dir())
-                except ImageRejected as exc:
-                    raise BadRequestError(str(exc)) from None
-                made += [p for p in (info.cleaned, info.thumbnail) if p is not None]
-                width, height, thumbnail = info.width, info.height, info.thumbnail
-                if info.cleaned is not None:  # what is stored and served has no metadata
-                    source, sha, size = info.cleaned, _sha256_of(info.cleaned), _size(info.cleaned)
-            thumb_key = sha + THUMB_SUFFIX if thumbnail is not None else None
-            # The row first, then the bytes: ``release`` deletes rows first, then
-            # objects no row uses, so an object a new row needs is not taken away.
-            row = File.create(
-                uid=secrets.token_urlsafe(16),
-                owner_id=upload.account.id,
-                room_id=upload.room.id,
-                name=name,
-                size=size,
-                type=kind,
-                sha256=sha,
-                width=width,
-                height=height,
-                thumb_key=thumb_key,
-            )
-            try:
-                self.storage.put(sha, source)
-                if thumbnail is not None and thumb_key is not None:
-                    self.storage.put(thumb_key, thumbnail)
-            except StorageError as exc:
-                row.delete_instance()
-                raise UnavailableError(str(exc)) from None
-            return row.public()
-        finally:
-            for path in made:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
 
     # -- messages with files -------------------------------------------------------
 
@@ -454,15 +337,3 @@ def _row_and_room(uid: str) -> tuple[File, str] | None:
         return None
     room = Room.get_or_none(Room.id == file.room_id)
     return None if room is None else (file, room.name)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _size(path: Path) -> int:
-    return path.stat().st_size
