@@ -34,6 +34,8 @@ CACHE_CONTROL = "private, max-age=3600"
 #: The policy of every served file: a document (HTML, SVG, PDF) opened from here
 #: runs in a sandbox, as if from an origin of its own, with no script.
 FILE_CONTENT_SECURITY_POLICY = "sandbox"
+#: The upload route's path: the server-wide body limit leaves it to ``UploadHandler``.
+UPLOAD_PATH = re.compile(r"/api/rooms/[^/]+/files\Z")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
