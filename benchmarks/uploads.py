@@ -83,7 +83,7 @@ async def uploaders(port: int, tokens: list[str], count: int = UPLOADER_USERS) -
     """``count`` users, each with a room of its own (its creator may upload there):
     (token, room) pairs to take turns with, as one user may upload 20 files a minute."""
     pairs = []
-    for i, token in enumerate(tokens[:count]):
+    for i, token in enumerate(tokens[-count:]):  # the first made the benchmark rooms
         room = f"uploads-{i}"
         status, reply = await http_json(port, "POST", "/api/rooms", {"name": room}, token=token)
         if status not in (201, 409):
