@@ -25,9 +25,10 @@ from pathlib import Path
 from benchmarks import servers
 from benchmarks.generator import raise_nofile_limit
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
+from benchmarks.uploads import UPLOAD_P99_MS
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCENARIOS = ("steady", "ramp", "idle", "memory", "procs", "catchup")
+SCENARIOS = ("steady", "ramp", "idle", "memory", "procs", "catchup", "uploads")
 
 
 def machine() -> dict:
@@ -124,6 +125,8 @@ async def run_scenarios(
                 results.append(await bench.ramp("chatroom", processes, pin=pin, label="procs"))
         elif name == "catchup":
             results.append(await bench.catchup("chatroom"))
+        elif name == "uploads":
+            results.extend(await bench.uploads())
         log(f"   ({name} took {time.monotonic() - started:.0f}s)")
     return results
 
@@ -253,6 +256,50 @@ def summarize(results: list[dict]) -> list[dict]:
                 "note": "",
             }
         )
+    return rows + upload_rows(results)
+
+
+def upload_rows(results: list[dict]) -> list[dict]:
+    """Issue 15: message p99 while a 10 MiB upload streams, and upload throughput."""
+    rows = []
+    quiet = _find(results, "uploads", "chatroom", uploading=False)
+    busy = _find(results, "uploads", "chatroom", uploading=True)
+    if busy:
+        bad = busy["lost"] + busy["duplicates"] + busy["out_of_order"] + busy["unacked"]
+        bad += busy["closed"] + sum(busy["errors"].values())
+        p99, during = busy["latency"]["p99_ms"], busy.get("uploads_during") or {}
+        rows.append(
+            {
+                "target": f"uploads: message p99 < {UPLOAD_P99_MS:.0f} ms while 10 MiB uploads "
+                "stream, 0 loss",
+                "baseline": quiet and f"no upload: p99 {_fmt(quiet['latency']['p99_ms'], ' ms')}",
+                "chatroom": f"uploading: p99 {_fmt(p99, ' ms')}, lost {busy['lost']} "
+                f"({during.get('uploads')} uploads, {_fmt(during.get('mb_per_s'))} MB/s)",
+                "ratio": _ratio(p99, quiet and quiet["latency"]["p99_ms"]),
+                "ratio_of": "p99 uploading / no upload",
+                "met": p99 is not None
+                and p99 < UPLOAD_P99_MS
+                and bad == 0
+                and not during.get("errors"),
+                "note": note(busy, quiet),
+            }
+        )
+    speed = _find(results, "upload-throughput", "chatroom")
+    if speed:
+        rows.append(
+            {
+                "target": "upload throughput, 10 MiB files, directory storage",
+                "baseline": None,
+                "chatroom": ", ".join(
+                    f"{r['mode']} ×{r['uploaders']}: {_fmt(r['mb_per_s'])} MB/s"
+                    for r in speed["runs"]
+                ),
+                "ratio": None,
+                "ratio_of": "",
+                "met": None,
+                "note": "",
+            }
+        )
     return rows
 
 
@@ -305,7 +352,7 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
         "| --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        met = "met" if r["met"] else "**not met**"
+        met = "–" if r["met"] is None else "met" if r["met"] else "**not met**"
         if r["note"]:
             met += f" ({r['note']})"
         ratio = "–" if r["ratio"] is None else f"{r['ratio']} ({r['ratio_of']})"
@@ -320,12 +367,14 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
-        step = r if r["scenario"] == "steady" else r.get("best_step")
+        step = r if r["scenario"] in ("steady", "uploads") else r.get("best_step")
         if not step:
             continue
         name = f"{r['scenario']}/{r['server']}"
         if r["scenario"] == "steady":
             name += f" #{r['params'].get('repeat', 0) + 1}"
+        if r["scenario"] == "uploads":
+            name += " uploading" if r["params"].get("uploading") else " no upload"
         if r["scenario"] in ("ramp", "procs"):
             name += f" ×{r['params'].get('processes', 1)} @ {step['rate_per_sender']}/s/sender"
         lat, use = step["latency"], step.get("server_usage") or r.get("server_usage") or {}

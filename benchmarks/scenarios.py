@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import uploads as upload_bench
 from benchmarks.generator import ClientSpec, LoadGenerator
 from benchmarks.profile import Profiler
 from benchmarks.servers import (
@@ -586,3 +587,68 @@ class Bench:
             f"{result['out_of_order']} failures {storm['failures'] or 0}"
         )
         return result
+
+    async def uploads(self) -> list[dict]:
+        """Issue 15: upload throughput (10 MiB, raw and multipart, 1 and 4 uploaders),
+        then the steady load without and with a 10 MiB upload streaming, on one server."""
+        s = self.s
+        users = min(s.steady_clients, s.users_cap)
+        params = {
+            "clients": s.steady_clients,
+            "rooms": s.steady_rooms,
+            "senders": s.steady_senders,
+            "rate_per_sender": s.steady_rate,
+            "seconds": s.steady_seconds,
+            "text_bytes": s.text_bytes,
+        }
+        results: list[dict] = []
+        async with self.server("chatroom", users, s.steady_rooms) as (server, accounts, sampler):
+            pairs = await upload_bench.uploaders(server.port, accounts["tokens"])
+            runs = []
+            for multipart in (False, True):
+                for uploaders, each in ((1, 3), (4, 2)):
+                    await self.quiet()
+                    run = await upload_bench.throughput(
+                        server.port, pairs, multipart, uploaders, each
+                    )
+                    self.log(
+                        f"  uploads/{run['mode']} x{uploaders}: {run['uploads']} x 10 MiB in "
+                        f"{run['wall_s']} s = {run['mb_per_s']} MB/s (one upload p50 "
+                        f"{run['upload_s_p50']} s, max {run['upload_s_max']} s)"
+                    )
+                    runs.append(run)
+            results.append(
+                {"scenario": "upload-throughput", "server": "chatroom", "params": {}, "runs": runs}
+            )
+            gen = self.generator(
+                server, self.specs(accounts, s.steady_clients, s.steady_rooms, s.steady_senders)
+            )
+            await gen.start()
+            try:
+                setup = await self.connect_and_join(gen, "uploads")
+                for uploading in (False, True):
+                    await self.quiet()
+                    label = "uploads/" + ("uploading" if uploading else "no upload")
+                    stream = upload_bench.UploadStream(server.port, pairs)
+                    if uploading:
+                        stream.start()
+                    phase = gen.send_phase(
+                        s.steady_rate, s.steady_seconds, s.text_bytes, 10.0, self.ticker(label)
+                    )
+                    stats = await self.profiled(server, label, s.steady_seconds, phase)
+                    during = await stream.stop() if uploading else None
+                    self.end_ticks()
+                    use = sampler.window(*stats.pop("window"))
+                    out = self._result(
+                        "uploads", "chatroom", {**params, "uploading": uploading}, setup, stats, use
+                    )
+                    if during is not None:
+                        out["uploads_during"] = during
+                        self.log(
+                            f"  -> while uploading: {during['uploads']} x 10 MiB at "
+                            f"{during['mb_per_s']} MB/s, errors {during['errors'] or 0}"
+                        )
+                    results.append(out)
+            finally:
+                await gen.stop()
+        return results

@@ -25,6 +25,7 @@ from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
 from chatroom.storage import initialise_database, make_redis, strict_durability_needs_waitaof
 from chatroom.views.body_limit import BodyLimit
+from chatroom.views.files import UPLOAD_PATH
 from chatroom.views.metrics import make_metrics_app
 from chatroom.wiring import build_controllers
 from chatroom.workers import fork_workers
@@ -75,7 +76,8 @@ class ChatServer:
         self.chat = controllers.chat
         self.app = make_app(config, controllers.app_controllers(), self.cookie_secret)
         self.http = tornado.httpserver.HTTPServer(
-            BodyLimit(self.app, config.max_body_bytes),
+            # Uploads have their own, larger limit, checked by UploadHandler (issue 15).
+            BodyLimit(self.app, config.max_body_bytes, exempt=UPLOAD_PATH),
             max_body_size=BODY_READ_FACTOR * config.max_body_bytes,
             idle_connection_timeout=300,
         )

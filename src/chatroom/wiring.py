@@ -166,7 +166,7 @@ class ControllerGraph:
     @cached_property
     def archive(self) -> ArchiveController:
         """The archiver loop (one process at a time works), paging back and search."""
-        return ArchiveController(
+        archive = ArchiveController(
             self.run_blocking,
             ArchiveState(self.redis, self.keys),
             self.messages,
@@ -174,6 +174,8 @@ class ControllerGraph:
             self.metrics,
             retention_days=self.config.retention_days,
         )
+        archive.files = self.files  # retention releases the files of what it deletes
+        return archive
 
     @cached_property
     def health(self) -> HealthController:

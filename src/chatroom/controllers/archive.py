@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 import prometheus_client as prom
@@ -38,6 +39,9 @@ from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
 from chatroom.models.archive import ArchiveState
+
+if TYPE_CHECKING:
+    from chatroom.controllers.files import FilesController
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,9 @@ class ArchiveController(ArchiveReader):
     ) -> None:
         super().__init__(run, state, messages, rooms)
         self._retention_days = retention_days
+        #: Set by the composition root: retention releases the files of the
+        #: messages it deletes (SPEC §9).
+        self.files: FilesController | None = None
         self._batch = batch
         self.lag = ArchiveLag()
         self._stopping = False
@@ -279,8 +286,12 @@ class ArchiveController(ArchiveReader):
             return 0
         cutoff = (now or time.time()) - self._retention_days * 86400
         deleted = 0
-        while batch := await self._sql(store.delete_older_than, cutoff):
+        file_ids: list[str] = []
+        while batch := await self._sql(store.delete_older_than, cutoff, 5000, file_ids):
             deleted += batch
+            if file_ids and self.files is not None:  # the files go with their messages
+                await self.files.release(file_ids)
+            file_ids.clear()
         for name in await self._room_ids():
             await self._state.expire(name, cutoff)
         if deleted:

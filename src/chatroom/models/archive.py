@@ -233,13 +233,31 @@ def newest_archived_id(room_id: int) -> int:
     return int(value or 0)
 
 
-def delete_older_than(cutoff_ts: float, batch: int = 5000) -> int:
-    """Delete up to ``batch`` rows older than ``cutoff_ts``; how many went."""
-    doomed = ArchivedMessage.select(ArchivedMessage.pk).where(ArchivedMessage.ts < cutoff_ts)
-    pks = [row.pk for row in doomed.limit(batch)]
-    if not pks:
+def delete_older_than(
+    cutoff_ts: float, batch: int = 5000, file_ids: list[str] | None = None
+) -> int:
+    """Delete up to ``batch`` rows older than ``cutoff_ts``; how many went. The ids of
+    the files those messages carried are appended to ``file_ids`` (SPEC §9: they go
+    with their message)."""
+    doomed = ArchivedMessage.select(ArchivedMessage.pk, ArchivedMessage.extra).where(
+        ArchivedMessage.ts < cutoff_ts
+    )
+    rows = list(doomed.limit(batch))
+    if not rows:
         return 0
-    return ArchivedMessage.delete().where(ArchivedMessage.pk.in_(pks)).execute()
+    if file_ids is not None:
+        file_ids.extend(uid for row in rows for uid in message_file_ids(row.extra))
+    return ArchivedMessage.delete().where(ArchivedMessage.pk.in_([r.pk for r in rows])).execute()
+
+
+def message_file_ids(extra: str) -> list[str]:
+    """The ids of the files in an archived message's ``extra`` JSON (none if it has none)."""
+    if not extra or '"files"' not in extra:
+        return []
+    files = orjson.loads(extra).get("files")
+    if not isinstance(files, list):
+        return []
+    return [f["id"] for f in files if isinstance(f, dict) and isinstance(f.get("id"), str)]
 
 
 def room_is_empty(room_id: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from collections.abc import Awaitable
 
@@ -41,15 +42,22 @@ class BodyLimit(tornado.httputil.HTTPServerConnectionDelegate):
     the handlers (413) and by the HTTP server's ``max_body_size``.
     """
 
-    def __init__(self, app: tornado.httputil.HTTPServerConnectionDelegate, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: tornado.httputil.HTTPServerConnectionDelegate,
+        max_bytes: int,
+        exempt: re.Pattern[str] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: Paths whose handler sets and checks a limit of its own (file uploads).
+        self.exempt = exempt
 
     def start_request(
         self, server_conn: object, request_conn: tornado.httputil.HTTPConnection
     ) -> tornado.httputil.HTTPMessageDelegate:
         delegate = self.app.start_request(server_conn, request_conn)
-        return _LimitedRequest(delegate, request_conn, self.max_bytes)
+        return _LimitedRequest(delegate, request_conn, self.max_bytes, self.exempt)
 
     def on_close(self, server_conn: object) -> None:
         self.app.on_close(server_conn)
@@ -61,10 +69,12 @@ class _LimitedRequest(tornado.httputil.HTTPMessageDelegate):
         delegate: tornado.httputil.HTTPMessageDelegate,
         connection: tornado.httputil.HTTPConnection,
         max_bytes: int,
+        exempt: re.Pattern[str] | None = None,
     ) -> None:
         self._delegate = delegate
         self._connection = connection
         self._max_bytes = max_bytes
+        self._exempt = exempt
 
     def headers_received(
         self,
@@ -79,6 +89,7 @@ class _LimitedRequest(tornado.httputil.HTTPMessageDelegate):
             and "Transfer-Encoding" not in headers  # invalid together: Tornado answers 400
             and isinstance(self._connection, tornado.http1connection.HTTP1Connection)
             and isinstance(start_line, tornado.httputil.RequestStartLine)
+            and not (self._exempt and self._exempt.match(start_line.path.split("?")[0]))
         ):
             path = start_line.path.split("?")[0]
             address = getattr(self._connection.context, "remote_ip", "")

@@ -9,6 +9,7 @@ keep an uploaded document from ever running as part of this site.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -33,6 +34,8 @@ CACHE_CONTROL = "private, max-age=3600"
 #: The policy of every served file: a document (HTML, SVG, PDF) opened from here
 #: runs in a sandbox, as if from an origin of its own, with no script.
 FILE_CONTENT_SECURITY_POLICY = "sandbox"
+#: The upload route's path: the server-wide body limit leaves it to ``UploadHandler``.
+UPLOAD_PATH = re.compile(r"/api/rooms/[^/]+/files\Z")
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
@@ -50,6 +53,14 @@ class UploadHandler(JsonHandler):
 
     upload: Upload | None = None
     _watchdog: tornado.ioloop.PeriodicCallback | None = None
+    #: The whole declared body was read: nothing more is read from the connection.
+    _body_read = False
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        # Every upload's answer ends its connection (see ``end_connection``); an
+        # error page clears the headers and comes back here, so it says so too.
+        self.set_header("Connection", "close")
 
     async def prepare(self) -> None:
         files = _files(self)
@@ -97,6 +108,7 @@ class UploadHandler(JsonHandler):
             self.send_error(507, exc_info=(type(exc), exc, exc.__traceback__))
 
     async def post(self, room: str) -> None:
+        self._body_read = True
         upload, self.upload = self.upload, None
         if upload is None or self._finished:
             return
@@ -121,6 +133,34 @@ class UploadHandler(JsonHandler):
 
     def on_finish(self) -> None:
         self._stop_upload()
+        if self._body_read:
+            end_connection(self.request.connection)
+
+
+def end_connection(connection: object) -> None:
+    """Close an HTTP/1.1 connection once the response is written, reading nothing more.
+
+    A raw upload's body is the ``Content-Length`` bytes it declared; whatever the
+    client sent after them would be parsed as the next request on the connection
+    (a "smuggled" ``POST`` run with the uploader's credentials), and HTTP/1.1 has
+    no way to tell such leftovers from a pipelined request. So after an upload the
+    connection ends. ``Connection: close`` alone is not enough in Tornado: it
+    closes the socket but still parses and runs requests already in its read
+    buffer. Taking the stream from the connection (what ``detach`` does, which
+    Tornado allows only before the body) ends its request loop; the stream is
+    closed once the response has been written.
+    """
+    stream = getattr(connection, "stream", None)
+    if not isinstance(stream, tornado.iostream.IOStream) or stream.closed():
+        return
+    connection.stream = None  # type: ignore[attr-defined]
+
+    def close(written: asyncio.Future) -> None:
+        if not written.cancelled():
+            written.exception()  # retrieved: a client gone is not an error here
+        stream.close()
+
+    stream.write(b"").add_done_callback(close)
 
 
 class FileHandler(BaseHandler):
