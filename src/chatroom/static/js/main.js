@@ -17,6 +17,12 @@
  *   notices.js     alerts, screen-reader announcements, desktop notifications
  *   forms.js       the New room and Log out forms
  *   uploads.js     files: attach, drop, paste, upload progress, thumbnails and chips
+ *   markup.js      safe rendering of message text: links, code, *bold*, ... as DOM nodes
+ *   actions.js     the message toolbar: reply, react, edit, delete (issue 12)
+ *   editing.js     inline edit; Up-arrow edits one's last message
+ *   reply.js       the reply preview above the box, quoted parents
+ *   reactions.js   reaction chips
+ *   emoji.js       the emoji picker with its recently used row
  *
  * The page works without this script (server-rendered history, a plain form POST to
  * send); with it, the form is intercepted and everything is live. User data is only
@@ -25,12 +31,16 @@
 
 import { findElements, readConfig } from './config.js';
 import { createConnection } from './connection.js';
+import { createActions } from './actions.js';
 import { createComposer } from './composer.js';
+import { createEditing } from './editing.js';
+import { createEmojiPicker } from './emoji.js';
 import { setUpForms } from './forms.js';
 import { errorText } from './i18n.js';
 import { createMessageList } from './messages.js';
 import { createNotices } from './notices.js';
 import { createPeople } from './people.js';
+import { createReply } from './reply.js';
 import { createRoom } from './room.js';
 import { createSender } from './sender.js';
 import { createSidebar } from './sidebar.js';
@@ -57,6 +67,9 @@ function onFrame(app, f) {
       if (!Number.isInteger(f.id) || typeof f.room !== 'string') break;
       if (here) app.room.onMessage(f);
       else app.sidebar.onMessage(f);
+      break;
+    case 'edited': case 'deleted': case 'reaction': // issue 12
+      if (here) app.room.onChange(f);
       break;
     case 'ack': app.sender.onAck(f); break;
     case 'presence': app.people.onPresence(f); break;
@@ -144,6 +157,10 @@ function start() {
   app.sidebar = createSidebar(app);
   app.sender = createSender(app);
   app.uploads = createUploads(app); // issue 15
+  app.emoji = createEmojiPicker(app); // issue 12
+  app.actions = createActions(app);
+  app.editing = createEditing(app);
+  app.reply = createReply(app);
   const composer = createComposer(app);
   setUpForms(app);
   listenToKeys(app);
