@@ -126,7 +126,7 @@ def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, A
         "open_image": _("%(name)s (open full size)"),
         "download_file": _("Download %(name)s, %(size)s"),
         # messages people work with (SPEC §5, issue 12)
-        "message_actions": _("Message actions"),
+        "message_actions": _("Actions"),
         "reply": _("Reply"),
         "react": _("React"),
         "edit": _("Edit"),
@@ -134,7 +134,7 @@ def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, A
         "delete_confirm": _("Delete this message?"),
         "cancel": _("Cancel"),
         "save": _("Save"),
-        "edit_label": _("Edit the message"),
+        "edit_label": _("Edit text"),
         "edit_hint": _("Enter to save, Esc to cancel."),
         "edited": _("(edited)"),
         "edited_at": _("edited %(time)s"),
