@@ -130,16 +130,19 @@ function atom(token) {
   return a;
 }
 
-// The character before / after position i of tokens[ti] ('' across a code or link).
+// The character before / after position i of tokens[ti]: a space at either end of the
+// text, ATOM next to a code span or link (neither a space nor a letter, so `*link*`
+// is bold).
+const ATOM = '\u0000';
+function neighbour(token, last) {
+  if (!token) return ' ';
+  return token.kind === 'text' ? token.s[last ? token.s.length - 1 : 0] : ATOM;
+}
 function charBefore(tokens, ti, i) {
-  if (i > 0) return tokens[ti].s[i - 1];
-  const prev = tokens[ti - 1];
-  return prev && prev.kind === 'text' ? prev.s[prev.s.length - 1] : ' ';
+  return i > 0 ? tokens[ti].s[i - 1] : neighbour(tokens[ti - 1], true);
 }
 function charAfter(tokens, ti, i) {
-  if (i + 1 < tokens[ti].s.length) return tokens[ti].s[i + 1];
-  const next = tokens[ti + 1];
-  return next && next.kind === 'text' ? next.s[0] : ' ';
+  return i + 1 < tokens[ti].s.length ? tokens[ti].s[i + 1] : neighbour(tokens[ti + 1], false);
 }
 
 function opens(tokens, ti, i, mark) {
