@@ -4,14 +4,13 @@ nodes; nothing in a text ever becomes markup of its own, however hostile."""
 
 from __future__ import annotations
 
-import time
-
 from playwright.async_api import expect
 
 #: Renders each text into a <div> and returns its serialisation, the tags used and
 #: every attribute of every element, so tests can see exactly what was built.
 RENDER = """async (texts) => {
   const { renderNodes } = await import('/static/js/markup.js');
+  const attributes = (e) => Object.fromEntries([...e.attributes].map((a) => [a.name, a.value]));
   return texts.map((text) => {
     const div = document.createElement('div');
     div.append(...renderNodes(text));
@@ -20,7 +19,7 @@ RENDER = """async (texts) => {
       html: div.innerHTML,
       text: div.textContent,
       tags: elements.map((e) => e.tagName.toLowerCase()),
-      attrs: elements.map((e) => Object.fromEntries([...e.attributes].map((a) => [a.name, a.value]))),
+      attrs: elements.map((e) => attributes(e)),
     };
   });
 }"""
@@ -67,12 +66,12 @@ async def test_markup_is_built_as_dom_nodes_and_hostile_text_stays_text(people):
     await alice.register("alice")
     texts = list(CASES)
     results = await alice.page.evaluate(RENDER, texts)
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=True):
         assert result["html"] == CASES[text], text
     allowed = {"a", "strong", "em", "s", "code", "pre"}
     for result in results:
         assert set(result["tags"]) <= allowed
-        for tag, attrs in zip(result["tags"], result["attrs"]):
+        for tag, attrs in zip(result["tags"], result["attrs"], strict=True):
             if tag == "a":
                 assert attrs["href"].startswith(("http://", "https://"))
                 assert attrs["rel"] == "noopener noreferrer nofollow"
@@ -91,7 +90,8 @@ MEASURE = """async (texts) => {
     div.append(...renderNodes(text));
     const ms = performance.now() - started;
     const tags = new Set([...div.querySelectorAll('*')].map((e) => e.tagName.toLowerCase()));
-    return { ms, shown: div.textContent.length, links: div.querySelectorAll('a').length, tags: [...tags] };
+    const links = div.querySelectorAll('a').length;
+    return { ms, shown: div.textContent.length, links, tags: [...tags] };
   });
 }"""
 
@@ -109,7 +109,7 @@ async def test_huge_and_pathological_inputs_render_fast_and_safely(people):
         "<b>" * 30_000,
     ]
     results = await alice.page.evaluate(MEASURE, texts)
-    for text, result in zip(texts, results):
+    for text, result in zip(texts, results, strict=True):
         assert result["ms"] < 2000, (text[:10], result["ms"])  # linear, not quadratic
         assert result["shown"] <= len(text)
         assert set(result["tags"]) <= {"a", "strong", "em", "s", "code", "pre"}
