@@ -26,14 +26,18 @@ async def said(person, text: str):
     """Say ``text`` and wait until the server confirmed it; its <li>."""
     await person.say(text)
     li = confirmed(person).filter(has_text=text).last
-    await expect(li).to_have_attribute("data-id", re.compile(r"^\d+$"))
-    return li
+    return await by_id(person, li)
 
 
 async def wait_seen(person, text: str):
-    li = confirmed(person).filter(has_text=text).last
-    await expect(li).to_be_visible()
-    return li
+    return await by_id(person, confirmed(person).filter(has_text=text).last)
+
+
+async def by_id(person, li):
+    """``li`` (a confirmed message) found by its id, whatever its text becomes."""
+    await expect(li).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    mid = await li.get_attribute("data-id")
+    return person.page.locator(f'#messages li.message[data-id="{mid}"]')
 
 
 async def pick_first_emoji(person) -> None:
@@ -94,7 +98,7 @@ async def test_delete_asks_first_and_leaves_a_tombstone(people):
     await said(alice, "oops, wrong room")
     await said(alice, "keep this")
     theirs = await wait_seen(bob, "oops, wrong room")
-    mine = confirmed(alice).filter(has_text="oops, wrong room")
+    mine = await by_id(alice, confirmed(alice).filter(has_text="oops, wrong room"))
     await mine.hover()
     await mine.get_by_role("button", name="Delete").click()
     await expect(mine.get_by_text("Delete this message?")).to_be_visible()
@@ -342,8 +346,7 @@ async def test_the_page_without_javascript_shows_changes_read_only(people, brows
     await alice.page.get_by_label("Message", exact=True).press("ArrowUp")
     await alice.page.get_by_label("Edit text").fill("edited text")
     await alice.page.get_by_label("Edit text").press("Enter")
-    await said(alice, "gone")
-    gone = confirmed(alice).filter(has_text="gone")
+    gone = await said(alice, "gone")
     await gone.hover()
     await gone.get_by_role("button", name="Delete").click()
     await gone.locator("[data-act=confirm-delete]").click()
