@@ -22,6 +22,7 @@ async def test_hello_then_joined_with_history(app):
         "gap": False,
         "missing": 0,
         "online": ["alice"],
+        "rev": 0,
     }
 
 
