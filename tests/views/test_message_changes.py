@@ -3,11 +3,15 @@ errors each change answers with (room and client_id named, nothing stored or sen
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.helpers import body
 
 pytestmark = pytest.mark.timeout(60)
+
+_client_ids = itertools.count()
 
 
 async def change(client, frame: dict) -> dict:
@@ -18,7 +22,7 @@ async def change(client, frame: dict) -> dict:
 
 async def posted(client, text: str, room: str = "lobby", **fields) -> dict:
     """Send a message; the ``message`` frame it became (as the sender sees it)."""
-    cid = f"c{id(text)}-{len(text)}"
+    cid = f"c{next(_client_ids)}"
     await client.send_frame(
         {"type": "send", "room": room, "text": text, "client_id": cid, **fields}
     )
