@@ -126,7 +126,14 @@ class ControllerGraph:
     @cached_property
     def rooms(self) -> RoomController:
         quota = RoomQuota(self.redis, self.keys, self.config.rooms_per_hour)
-        return RoomController(self.run_blocking, self.messages, quota)
+        rooms = RoomController(self.run_blocking, self.messages, quota)
+        rooms.mention_counts = self.message_change_repo.mention_counts  # issue 12
+        return rooms
+
+    @cached_property
+    def message_change_repo(self) -> MessageChangeRepository:
+        config = self.config
+        return MessageChangeRepository(self.redis, self.keys, config.history_size, self.events)
 
     @cached_property
     def files(self) -> FilesController:
@@ -153,9 +160,8 @@ class ControllerGraph:
     def message_changes(self) -> MessageChanges:
         """Edits, deletes, reactions, replies and mentions (SPEC §5)."""
         config = self.config
-        repo = MessageChangeRepository(self.redis, self.keys, config.history_size, self.events)
         changes = MessageChanges(
-            repo,
+            self.message_change_repo,
             SendRate(config.send_burst, config.send_per_second),
             config.max_message_chars,
             MentionResolver(self.run_blocking),

@@ -123,6 +123,7 @@ async def test_rooms_list_create_and_conflict(app):
         "member": True,
         "unread": 0,
         "last_id": 0,
+        "mentions": 0,
     }
     again = await app.api.request("POST", "/api/rooms", {"name": "general"}, token)
     assert again.code == 409
