@@ -1,6 +1,7 @@
 """Take docs/screenshot.png: a real `chatroom serve`, three people, a few messages.
 
     .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--phone PATH]
+                                           [--actions docs/message-actions.png]
 
 Starts `chatroom serve` on a temporary data directory and a free port (embedded
 Redis, SQLite), registers users through the browser UI, exchanges a few
@@ -60,10 +61,12 @@ async def register(browser, base_url: str, name: str, locale: str = "en-US", **o
     return page
 
 
-async def say(page, text: str) -> None:
+async def say(page, text: str, shown: str | None = None) -> None:
+    """Send ``text`` and wait until it is confirmed (``shown``: its rendered text)."""
     await page.locator("#message").fill(text)
     await page.locator("#message").press("Enter")
-    await page.locator("#messages li.message:not(.pending)", has_text=text).last.wait_for()
+    item = page.locator("#messages li.message:not(.pending)", has_text=shown or text)
+    await item.last.wait_for()
 
 
 async def go(page, path: str, base_url: str) -> None:
@@ -71,7 +74,42 @@ async def go(page, path: str, base_url: str) -> None:
     await page.wait_for_selector("#connection-state[data-state=connected]")
 
 
-async def take(base_url: str, out: Path, phone: Path | None) -> None:
+async def message_actions(browser, base_url: str, path: Path) -> None:
+    """The message actions of SPEC §5 (docs/ui.md): a reply with its quoted parent,
+    reactions, an edit, a tombstone, text markup, and the toolbar on hover."""
+    viewport = {"width": 900, "height": 560}
+    carol = await register(browser, base_url, "carol", viewport=viewport)
+    dan = await register(browser, base_url, "dan")
+    await go(carol, "/rooms/release", base_url)
+    await go(dan, "/rooms/release", base_url)
+    await say(dan, "Is *1.2* tagged? The notes are at https://example.com/notes", "tagged")
+    parent = dan.locator("#messages li.message", has_text="tagged").last
+    await say(carol, "Tagged `v1.2.0` with the wrong notes", "wrong notes")
+    await carol.locator("#message").press("ArrowUp")
+    await carol.locator(".edit-box").fill("Tagged `v1.2.0` — _with the notes_ ✅")
+    await carol.locator(".edit-box").press("Enter")
+    await say(carol, "sorry, wrong room")
+    oops = carol.locator("#messages li.message", has_text="wrong room").last
+    await oops.hover()
+    await oops.locator("[data-act=delete]").click()
+    await oops.locator("[data-act=confirm-delete]").click()
+    await parent.hover()
+    await parent.locator("[data-act=reply]").click()
+    await say(dan, "Thanks! ~Shipping tomorrow~ Shipping today @carol", "Shipping today")
+    tagged = carol.locator("#messages li.message", has_text="v1.2.0").last
+    for page, emoji in ((carol, "🎉"), (dan, "🎉"), (dan, "🚀")):
+        item = page.locator("#messages li.message", has_text="v1.2.0").last
+        await item.hover()
+        await item.locator("[data-act=react]").click()
+        await page.locator(f".emoji-picker .all .emoji-choice[data-emoji='{emoji}']").click()
+    await tagged.locator(".reaction[data-emoji='🚀']").wait_for()
+    await carol.locator("#messages li.message.mentioned").wait_for()
+    await carol.locator("#messages li.message", has_text="Shipping today").last.hover()
+    await carol.screenshot(path=str(path))
+    print(f"saved {path}")
+
+
+async def take(base_url: str, out: Path, phone: Path | None, actions: Path | None = None) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -137,6 +175,8 @@ async def take(base_url: str, out: Path, phone: Path | None) -> None:
             await page.wait_for_selector("#connection-state[data-state=connected]")
             await page.screenshot(path=str(phone))
             print(f"saved {phone}")
+        if actions is not None:
+            await message_actions(browser, base_url, actions)
         await browser.close()
 
 
@@ -144,6 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     parser.add_argument("--phone", type=Path, default=None, help="also a 390x844 phone shot")
+    parser.add_argument("--actions", type=Path, default=None, help="also the message actions")
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
@@ -154,7 +195,7 @@ def main() -> None:
         server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
         try:
             wait_until_healthy(base_url, server)
-            asyncio.run(take(base_url, args.out, args.phone))
+            asyncio.run(take(base_url, args.out, args.phone, args.actions))
         finally:
             server.terminate()
             server.wait(timeout=15)

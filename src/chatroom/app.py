@@ -17,7 +17,7 @@ from chatroom.controllers import AuthController, ChatController, HealthControlle
 from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.files import FilesController
 from chatroom.logs import log_request
-from chatroom.views import account_pages, api, archive, chat_pages, files
+from chatroom.views import account_pages, api, archive, chat_pages, files, messages_api
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
@@ -59,7 +59,8 @@ def make_app(
         (r"/api/login", api.LoginApiHandler),
         (r"/api/logout", api.LogoutApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
-        (rf"/api/rooms/{ROOM}/messages", archive.RoomMessagesHandler),
+        (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
+        (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),
         (r"/api/search", archive.SearchHandler),
         (rf"/api/rooms/{ROOM}/files", files.UploadHandler),
         (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),

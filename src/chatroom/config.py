@@ -235,6 +235,9 @@ class Config:
         choices=available_locales,
         help="UI language when neither the user's choice nor the browser's languages match one.",
     )
+    edit_window: float = setting(
+        0.0, min=0, help="Seconds after sending that a message may be edited (0: any time)."
+    )
     debug: bool = setting(False, help="Reload templates, verbose logs; not for production.")
 
     def __repr__(self) -> str:

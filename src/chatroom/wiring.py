@@ -30,6 +30,8 @@ from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import ConnectionCaps
+from chatroom.controllers.mentions import MentionResolver
+from chatroom.controllers.message_changes import MessageChanges
 from chatroom.controllers.passwords import PasswordPool
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.metrics import Metrics
@@ -43,7 +45,8 @@ from chatroom.models import (
 )
 from chatroom.models.archive import ArchiveState
 from chatroom.models.file_storage import open_storage
-from chatroom.models.limits import UploadQuota
+from chatroom.models.limits import SendRate, UploadQuota
+from chatroom.models.message_changes import MessageChangeRepository
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
@@ -123,7 +126,14 @@ class ControllerGraph:
     @cached_property
     def rooms(self) -> RoomController:
         quota = RoomQuota(self.redis, self.keys, self.config.rooms_per_hour)
-        return RoomController(self.run_blocking, self.messages, quota)
+        rooms = RoomController(self.run_blocking, self.messages, quota)
+        rooms.mention_counts = self.message_change_repo.mention_counts  # issue 12
+        return rooms
+
+    @cached_property
+    def message_change_repo(self) -> MessageChangeRepository:
+        config = self.config
+        return MessageChangeRepository(self.redis, self.keys, config.history_size, self.events)
 
     @cached_property
     def files(self) -> FilesController:
@@ -143,7 +153,23 @@ class ControllerGraph:
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
         )
         chat.files = self.files  # sends may carry uploaded files
+        chat.changes = self.message_changes  # issue 12: edit, delete, react, reply
         return chat
+
+    @cached_property
+    def message_changes(self) -> MessageChanges:
+        """Edits, deletes, reactions, replies and mentions (SPEC §5)."""
+        config = self.config
+        changes = MessageChanges(
+            self.message_change_repo,
+            SendRate(config.send_burst, config.send_per_second),
+            config.max_message_chars,
+            MentionResolver(self.run_blocking),
+            edit_window=config.edit_window,
+        )
+        changes.archive = self.archive
+        changes.files = self.files
+        return changes
 
     @cached_property
     def passwords(self) -> PasswordPool:

@@ -109,6 +109,7 @@ async def test_list_rooms(env: ChatEnv) -> None:
         "member": True,
         "unread": 3,
         "last_id": 3,
+        "mentions": 0,
     }
     assert (alices["general"].members, alices["general"].last_id) == (1, 0)
     assert (alices["dm:alice:bob"].unread, alices["dm:alice:bob"].is_direct) == (2, True)

@@ -103,7 +103,7 @@ async def test_history_items_are_message_frames_without_type(
     await messages.append("lobby", "Alice", "hello", client_id="c-1")
     await messages.append("lobby", "bob", "plain")
     first, second = (await messages.history("lobby")).decoded()
-    assert set(first) == {"room", "id", "user", "text", "ts", "client_id"}
+    assert set(first) == {"room", "id", "user", "text", "ts", "client_id", "rev"}
     assert (first["room"], first["id"], first["user"], first["text"]) == (
         "lobby",
         1,
@@ -112,7 +112,7 @@ async def test_history_items_are_message_frames_without_type(
     )
     assert first["client_id"] == "c-1"
     assert isinstance(first["ts"], float)
-    assert set(second) == {"room", "id", "user", "text", "ts"}
+    assert set(second) == {"room", "id", "user", "text", "ts", "rev"}
 
 
 async def test_client_id_dedupe_returns_the_original_id(messages: MessageRepository) -> None:

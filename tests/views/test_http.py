@@ -123,6 +123,7 @@ async def test_rooms_list_create_and_conflict(app):
         "member": True,
         "unread": 0,
         "last_id": 0,
+        "mentions": 0,
     }
     again = await app.api.request("POST", "/api/rooms", {"name": "general"}, token)
     assert again.code == 409
@@ -148,7 +149,7 @@ async def test_room_history_and_since(app):
     token = await app.api.login("alice")
     full = body(await app.api.request("GET", "/api/rooms/lobby/messages", token=token))
     assert [m["id"] for m in full["messages"]] == [1, 2, 3, 4, 5]
-    assert set(full["messages"][0]) == {"room", "id", "user", "text", "ts"}
+    assert set(full["messages"][0]) == {"room", "id", "user", "text", "ts", "rev"}
     part = body(await app.api.request("GET", "/api/rooms/lobby/messages?since=3", token=token))
     assert [m["id"] for m in part["messages"]] == [4, 5] and part["gap"] is False
     for bad in ("-1", "x", "1.5", str(2**53 + 1)):

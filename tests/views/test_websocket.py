@@ -13,7 +13,7 @@ from tests.helpers import ChatClient, connect
 
 async def test_hello_then_joined_with_history(app):
     alice = await app.client("alice", join=None)
-    assert alice.hello["rooms"] == [{"name": "lobby", "unread": 0, "last_id": 0}]
+    assert alice.hello["rooms"] == [{"name": "lobby", "unread": 0, "last_id": 0, "mentions": 0}]
     joined = await alice.join("lobby")
     assert joined == {
         "type": "joined",
@@ -22,6 +22,7 @@ async def test_hello_then_joined_with_history(app):
         "gap": False,
         "missing": 0,
         "online": ["alice"],
+        "rev": 0,
     }
 
 
@@ -76,7 +77,7 @@ async def test_offline_user_gets_exactly_the_last_100_of_150(app):
         await alice.send(f"message {i}")
         await alice.next("ack")
     again = await app.client("bob", join=None)
-    assert again.hello["rooms"] == [{"name": "lobby", "unread": 150, "last_id": 150}]
+    assert again.hello["rooms"] == [{"name": "lobby", "unread": 150, "last_id": 150, "mentions": 0}]
     joined = await again.join("lobby")
     assert [m["id"] for m in joined["messages"]] == list(range(51, 151))
     assert joined["messages"][0]["text"] == "message 50"
@@ -189,7 +190,7 @@ async def test_read_marker_sets_exact_unread(app):
     await bob.send_frame({"type": "ping"})
     await bob.next("pong")
     later = await app.client("bob", join=None)
-    assert later.hello["rooms"][0] == {"name": "lobby", "unread": 3, "last_id": 7}
+    assert later.hello["rooms"][0] == {"name": "lobby", "unread": 3, "last_id": 7, "mentions": 0}
 
 
 async def test_ping_pong(app):
@@ -330,7 +331,7 @@ async def test_direct_messages_are_private_to_the_two(app):
     await carol.send_frame({"type": "send", "room": room, "text": "let me in"})
     assert (await carol.next("error"))["code"] == "forbidden"
     later = await app.client("bob", join=None)
-    assert {"name": room, "unread": 1, "last_id": 1} in later.hello["rooms"]
+    assert {"name": room, "unread": 1, "last_id": 1, "mentions": 0} in later.hello["rooms"]
 
 
 async def test_no_credentials_is_401_before_upgrade(app):

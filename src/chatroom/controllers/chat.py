@@ -29,6 +29,7 @@ from chatroom.controllers.fanout import FanoutHub
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.inflight import InFlight, client_verb
 from chatroom.controllers.limits import ConnectionCaps, SendLimiter, SendLimits
+from chatroom.controllers.message_changes import ChangeResult, MessageChanges
 from chatroom.controllers.presence_loop import PresenceLoop
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.redis_outage import REDIS_DOWN, append_retrying
@@ -74,6 +75,8 @@ class ChatController:
         self.in_flight = InFlight()
         #: Set by the composition root: what checks and attaches uploaded files (SPEC §9).
         self.files: FilesController | None = None
+        #: [issue 12] Set by the composition root: edits, deletes, reactions, replies.
+        self.changes: MessageChanges | None = None
 
     @property
     def connection_count(self) -> int:
@@ -140,7 +143,9 @@ class ChatController:
     # -- client frames -----------------------------------------------------
 
     @client_verb
-    async def join(self, conn: Connection, room: object, since: object = None) -> None:
+    async def join(
+        self, conn: Connection, room: object, since: object = None, since_rev: object = None
+    ) -> None:
         """Subscribe the connection to a room and send ``joined`` with the history.
 
         The room's full history goes to a connection once: a later ``join`` of
@@ -148,6 +153,8 @@ class ChatController:
         newest id this connection already has of it.
         """
         since_id = None if since is None else validation.message_id(since, "since")
+        # [issue 12] catch-up of edits, deletes and reactions (SPEC §5)
+        rev = None if since_rev is None else validation.message_id(since_rev, "since_rev")
         validation.room_name(room)
         state = self._connections.get(conn)
         if state is not None:
@@ -165,7 +172,7 @@ class ChatController:
         try:
             with storage_guard():
                 first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
-                page = await self._messages.history(ref.name, since_id)
+                page = await self._messages.history(ref.name, since_id, rev)
                 online = await self._presence.online(ref.name)
         except Exception:
             await self._unsubscribe(conn, ref.name)
@@ -176,7 +183,7 @@ class ChatController:
             with contextlib.suppress(*REDIS_DOWN):
                 await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
             return
-        conn.deliver(frames.joined(page, online))
+        conn.deliver(frames.joined(page, online, updates=rev is not None))
         state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
         self._hub.joined(ref.name, sub, page.last_id)
         if first:
@@ -195,6 +202,7 @@ class ChatController:
         text: object,
         client_id: object = None,
         files: object = None,
+        reply_to: object = None,
     ) -> None:
         """Store a message (one Redis round trip) and ``ack`` it to the sender."""
         state = self._connections.get(conn)
@@ -202,7 +210,7 @@ class ChatController:
         if self._limiter.strike(limits):
             conn.close(1008, "rate limit ignored")
         try:
-            message_id = await self.post(conn.account, room, text, client_id, files)
+            message_id = await self.post(conn.account, room, text, client_id, files, reply_to)
         except RateLimitedError as exc:
             self._limiter.refused(limits, exc.retry_after)
             raise
@@ -215,6 +223,7 @@ class ChatController:
         text: object,
         client_id: object = None,
         files: object = None,
+        reply_to: object = None,
     ) -> int:
         """Store a message for ``account`` and publish it; the message id.
 
@@ -232,6 +241,7 @@ class ChatController:
             raise BadRequestError("this server does not take files")
         cid = validation.client_id(client_id)
         ref = await self._room_for(account, room)
+        fields = await self._reply_and_mentions(account, ref, body, reply_to)  # issue 12
         self._limiter.take_send(account.key)
         claim, objects = None, None
         if files is not None and self.files is not None:
@@ -249,6 +259,7 @@ class ChatController:
                     cid,
                     rate,
                     objects,
+                    **fields,
                 )
             except Exception:
                 if claim is not None and self.files is not None:  # free the files
@@ -269,6 +280,83 @@ class ChatController:
         if self.read_markers is not None:
             self.read_markers.mark(account.id, ref.id, stored.id)
         return stored.id
+
+    async def _reply_and_mentions(
+        self, account: Account, ref: RoomRef, body: str, reply_to: object
+    ) -> dict:
+        """[issue 12] The ``reply_to`` and mentions of a new message (SPEC §5)."""
+        changes = self.changes
+        if changes is None:
+            if reply_to is not None:
+                raise BadRequestError("this server does not take replies")
+            return {}
+        fields: dict = {}
+        quote = await changes.reply_to(ref, reply_to)
+        if quote is not None:
+            fields["reply_to"] = quote
+        if changes.mentions is not None and body:
+            mentioned = await changes.mentions.mentioned(ref, body)
+            if mentioned:
+                fields["mentions"] = mentioned
+                fields["mention_keys"] = changes.mention_keys(ref.name, mentioned, account)
+        return fields
+
+    # -- [issue 12] edit, delete, react (SPEC §5): thin delegations ----------
+
+    @client_verb
+    async def edit(
+        self, conn: Connection, room: object, message_id: object, text: object, client_id=None
+    ) -> None:
+        await self._change_verb(conn, room, client_id, "edit", message_id, text)
+
+    @client_verb
+    async def delete(
+        self, conn: Connection, room: object, message_id: object, client_id: object = None
+    ) -> None:
+        await self._change_verb(conn, room, client_id, "delete", message_id)
+
+    @client_verb
+    async def react(
+        self,
+        conn: Connection,
+        room: object,
+        message_id: object,
+        emoji: object,
+        on: object,
+        client_id: object = None,
+    ) -> None:
+        await self._change_verb(conn, room, client_id, "react", message_id, emoji, on)
+
+    async def _change_verb(
+        self, conn: Connection, room: object, client_id: object, verb: str, *args: object
+    ) -> None:
+        cid = validation.client_id(client_id)
+        state = self._connections.get(conn)
+        limits = state.limits if state is not None else self._limiter.for_socket()
+        if self._limiter.strike(limits):
+            conn.close(1008, "rate limit ignored")
+        try:
+            result = await self.change(conn.account, room, verb, *args)
+        except RateLimitedError as exc:
+            self._limiter.refused(limits, exc.retry_after)
+            raise
+        if cid is not None:
+            conn.deliver(frames.ack(cid, result.id, room))  # room validated by change
+
+    async def change(
+        self, account: Account, room: object, verb: str, *args: object
+    ) -> ChangeResult:
+        """Edit, delete or react (``verb``) for ``account``; shares the send limits."""
+        if self.changes is None:
+            raise BadRequestError("this server does not change messages")
+        ref = await self._room_for(account, room)
+        self._limiter.take_send(account.key)
+        try:
+            return await getattr(self.changes, verb)(account, ref, *args)
+        except RateLimitedError:
+            self._limiter.refund_send(account.key)  # nothing was changed
+            self.metrics.rate_limited.inc()
+            raise
 
     @client_verb
     async def typing(self, conn: Connection, room: object) -> None:

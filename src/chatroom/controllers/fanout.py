@@ -207,7 +207,9 @@ class FanoutHub:
             # with ``since``, so the client sees the exact gap.
             if online is None:
                 online = await self._presence.online(room)
-            partial = HistoryPage(room, items, sub.last_id + missing + len(items), missing)
+            partial = HistoryPage(
+                room, items, sub.last_id + missing + len(items), missing, page.rev
+            )
             sub.conn.deliver(frames.joined(partial, online))
             sub.last_id = partial.last_id
         self._room_last[room] = max(self._room_last.get(room, 0), page.last_id)

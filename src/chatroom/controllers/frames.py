@@ -8,8 +8,11 @@ from chatroom.controllers.errors import ChatError, RateLimitedError
 from chatroom.models import HistoryPage
 
 #: The frame types a client may send, and those the server sends (SPEC §3).
-CLIENT_FRAME_TYPES = ("join", "leave", "send", "typing", "read", "ping")
-SERVER_FRAME_TYPES = ("hello", "joined", "message", "ack", "presence", "typing", "error", "pong")
+CLIENT_FRAME_TYPES = ("join", "leave", "send", "typing", "read", "ping", "edit", "delete", "react")
+SERVER_FRAME_TYPES = (
+    *("hello", "joined", "message", "ack", "presence", "typing", "error", "pong"),
+    *("edited", "deleted", "reaction"),  # issue 12: SPEC §5
+)
 
 PONG = b'{"type":"pong"}'
 
@@ -22,9 +25,13 @@ def hello(user: str, rooms: list[dict]) -> bytes:
     return encode({"type": "hello", "user": user, "rooms": rooms})
 
 
-def joined(page: HistoryPage, online: list[str]) -> bytes:
+def joined(page: HistoryPage, online: list[str], updates: bool = False) -> bytes:
+    """The ``joined`` frame; ``updates`` (SPEC §5 catch-up) when the join had ``since_rev``."""
     # The history items are stored pre-encoded; splice them in rather than
     # decoding and re-encoding up to history_size messages per join.
+    extra = b"" if page.rev is None else b',"rev":%d' % page.rev
+    if updates:
+        extra += b',"updates":[' + b",".join(page.updates) + b"]"
     return b"".join(
         (
             b'{"type":"joined","room":',
@@ -35,6 +42,7 @@ def joined(page: HistoryPage, online: list[str]) -> bytes:
             b"true" if page.gap else b"false",
             b',"missing":%d,"online":' % page.missing,
             orjson.dumps(online),
+            extra,
             b"}",
         )
     )

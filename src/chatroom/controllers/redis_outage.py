@@ -43,6 +43,7 @@ async def append_retrying(
     client_id: str | None,
     rate: SendRate,
     files: list[dict] | None = None,
+    **fields: object,
 ) -> StoredMessage:
     """One append; when Redis fails mid-call, retry it for a while (not once ``stopping``).
 
@@ -59,7 +60,7 @@ async def append_retrying(
         try:
             with storage_guard():
                 return await messages.append(
-                    room, user, text, client_id, rate, retry_key=retry_key, files=files
+                    room, user, text, client_id, rate, retry_key=retry_key, files=files, **fields
                 )
         except UnavailableError:
             if time.monotonic() + delay > deadline or stopping.is_set():

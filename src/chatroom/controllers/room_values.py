@@ -25,6 +25,8 @@ class RoomSummary:
     member: bool
     unread: int
     last_id: int
+    #: [issue 12] unread messages that mention the caller (SPEC §5.3).
+    mentions: int = 0
 
     def public(self) -> dict:
         return asdict(self)

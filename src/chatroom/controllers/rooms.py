@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from chatroom.controllers import validation
@@ -41,6 +41,15 @@ class RoomController:
         self._run = run
         self._messages = messages
         self._quota = quota
+        #: [issue 12] Set by the composition root: per room, the caller's unread mentions.
+        self.mention_counts: Callable[[str, dict[str, int]], Awaitable[dict[str, int]]] | None = (
+            None
+        )
+
+    async def _mentions(self, account: Account, read: dict[str, int]) -> dict[str, int]:
+        if self.mention_counts is None:
+            return {}
+        return await self._stored(self.mention_counts(account.key, read))
 
     @staticmethod
     async def _stored(call: Awaitable[T]) -> T:
@@ -54,6 +63,7 @@ class RoomController:
             lambda: (Room.listing(account.id), Membership.read_markers(account.id))
         )
         last_ids = await self._stored(self._messages.last_ids([r.name for r in rooms]))
+        mentions = await self._mentions(account, read)
         return [
             RoomSummary(
                 name=r.name,
@@ -63,16 +73,23 @@ class RoomController:
                 member=r.name in read,
                 unread=max(0, last_ids[r.name] - read[r.name]) if r.name in read else 0,
                 last_id=last_ids[r.name],
+                mentions=mentions.get(r.name, 0),
             )
             for r in rooms
         ]
 
     async def memberships(self, account: Account) -> list[dict]:
-        """The caller's rooms as ``hello`` lists them: name, unread, last_id."""
+        """The caller's rooms as ``hello`` lists them: name, unread, last_id, mentions."""
         read = await self._run(Membership.read_markers, account.id)
         last_ids = await self._stored(self._messages.last_ids(list(read)))
+        mentions = await self._mentions(account, read)
         return [
-            {"name": name, "unread": max(0, last_ids[name] - mark), "last_id": last_ids[name]}
+            {
+                "name": name,
+                "unread": max(0, last_ids[name] - mark),
+                "last_id": last_ids[name],
+                "mentions": mentions.get(name, 0),
+            }
             for name, mark in read.items()
         ]
 

@@ -43,6 +43,18 @@ class RedisKeys:
         """The room's archive watermark: every id up to it is in the SQL archive."""
         return f"{self.prefix}:{{{room}}}:archived"
 
+    def rev(self, room: str) -> str:
+        """The room's change counter (SPEC §5): raised by every message, edit, delete, reaction."""
+        return f"{self.prefix}:{{{room}}}:rev"
+
+    def changes(self, room: str) -> str:
+        """Sorted set of the room's changed messages: id scored by the rev of its last change."""
+        return f"{self.prefix}:{{{room}}}:changes"
+
+    def mentions(self, room: str, user_key: str) -> str:
+        """Sorted set of the ids of the room's messages that mention a user (scored by id)."""
+        return f"{self.prefix}:{{{room}}}:mentions:{_digest(user_key)}"
+
     def client_id(self, room: str, user_key: str, client_id: str) -> str:
         """Remembers which id a user's ``client_id`` was stored under (retry dedupe)."""
         return f"{self.prefix}:{{{room}}}:cid:{user_key}:{client_id}"

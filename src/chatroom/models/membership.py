@@ -37,6 +37,18 @@ class Membership(BaseModel):
             return cls.get((cls.user == user) & (cls.room == room)), False
 
     @classmethod
+    def member_names(cls, room_id: int, limit: int) -> list[str]:
+        """The names of the room's members (at most ``limit``), by name."""
+        query = (
+            User.select(User.name)
+            .join(cls, on=(cls.user == User.id))
+            .where(cls.room == room_id)
+            .order_by(User.name_key)
+            .limit(limit)
+        )
+        return [row.name for row in query]
+
+    @classmethod
     def for_user(cls, user: User | int) -> list[Membership]:
         query = cls.select(cls, Room).join(Room).where(cls.user == user).order_by(Room.name)
         return list(query)

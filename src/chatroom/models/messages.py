@@ -9,7 +9,7 @@ on the ``EventBus`` (``models.events``) in the same round trip.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from string import Template
 
@@ -42,8 +42,9 @@ class AppendStatus(IntEnum):
 
 
 # One round trip per send: dedupe, rate limit, next id, append, trim, publish —
-# atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark (all
-# tagged {room}). ARGV: frame head, frame tail, history size, event channel,
+# atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark, rev,
+# then the mention sets of mentioned users (all tagged {room}). ARGV: frame head,
+# frame tail (without its closing brace: the script adds the rev), history size, event channel,
 # envelope before the id, envelope after the id, client-id ttl, "1" when a
 # client_id was given, bucket size, bucket refill per second, archive backlog cap.
 # Replies {AppendStatus, value}.
@@ -59,7 +60,10 @@ if burst > 0 then
   if wait > 0 then return {$RATE_LIMITED, wait} end
 end
 local id = redis.call('INCR', KEYS[1])
-local frame = ARGV[1] .. id .. ARGV[2]
+-- [issue 12] the room's change counter rises with every stored message; the frame
+-- ends with it. KEYS[7..]: the mention sets of the users the message mentions.
+local rev = redis.call('INCR', KEYS[6])
+local frame = ARGV[1] .. id .. ARGV[2] .. ',"rev":' .. rev .. '}'
 redis.call('RPUSH', KEYS[2], frame)
 -- Keep every message above the archive's watermark (KEYS[5]), at most ARGV[11]
 -- of them (the backlog cap; 0: no cap), and never fewer than the history size:
@@ -68,6 +72,10 @@ local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]
 local cap = tonumber(ARGV[11])
 if cap > 0 and keep > cap then keep = cap end
 redis.call('LTRIM', KEYS[2], -keep, -1)
+for i = 7, #KEYS do
+  redis.call('ZADD', KEYS[i], id, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (id - keep + 1))
+end
 if ARGV[8] == '1' then
   redis.call('SET', KEYS[3], id, 'EX', tonumber(ARGV[7]))
 end
@@ -100,6 +108,10 @@ class HistoryPage:
     items: list[bytes]
     last_id: int
     missing: int
+    #: [issue 12] the room's change counter when the page was read (SPEC §5).
+    rev: int | None = None
+    #: [issue 12] with ``since_rev``: retained messages before ``items`` changed since.
+    updates: list[bytes] = field(default_factory=list)
 
     @property
     def gap(self) -> bool:
@@ -170,10 +182,15 @@ class MessageRepository:
         rate: SendRate | None = None,
         retry_key: str | None = None,
         files: list[dict] | None = None,
+        reply_to: dict | None = None,
+        mentions: list[str] | None = None,
+        mention_keys: list[str] | None = None,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
 
         ``files``: the file objects the message carries (issue 15, SPEC §9).
+        ``reply_to``, ``mentions`` (issue 12, SPEC §5): the item's fields; the
+        message's id goes into each of ``mention_keys`` (the mentioned users' sets).
 
         A ``client_id`` the same user already used in this room returns the
         original id with ``created=False`` and stores nothing. With ``rate``, the
@@ -192,7 +209,10 @@ class MessageRepository:
             tail += b',"client_id":' + orjson.dumps(client_id)
         if files:  # issue 15: the message carries its file objects
             tail += b',"files":' + orjson.dumps(files)
-        tail += b"}"
+        if reply_to is not None:  # issue 12
+            tail += b',"reply_to":' + orjson.dumps(reply_to)
+        if mentions:
+            tail += b',"mentions":' + orjson.dumps(mentions)
         keys = self._keys
         if client_id is not None:
             dedupe, ttl = client_id, CLIENT_ID_TTL_SECONDS
@@ -203,6 +223,8 @@ class MessageRepository:
         script_keys = [
             *(keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())),
             keys.archived(room),
+            keys.rev(room),
+            *(mention_keys or ()),
         ]
         before_id, after_id = self.events.message_envelope(room)
         args = [
@@ -244,13 +266,22 @@ class MessageRepository:
             values = await pipe.execute()
         return {room: int(v or 0) for room, v in zip(rooms, values, strict=True)}
 
-    async def history(self, room: str, since: int | None = None) -> HistoryPage:
-        """The retained messages (all, or those with id > ``since``) and how many are gone."""
+    async def history(
+        self, room: str, since: int | None = None, since_rev: int | None = None
+    ) -> HistoryPage:
+        """The retained messages (all, or those with id > ``since``) and how many are gone.
+
+        [issue 12] With ``since_rev``, also ``updates``: the retained messages it does
+        not return whose last edit, delete or reaction has a rev > ``since_rev``.
+        """
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(self._keys.seq(room))
             # [archive] the log may hold a backlog for the archive: read only the newest.
             pipe.lrange(self._keys.log(room), -self._history_size, -1)
-            seq, entries = await pipe.execute()
+            pipe.get(self._keys.rev(room))
+            if since_rev is not None:
+                pipe.zrangebyscore(self._keys.changes(room), f"({since_rev}", "+inf")
+            seq, entries, rev, *changed = await pipe.execute()
         # Trimming happens on append; a smaller --history-size applies at once.
         entries = entries[-self._history_size :]
         last_id = int(seq or 0)
@@ -262,7 +293,14 @@ class MessageRepository:
         else:
             missing = max(0, oldest - 1 - since)
             selected = entries[max(0, since + 1 - oldest) :]
-        return HistoryPage(room, [history_item(e) for e in selected], last_id, missing)
+        updates: list[bytes] = []
+        if changed:
+            before = len(entries) - len(selected)  # the retained ones not in ``selected``
+            indexes = sorted(int(i) - oldest for i in changed[0])
+            updates = [history_item(entries[i]) for i in indexes if 0 <= i < before]
+        return HistoryPage(
+            room, [history_item(e) for e in selected], last_id, missing, int(rev or 0), updates
+        )
 
     async def retained_counts(self, rooms: list[str]) -> dict[str, int]:
         """How many messages each room's history holds (the length of its log)."""

@@ -42,6 +42,12 @@ class User(BaseModel):
         return list(query if ids is None else query.where(cls.id.in_(ids)))
 
     @classmethod
+    def names_of(cls, name_keys: list[str]) -> dict[str, str]:
+        """The registered names of those of ``name_keys`` (lowercased names) that exist."""
+        rows = cls.select(cls.name, cls.name_key).where(cls.name_key.in_(name_keys))
+        return {row.name_key: row.name for row in rows}
+
+    @classmethod
     def total(cls) -> int:
         return cls.select().count()
 

@@ -165,9 +165,25 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
                     frame.get("text"),
                     frame.get("client_id"),
                     frame.get("files"),  # issue 15
+                    frame.get("reply_to"),  # issue 12
                 )
         elif kind == "join":
-            await chat.join(self, frame.get("room"), frame.get("since"))
+            await chat.join(self, frame.get("room"), frame.get("since"), frame.get("since_rev"))
+        elif kind == "edit":  # issue 12: SPEC §5
+            await chat.edit(
+                self, frame.get("room"), frame.get("id"), frame.get("text"), frame.get("client_id")
+            )
+        elif kind == "delete":
+            await chat.delete(self, frame.get("room"), frame.get("id"), frame.get("client_id"))
+        elif kind == "react":
+            await chat.react(
+                self,
+                frame.get("room"),
+                frame.get("id"),
+                frame.get("emoji"),
+                frame.get("on"),
+                frame.get("client_id"),
+            )
         elif kind == "leave":
             await chat.leave(self, frame.get("room"))
         elif kind == "typing":

@@ -21,11 +21,19 @@ class Row:
     iso: str = ""
     cont: bool = False
     last: bool = False
+    edited: str = ""  # SPEC §5: when the message was last edited (UTC), for its tooltip
 
 
 #: The row that renders ``_message.html`` with empty fields, for the ``<template>``
-#: that static/js/messages.js clones.
-BLANK_MESSAGE = Row("message", message={"id": "", "user": "", "ts": "", "text": ""})
+#: that static/js/messages.js clones; its one empty reaction chip is the prototype
+#: static/js/reactions.js copies.
+BLANK_MESSAGE = Row(
+    "message", message={"id": "", "user": "", "ts": "", "text": "", "reactions": {"": []}}
+)
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(float(seconds), timezone.utc)
 
 
 def timeline(messages: list[dict], first_unread: int | None, me: str) -> list[Row]:
@@ -37,7 +45,7 @@ def timeline(messages: list[dict], first_unread: int | None, me: str) -> list[Ro
     previous_day = ""
     divider_shown = False
     for m in messages:
-        when = datetime.fromtimestamp(float(m["ts"]), timezone.utc)
+        when = _utc(m["ts"])
         day = when.strftime("%Y-%m-%d")
         if day != previous_day:
             rows.append(Row("day", day=day))
@@ -65,6 +73,7 @@ def timeline(messages: list[dict], first_unread: int | None, me: str) -> list[Ro
                 iso=when.isoformat().replace("+00:00", "Z"),
                 cont=cont,
                 last=m is messages[-1],
+                edited=_utc(m["edited"]).strftime("%Y-%m-%d %H:%M UTC") if m.get("edited") else "",
             )
         )
         previous, previous_day = m, day

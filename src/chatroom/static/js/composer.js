@@ -29,7 +29,7 @@ export function createComposer(app) {
     if (uploads && uploads.busy()) { app.notices.alert('uploading', t('wait_for_uploads')); return; }
     const files = uploads ? uploads.ready() : [];
     if (!text.trim() && !files.length) return;
-    app.sender.submit(text.trim() ? text : '', files);
+    app.sender.submit(text.trim() ? text : '', files, app.reply ? app.reply.take() : null);
     if (uploads) uploads.clear();
     input.value = '';
     fit();
@@ -43,6 +43,11 @@ export function createComposer(app) {
   });
 
   input.addEventListener('keydown', (ev) => {
+    // issue 12: Up-arrow in the empty box edits one's last message.
+    if (ev.key === 'ArrowUp' && !input.value && !ev.shiftKey && !ev.altKey && app.editing && app.editing.editLast()) {
+      ev.preventDefault();
+      return;
+    }
     if (ev.key !== 'Enter' || ev.shiftKey || ev.altKey || ev.isComposing || ev.keyCode === 229) return;
     ev.preventDefault();
     submit();

@@ -68,6 +68,11 @@ export function setTime(el, ts) {
   el.textContent = fmtTime.format(d);
 }
 
+// The full local date and time of `ts` (seconds), as in a message time's tooltip.
+export function fullDate(ts) {
+  return fmtFull.format(new Date(Number(ts) * 1000));
+}
+
 // "2024-05-01": the local day of `seconds`, for grouping.
 export function dayKey(seconds) {
   const d = new Date(seconds * 1000);

@@ -19,6 +19,12 @@
  *   uploads.js     files: attach, drop, paste, upload progress, thumbnails and chips
  *   scrollback.js  older pages when scrolling up, jumping to a message (#msg-<id>)
  *   search.js      the search box and its results
+ *   markup.js      safe rendering of message text: links, code, *bold*, ... as DOM nodes
+ *   actions.js     the message toolbar: reply, react, edit, delete (issue 12)
+ *   editing.js     inline edit; Up-arrow edits one's last message
+ *   reply.js       the reply preview above the box, quoted parents
+ *   reactions.js   reaction chips
+ *   emoji.js       the emoji picker with its recently used row
  *
  * The page works without this script (server-rendered history, a plain form POST to
  * send); with it, the form is intercepted and everything is live. User data is only
@@ -27,12 +33,16 @@
 
 import { findElements, readConfig } from './config.js';
 import { createConnection } from './connection.js';
+import { createActions } from './actions.js';
 import { createComposer } from './composer.js';
+import { createEditing } from './editing.js';
+import { createEmojiPicker } from './emoji.js';
 import { setUpForms } from './forms.js';
 import { errorText } from './i18n.js';
 import { createMessageList } from './messages.js';
 import { createNotices } from './notices.js';
 import { createPeople } from './people.js';
+import { createReply } from './reply.js';
 import { createRoom } from './room.js';
 import { createScrollback } from './scrollback.js';
 import { createSearch } from './search.js';
@@ -61,6 +71,9 @@ function onFrame(app, f) {
       if (!Number.isInteger(f.id) || typeof f.room !== 'string') break;
       if (here) app.room.onMessage(f);
       else app.sidebar.onMessage(f);
+      break;
+    case 'edited': case 'deleted': case 'reaction': // issue 12
+      if (here) app.room.onChange(f);
       break;
     case 'ack': app.sender.onAck(f); break;
     case 'presence': app.people.onPresence(f); break;
@@ -150,6 +163,10 @@ function start() {
   app.uploads = createUploads(app); // issue 15
   app.scrollback = createScrollback(app); // issue 14
   app.search = createSearch(app); // issue 14
+  app.emoji = createEmojiPicker(app); // issue 12
+  app.actions = createActions(app);
+  app.editing = createEditing(app);
+  app.reply = createReply(app);
   const composer = createComposer(app);
   setUpForms(app);
   listenToKeys(app);

@@ -2,9 +2,13 @@
  * <template id="message-template"> (rendered by the server from templates/_message.html,
  * the same markup as the server-rendered list), pending and failed sends, the gap and
  * "new messages" notices, id order, and staying scrolled to the bottom. Text goes in
- * with textContent only. */
+ * as DOM nodes only (markup.js), never as HTML. SPEC §5 (issue 12): `update` shows an
+ * item's edits, tombstone, quoted parent, reactions and mentions; `item(li)` is the
+ * last known item of an <li>. */
 
-import { errorText, setTime, t } from './i18n.js';
+import { errorText, fullDate, setTime, t } from './i18n.js';
+import { renderText } from './markup.js';
+import { cleanReactions, renderReactions } from './reactions.js';
 import { avatarClass, initial } from './names.js';
 import { relayout } from './timeline.js';
 import { renderFiles } from './uploads.js';
@@ -12,6 +16,10 @@ import { renderFiles } from './uploads.js';
 export function createMessageList({ config, els }) {
   const list = els.list;
   const prototype = els.template.content.querySelector('li.message');
+  // issue 12: the template's one empty reaction chip is the chips' prototype.
+  const chipProto = prototype.querySelector('.reactions .reaction');
+  if (chipProto) chipProto.remove();
+  const items = new WeakMap(); // <li> -> its message item (SPEC §5 fields included)
   const state = {
     pending: new Map(), // client_id -> <li> of a not yet confirmed message
     pinned: true, // the list is scrolled to the bottom
@@ -28,14 +36,51 @@ export function createMessageList({ config, els }) {
     avatar.textContent = initial(user);
     li.querySelector('.author').textContent = user;
     setTime(li.querySelector('time'), m.ts);
-    li.querySelector('.text').textContent = String(m.text);
     const files = li.querySelector('.files'); // issue 15
     if (files) renderFiles(files, m.files);
+    update(li, m);
     return li;
   }
 
+  // issue 12: show item `m`'s text and SPEC §5 fields in `li`.
+  function update(li, m) {
+    const item = Object.assign({}, items.get(li) || {}, m);
+    item.reactions = cleanReactions(item.reactions);
+    items.set(li, item);
+    const deleted = item.deleted === true;
+    li.classList.toggle('deleted', deleted);
+    li.classList.toggle('mentioned', !deleted && Array.isArray(item.mentions) && item.mentions.includes(config.me));
+    const text = li.querySelector('.text');
+    if (deleted) text.textContent = t('message_deleted');
+    else renderText(text, String(item.text));
+    const edited = li.querySelector('.edited');
+    if (edited) {
+      edited.hidden = deleted || !Number(item.edited);
+      if (!edited.hidden) {
+        edited.dataset.ts = String(item.edited);
+        edited.title = t('edited_at', { time: fullDate(item.edited) });
+        edited.textContent = t('edited');
+      }
+    }
+    const quote = li.querySelector('.reply-to');
+    const parent = !deleted && item.reply_to && Number.isInteger(item.reply_to.id) ? item.reply_to : null;
+    if (quote) {
+      quote.hidden = !parent;
+      const jump = quote.querySelector('.reply-jump');
+      jump.dataset.id = parent ? String(parent.id) : '';
+      const known = parent && typeof parent.user === 'string';
+      quote.querySelector('.reply-author').textContent = known ? parent.user : '';
+      quote.querySelector('.reply-text').textContent = known ? String(parent.text || '') : t('reply_unknown');
+    }
+    if (deleted) {
+      const files = li.querySelector('.files');
+      if (files) renderFiles(files, []);
+    }
+    if (chipProto) renderReactions(li.querySelector('.reactions'), deleted ? {} : item.reactions, config.me, chipProto);
+  }
+
   function buildPending(entry) {
-    const li = build({ user: config.me, ts: entry.ts, text: entry.text, files: entry.files });
+    const li = build({ user: config.me, ts: entry.ts, text: entry.text, files: entry.files, reply_to: entry.reply_to });
     const status = document.createElement('span');
     status.className = 'status';
     li.querySelector('.body').append(status);
@@ -73,6 +118,8 @@ export function createMessageList({ config, els }) {
     li.classList.remove('pending', 'failed');
     li.classList.add('acked');
     li.dataset.id = String(id);
+    const item = items.get(li);
+    if (item) item.id = id; // issue 12: actions need it before the server's copy arrives
     const status = li.querySelector('.status');
     if (status) status.remove();
     insertConfirmed(li, id);
@@ -125,6 +172,12 @@ export function createMessageList({ config, els }) {
     return null;
   }
 
+  // issue 12: one's newest message still there (Up-arrow edits it).
+  function findLastOwn() {
+    const mine = list.querySelectorAll(':scope > li.message.mine[data-id]:not(.deleted)');
+    return mine.length ? mine[mine.length - 1] : null;
+  }
+
   function findById(id) {
     return list.querySelector('li[data-id="' + Number(id) + '"]');
   }
@@ -174,6 +227,8 @@ export function createMessageList({ config, els }) {
   return {
     pending: state.pending,
     build: build,
+    update: update,
+    item(li) { return items.get(li) || null; },
     buildPending: buildPending,
     setPendingState: setPendingState,
     confirm: confirm,
@@ -182,6 +237,7 @@ export function createMessageList({ config, els }) {
     placeDivider: placeDivider,
     placeDividerBefore: placeDividerBefore,
     findById: findById,
+    findLastOwn: findLastOwn,
     insertConfirmed: insertConfirmed,
     clear: clear,
     nearBottom: nearBottom,

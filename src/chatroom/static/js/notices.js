@@ -78,7 +78,11 @@ export function createNotices({ config, els, keys }) {
   function notify(m) {
     if (!notificationsOn() || m.user === config.me) return;
     if (m.room === config.room && document.visibilityState === 'visible') return;
-    const title = isDm(m.room) ? t('notify_dm', { user: m.user }) : t('notify_room', { user: m.user, room: m.room });
+    // issue 12: a mention says so (DMs already do).
+    const mentioned = Array.isArray(m.mentions) && m.mentions.includes(config.me);
+    const title = isDm(m.room) ? t('notify_dm', { user: m.user })
+      : mentioned ? t('notify_mention', { user: m.user, room: m.room })
+        : t('notify_room', { user: m.user, room: m.room });
     try {
       const n = new Notification(title, { body: String(m.text).slice(0, PREVIEW_CHARS), tag: 'chatroom:' + m.room, lang: config.lang });
       n.onclick = () => {

@@ -1,8 +1,11 @@
 /* The current room: joining it (again after a reconnect, `since` the last message
  * seen), taking in its messages, the "new messages" line, unseen messages while the tab
- * is hidden, and read markers. `app` holds the other parts (see main.js). */
+ * is hidden, and read markers. `app` holds the other parts (see main.js).
+ * SPEC §5 (issue 12): the room's `rev`; a rejoin sends `since_rev` with `since` and
+ * applies `updates`; `edited`, `deleted` and `reaction` frames change items in place. */
 
 import { setTime } from './i18n.js';
+import { withReaction } from './reactions.js';
 
 const READ_DELAY_MS = 1000;
 const JOIN_RETRY_MS = 3000;
@@ -12,6 +15,7 @@ export function createRoom(app) {
   const ROOM = config.room;
   const state = {
     lastId: null, // last message id seen in this room (null: never joined)
+    rev: null, // the room's change counter as last seen (SPEC §5; null: not known)
     joinSince: null, // the `since` of the join in flight
     firstUnread: undefined, // set by the first hello: the id the "new messages" line precedes
     markNextUnseen: false, // the tab was hidden: the next message from others gets the line
@@ -35,6 +39,7 @@ export function createRoom(app) {
     state.joinSince = state.lastId;
     const frame = { type: 'join', room: ROOM };
     if (state.lastId !== null) frame.since = state.lastId;
+    if (state.lastId !== null && state.rev !== null) frame.since_rev = state.rev; // issue 12
     conn.send(frame);
   }
 
@@ -50,6 +55,12 @@ export function createRoom(app) {
       list.addGapNotice(Number(f.missing));
     }
     for (const m of messages) accept(m);
+    // issue 12: the current state of messages changed while away (edits, deletes, reactions).
+    for (const m of Array.isArray(f.updates) ? f.updates : []) {
+      const li = m && Number.isInteger(m.id) ? list.findById(m.id) : null;
+      if (li) list.update(li, m);
+    }
+    seeRev(f.rev);
     app.sender.showQueued();
     const divider = since === null && state.firstUnread ? list.placeDivider(state.firstUnread) : null;
     list.relayout();
@@ -65,6 +76,7 @@ export function createRoom(app) {
     app.people.dropTyper(f.user);
     const stick = list.nearBottom() || (f.user === config.me && f.client_id && list.pending.has(f.client_id));
     const li = accept(f);
+    seeRev(f.rev);
     if (!li) return;
     if (f.user !== config.me) {
       if (state.markNextUnseen && document.visibilityState !== 'visible') {
@@ -97,6 +109,7 @@ export function createRoom(app) {
       existing.classList.remove('acked');
       const time = existing.querySelector('time');
       if (time) setTime(time, m.ts);
+      list.update(existing, m); // issue 12: its server state (edits, reactions, ...)
       state.lastId = Math.max(state.lastId, m.id);
       return null;
     }
@@ -106,6 +119,27 @@ export function createRoom(app) {
     list.insertConfirmed(li, m.id);
     state.lastId = m.id;
     return li;
+  }
+
+  // ---- issue 12: changes to messages (SPEC §5) ----
+  function seeRev(rev) {
+    if (Number.isInteger(rev)) state.rev = state.rev === null ? rev : Math.max(state.rev, rev);
+  }
+
+  // An `edited`, `deleted` or `reaction` frame of this room.
+  function onChange(f) {
+    if (!Number.isInteger(f.id)) return;
+    seeRev(f.rev);
+    const li = list.findById(f.id);
+    if (!li) return; // not loaded: a later join brings its state
+    const item = list.item(li) || {};
+    if (f.type === 'edited' && typeof f.text === 'string') list.update(li, { text: f.text, edited: f.edited });
+    else if (f.type === 'deleted') {
+      list.update(li, { deleted: true, text: '', reactions: {}, reply_to: undefined, mentions: [], files: [] });
+      if (app.editing) app.editing.dropped(li);
+    } else if (f.type === 'reaction' && typeof f.emoji === 'string' && typeof f.user === 'string') {
+      list.update(li, { reactions: withReaction(item.reactions, f.emoji, f.user, f.on === true) });
+    }
   }
 
   // The join failed because storage is down: try again while the socket lasts.
@@ -147,6 +181,7 @@ export function createRoom(app) {
     join: join,
     onJoined: onJoined,
     onMessage: onMessage,
+    onChange: onChange,
     onJoinError: onJoinError,
     scheduleRead: scheduleRead,
     unseen() { return state.unseen; },

@@ -24,9 +24,10 @@ export function createSender(app) {
     clearTimeout(state.ackTimer);
   }
 
-  function submit(text, files) {
+  function submit(text, files, replyTo) {
     const entry = { client_id: newClientId(), room: ROOM, text: text, ts: Date.now() / 1000 };
     if (files && files.length) entry.files = files; // issue 15: uploaded file objects
+    if (replyTo) entry.reply_to = replyTo; // issue 12: {id, user, text} of the parent
     outbox.add(entry);
     els.list.append(list.buildPending(entry));
     list.relayout();
@@ -42,6 +43,7 @@ export function createSender(app) {
     state.inflight = next.client_id;
     const frame = { type: 'send', room: next.room, text: next.text, client_id: next.client_id };
     if (Array.isArray(next.files) && next.files.length) frame.files = next.files.map((f) => f.id); // issue 15
+    if (next.reply_to && Number.isInteger(next.reply_to.id)) frame.reply_to = next.reply_to.id; // issue 12
     conn.send(frame);
     clearTimeout(state.ackTimer);
     state.ackTimer = setTimeout(() => {
@@ -111,7 +113,7 @@ export function createSender(app) {
       const entry = outbox.find(cid);
       if (!entry) { li.remove(); list.pending.delete(cid); list.relayout(); return; }
       outbox.remove(cid);
-      outbox.add({ client_id: cid, room: entry.room, text: entry.text, ts: entry.ts, files: entry.files });
+      outbox.add({ client_id: cid, room: entry.room, text: entry.text, ts: entry.ts, files: entry.files, reply_to: entry.reply_to });
       list.setPendingState(li, 'pending');
       els.list.append(li);
       list.relayout();

@@ -1,7 +1,8 @@
 /* The sidebar: the user's rooms and direct messages with live unread counts (the page
  * follows every room on its one socket, `since` where it left off), the total in the
  * tab's title, the periodic refresh from /api/rooms, walking the list from the
- * keyboard, and the drawer it becomes on phones. */
+ * keyboard, and the drawer it becomes on phones. Issue 12: the number of unread
+ * messages that mention the user, as "@N" beside each room (SPEC §5.3). */
 
 import { fetchRooms } from './connection.js';
 import { t } from './i18n.js';
@@ -14,6 +15,7 @@ export function createSidebar(app) {
   const ROOM = config.room;
   const state = {
     unread: new Map(), // room -> unread count (other rooms)
+    mentions: new Map(), // room -> unread messages mentioning this user (other rooms)
     otherLast: new Map(), // other room -> newest message id this page has accounted for
     helloLast: new Map(), // other room -> its last_id in this socket's hello
   };
@@ -54,6 +56,10 @@ export function createSidebar(app) {
     list.append(li);
   }
 
+  function mentionsMe(m) {
+    return !m.deleted && Array.isArray(m.mentions) && m.mentions.includes(config.me);
+  }
+
   function updateTitle() {
     let total = app.room.unseen();
     for (const [room, n] of state.unread) if (room !== ROOM) total += n;
@@ -61,11 +67,31 @@ export function createSidebar(app) {
     if (document.title !== title) document.title = title;
   }
 
+  // issue 12: "@N" beside a room with unread mentions.
+  function renderMentions(li) {
+    const n = state.mentions.get(li.dataset.room) || 0;
+    let badge = li.querySelector('.mention-badge');
+    if (!badge && !n) return;
+    if (!badge) {
+      badge = document.createElement('span');
+      badge.className = 'badge mention-badge';
+      const unread = li.querySelector('.badge');
+      if (unread) unread.before(badge);
+      else li.append(badge);
+    }
+    badge.textContent = '@' + n;
+    badge.dataset.mentions = String(n);
+    badge.setAttribute('aria-label', t('mentions_count', { count: n }));
+    badge.hidden = n === 0;
+  }
+
   function renderBadges() {
     state.unread.set(ROOM, 0);
+    state.mentions.set(ROOM, 0);
     let total = 0;
     for (const li of items()) {
-      const badge = li.querySelector('.badge');
+      if (li.dataset.room) renderMentions(li);
+      const badge = li.querySelector('.badge:not(.mention-badge)');
       if (!badge || !li.dataset.room) continue;
       const n = state.unread.get(li.dataset.room) || 0;
       total += n;
@@ -93,6 +119,7 @@ export function createSidebar(app) {
       if (!r || typeof r.name !== 'string' || r.name === ROOM) continue;
       ensureItem(r.name);
       state.unread.set(r.name, Math.max(0, Number(r.unread) || 0));
+      state.mentions.set(r.name, Math.max(0, Number(r.mentions) || 0));
       state.helloLast.set(r.name, Math.max(0, Number(r.last_id) || 0));
     }
     renderBadges();
@@ -113,12 +140,17 @@ export function createSidebar(app) {
     const counted = state.helloLast.has(f.room) ? state.helloLast.get(f.room) : state.otherLast.get(f.room);
     let last = state.otherLast.get(f.room);
     let added = 0;
+    let mentioned = 0;
     for (const m of Array.isArray(f.messages) ? f.messages : []) {
       if (!m || !Number.isInteger(m.id)) continue;
-      if (m.id > counted && m.id > last && m.user !== config.me) added += 1;
+      if (m.id > counted && m.id > last && m.user !== config.me) {
+        added += 1;
+        if (mentionsMe(m)) mentioned += 1;
+      }
       last = Math.max(last, m.id);
     }
     state.otherLast.set(f.room, last);
+    if (mentioned) state.mentions.set(f.room, (state.mentions.get(f.room) || 0) + mentioned);
     if (added) addUnread(f.room, added);
   }
 
@@ -128,6 +160,7 @@ export function createSidebar(app) {
     state.otherLast.set(f.room, f.id);
     if (f.user === config.me) return;
     ensureItem(f.room);
+    if (mentionsMe(f)) state.mentions.set(f.room, (state.mentions.get(f.room) || 0) + 1);
     addUnread(f.room, 1);
     app.notices.notify(f);
   }
@@ -146,6 +179,7 @@ export function createSidebar(app) {
           ensureItem(r.name);
           if (r.name === ROOM) continue;
           state.unread.set(r.name, r.member ? Math.max(0, Number(r.unread) || 0) : 0);
+          state.mentions.set(r.name, r.member ? Math.max(0, Number(r.mentions) || 0) : 0);
           // A room this user joined since the socket's hello (a new direct message):
           // follow it from now on.
           if (r.member && !state.otherLast.has(r.name) && conn.isReady()) {

@@ -28,6 +28,7 @@ export function userKeys(userKey) {
     outbox: 'chatroom:outbox:' + userKey,
     draftPrefix: 'chatroom:draft:' + userKey + ':',
     notify: 'chatroom:notify:' + userKey,
+    emojiRecent: 'chatroom:emoji-recent:' + userKey, // issue 12: the picker's recently used row
   };
 }
 

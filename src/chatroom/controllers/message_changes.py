@@ -1,0 +1,290 @@
+"""MessageChanges: edit, delete and react to stored messages, and replies (SPEC §5).
+
+Each change reads the message from the room's Redis log, checks the rules,
+computes the new message in Python and commits it with one atomic script
+(``models.message_changes``): if another change landed in between, it reads
+again and recomputes, so concurrent changes never lose one another and the last
+writer wins. After the commit, the change goes to the SQL archive
+(``ArchiveController.apply_update``) and a delete releases the message's files.
+
+Messages trimmed from Redis (only in the archive) are ``not_found`` here for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chatroom.controllers import validation
+from chatroom.controllers.accounts import Account
+from chatroom.controllers.errors import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    UnavailableError,
+    storage_guard,
+)
+from chatroom.controllers.mentions import MentionResolver
+from chatroom.controllers.room_values import RoomRef
+from chatroom.models.limits import SendRate, SendRateExceeded
+from chatroom.models.message_changes import (
+    Change,
+    ChangeStatus,
+    MessageChangeRepository,
+)
+
+log = logging.getLogger(__name__)
+
+#: At most this many distinct emoji on one message (SPEC §5).
+MAX_REACTIONS = 20
+#: An emoji is 1..this many code points.
+MAX_EMOJI_CODE_POINTS = 32
+#: A reply quotes the first this many code points of its parent.
+REPLY_QUOTE_CHARS = 200
+#: Fields a deleted message keeps (the rest, text and reactions included, go).
+TOMBSTONE_FIELDS = ("type", "room", "id", "user", "text", "ts")
+#: How often a change is recomputed when other changes keep landing first.
+MAX_ATTEMPTS = 20
+#: Archive updates that failed are retried this many times, this far apart.
+ARCHIVE_RETRIES, ARCHIVE_RETRY_SECONDS = 5, 2.0
+
+
+def emoji(value: object) -> str:
+    """A reaction: 1..32 code points, no whitespace, control characters or NUL."""
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_EMOJI_CODE_POINTS:
+        raise BadRequestError(f"emoji must be 1-{MAX_EMOJI_CODE_POINTS} characters")
+    if validation.has_lone_surrogate(value) or any(
+        ch.isspace() or unicodedata.category(ch) in ("Cc", "Zs", "Zl", "Zp") for ch in value
+    ):
+        raise BadRequestError("emoji must not contain whitespace or control characters")
+    return value
+
+
+def may_delete(account: Account, room: RoomRef, message: dict) -> bool:
+    """Whether ``account`` may delete ``message`` of ``room``: its author (moderators,
+    SPEC §6, come with issue 13 and plug in here)."""
+    return str(message.get("user", "")).lower() == account.key
+
+
+def reply_quote(message_id: int, parent: dict | None) -> dict:
+    """The ``reply_to`` of a reply: the parent's id, author and the start of its text;
+    the id alone when the parent is unknown (trimmed) or deleted."""
+    if parent is None or parent.get("deleted"):
+        return {"id": message_id}
+    text = str(parent.get("text", ""))[:REPLY_QUOTE_CHARS]
+    return {"id": message_id, "user": parent["user"], "text": text}
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """A committed (or no-op) change: the message id, and the room's rev after it
+    (None for a no-op, such as reacting twice)."""
+
+    id: int
+    rev: int | None
+
+
+class MessageChanges:
+    """The edit, delete and react verbs, and what a reply quotes."""
+
+    def __init__(
+        self,
+        repo: MessageChangeRepository,
+        rate: SendRate,
+        max_chars: int,
+        mentions: MentionResolver | None = None,
+        edit_window: float = 0.0,
+    ) -> None:
+        self._repo = repo
+        self._rate = rate
+        self._max_chars = max_chars
+        self.mentions = mentions
+        self._edit_window = edit_window
+        #: Set by the composition root: the archive (every change reaches it) and the
+        #: files (a delete releases them).
+        self.archive = None
+        self.files = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def mention_keys(self, room: str, names: list[str], author: Account) -> list[str]:
+        """The mention sets a new message's id goes into (not the author's own)."""
+        keys = {name.lower() for name in names} - {author.key}
+        return [self._repo.mention_key(room, key) for key in sorted(keys)]
+
+    # -- replies -------------------------------------------------------------
+
+    async def reply_to(self, ref: RoomRef, value: object) -> dict | None:
+        """The ``reply_to`` of a send: None without one; ``not_found`` for an id this
+        room never had."""
+        if value is None:
+            return None
+        message_id = validation.message_id(value, "reply_to")
+        with storage_guard():
+            seq, stored = await self._repo.read(ref.name, message_id)
+        if not 1 <= message_id <= seq:
+            raise NotFoundError(f"no message {message_id} in {ref.name}")
+        return reply_quote(message_id, stored.item if stored else None)
+
+    # -- the verbs -----------------------------------------------------------
+
+    async def edit(self, account: Account, ref: RoomRef, message_id: object, text: object):
+        """Replace the text of one's own message."""
+        mid = validation.message_id(message_id)
+        body = validation.message_text(text, self._max_chars)
+        mentioned = await self.mentions.mentioned(ref, body) if self.mentions else []
+
+        def change(item: dict) -> Change:
+            if item.get("deleted"):
+                raise ForbiddenError("that message was deleted")
+            if str(item.get("user", "")).lower() != account.key:
+                raise ForbiddenError("only its author edits a message")
+            window = self._edit_window
+            if window > 0 and time.time() - float(item.get("ts", 0)) > window:
+                raise ForbiddenError(f"messages can be edited for {window:g} seconds")
+            edited = round(time.time(), 6)
+            new = {**item, "text": body, "edited": edited}
+            new.pop("mentions", None)
+            if mentioned:
+                new["mentions"] = mentioned
+            event = {"type": "edited", "room": ref.name, "id": mid, "text": body}
+            event["edited"] = edited
+            adds, removes = _mention_moves(item, mentioned, account)
+            return Change(new, event, adds, removes)
+
+        return await self._apply(account, ref, mid, change)
+
+    async def delete(self, account: Account, ref: RoomRef, message_id: object):
+        """Delete a message (one's own); it stays as a tombstone with its id."""
+        mid = validation.message_id(message_id)
+        released: list[str] = []
+
+        def change(item: dict) -> Change:
+            if item.get("deleted"):
+                raise ForbiddenError("that message was deleted")
+            if not may_delete(account, ref, item):
+                raise ForbiddenError("only its author deletes a message")
+            new = {k: "" if k == "text" else v for k, v in item.items() if k in TOMBSTONE_FIELDS}
+            new["deleted"] = True
+            released[:] = [f.get("id") for f in item.get("files") or () if isinstance(f, dict)]
+            event = {"type": "deleted", "room": ref.name, "id": mid}
+            return Change(new, event, (), _mention_moves(item, [], account)[1])
+
+        result = await self._apply(account, ref, mid, change)
+        if released and self.files is not None:
+            try:
+                await self.files.release(released)
+            except Exception:  # the message is gone; ``chatroom files gc`` finds them later
+                log.exception("could not release the files of %s/%d", ref.name, mid)
+        return result
+
+    async def react(
+        self, account: Account, ref: RoomRef, message_id: object, value: object, on: object
+    ):
+        """Add (``on``) or remove one's reaction; doing it twice changes nothing."""
+        mid = validation.message_id(message_id)
+        mark = emoji(value)
+        if not isinstance(on, bool):
+            raise BadRequestError("on must be true or false")
+
+        def change(item: dict) -> Change | None:
+            if item.get("deleted"):
+                raise ForbiddenError("that message was deleted")
+            reactions = {k: list(v) for k, v in (item.get("reactions") or {}).items()}
+            users = reactions.get(mark, [])
+            if (account.name in users) == on:
+                return None  # already so
+            if on:
+                if mark not in reactions and len(reactions) >= MAX_REACTIONS:
+                    raise BadRequestError(f"at most {MAX_REACTIONS} different emoji a message")
+                reactions[mark] = [*users, account.name]
+            else:
+                users = [u for u in users if u != account.name]
+                if users:
+                    reactions[mark] = users
+                else:
+                    del reactions[mark]
+            new = {**item, "reactions": reactions}
+            if not reactions:
+                del new["reactions"]
+            event = {"type": "reaction", "room": ref.name, "id": mid, "emoji": mark}
+            event.update(user=account.name, on=on)
+            return Change(new, event)
+
+        return await self._apply(account, ref, mid, change)
+
+    # -- the commit loop -----------------------------------------------------
+
+    async def _apply(
+        self,
+        account: Account,
+        ref: RoomRef,
+        mid: int,
+        compute: Callable[[dict], Change | None],
+    ) -> ChangeResult:
+        for _ in range(MAX_ATTEMPTS):
+            with storage_guard():
+                seq, stored = await self._repo.read(ref.name, mid)
+            if stored is None:
+                raise NotFoundError(
+                    f"no message {mid} in {ref.name}"
+                    if not 1 <= mid <= seq
+                    else f"message {mid} of {ref.name} is no longer stored"
+                )
+            change = compute(stored.item)
+            if change is None:
+                return ChangeResult(mid, None)
+            try:
+                with storage_guard():
+                    status, rev = await self._repo.commit(
+                        ref.name, account.key, stored, change, self._rate
+                    )
+            except SendRateExceeded as exc:
+                raise RateLimitedError(
+                    "too many messages; wait before sending again", exc.retry_after
+                ) from None
+            if status == ChangeStatus.CHANGED:
+                self._archive(ref.name, mid, change.item, rev)
+                return ChangeResult(mid, rev)
+            if status == ChangeStatus.GONE:
+                raise NotFoundError(f"message {mid} of {ref.name} is no longer stored")
+        raise UnavailableError("the message keeps changing; try again")
+
+    def _archive(self, room: str, mid: int, item: dict, rev: int) -> None:
+        """Send the change to the SQL archive in the background, retrying a few times."""
+        if self.archive is None:
+            return
+        stored = {**item, "rev": rev}
+        task = asyncio.ensure_future(self._archive_retrying(room, mid, stored, rev))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _archive_retrying(self, room: str, mid: int, item: dict, rev: int) -> None:
+        for attempt in range(ARCHIVE_RETRIES):
+            try:
+                await self.archive.apply_update(room, mid, item, rev)
+                return
+            except Exception:
+                if attempt == ARCHIVE_RETRIES - 1:
+                    log.exception("could not archive change %d of %s/%d", rev, room, mid)
+                    return
+                await asyncio.sleep(ARCHIVE_RETRY_SECONDS * (attempt + 1))
+
+    async def settle(self) -> None:
+        """Wait for the archive updates in flight (tests, shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _mention_moves(
+    item: dict, mentioned: list[str], account: Account
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The user keys whose mention sets gain the message, and those that lose it
+    (the author's own mention never counts as unread)."""
+    before = {u.lower() for u in item.get("mentions") or ()}
+    after = {u.lower() for u in mentioned} - {account.key}
+    return tuple(sorted(after - before)), tuple(sorted(before - after))
