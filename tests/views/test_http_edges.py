@@ -137,7 +137,8 @@ async def test_head_of_an_unknown_api_route_is_404(app):
         ("PATCH", "/api/logout", "POST"),
         ("GET", "/api/login", "POST"),
         ("DELETE", "/api/rooms", "GET, POST"),
-        ("POST", "/api/rooms/lobby/messages", "GET"),
+        ("PUT", "/api/rooms/lobby/messages", "GET, POST"),
+        ("POST", "/api/rooms/lobby/messages/1", "DELETE, PATCH"),
         ("PUT", "/healthz", "GET"),
     ],
 )

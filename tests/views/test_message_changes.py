@@ -3,6 +3,7 @@ errors each change answers with (room and client_id named, nothing stored or sen
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -219,3 +220,38 @@ async def test_reactions_share_the_send_bucket(app_factory):
     refused = next(a for a in answers if a["type"] == "error")
     assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
     assert refused["room"] == "lobby" and refused["client_id"].startswith("f")
+
+
+async def test_changes_reach_the_archive_and_a_delete_removes_the_text(app):
+    alice = await app.client("alice")
+    doomed = await posted(alice, "the secretword is here")
+    kept = await posted(alice, "draft text")
+    archive = app.server.controllers.archive
+    for _ in range(200):  # the running archiver copies both
+        if (await archive.measure_lag()).messages == 0:
+            break
+        await asyncio.sleep(0.05)
+    await change(alice, {"type": "delete", "room": "lobby", "id": doomed["id"], "client_id": "d"})
+    await change(
+        alice,
+        {
+            "type": "edit",
+            "room": "lobby",
+            "id": kept["id"],
+            "text": "final wording",
+            "client_id": "e",
+        },
+    )
+    await app.server.controllers.chat.changes.settle()
+    token = await app.api.login("alice")
+
+    async def found(q: str) -> list[int]:
+        response = await app.api.request("GET", f"/api/search?q={q}", token=token)
+        return [r["id"] for r in body(response)["results"]]
+
+    assert await found("secretword") == []
+    assert await found("draft") == []
+    assert await found("wording") == [kept["id"]]
+    rows = await archive.export("lobby")
+    assert rows[0]["deleted"] is True and rows[0]["text"] == ""
+    assert rows[1]["text"] == "final wording" and "edited" in rows[1]
