@@ -178,8 +178,11 @@ def history(room: str, since: int | None, as_json: bool, **storage) -> None:
     """Export every message of ROOM (the archive and Redis), oldest first.
 
     Each message is a line "id  time  user: text" (UTC, control characters
-    escaped), or, with --json, a JSON object per line (JSON lines) with its id
-    and timestamp, which "chatroom import" loads.
+    escaped; a deleted message as "[message deleted]", a reply led by "↳ reply
+    to #ID", an edit followed by "(edited TIME)", reactions as "[EMOJI COUNT]"),
+    or, with --json, a JSON object per line (JSON lines) with its id, timestamp
+    and the edited, deleted, reply_to and reactions fields, which "chatroom
+    import" loads.
     """
     from chatroom.cli_output import printable_json
 

@@ -86,16 +86,40 @@ def user_lines(user: UserInfo) -> list[str]:
 
 @text_lines.register
 def history_lines(export: HistoryExport) -> list[str]:
-    """One ``id  time  user: text`` line a message (UTC, control characters escaped)."""
+    """One ``id  time  user: text`` line a message (UTC, control characters escaped).
+
+    A deleted message shows ``[message deleted]`` in place of its text, a reply
+    starts with ``↳ reply to #<id>``, an edited one ends with ``(edited <ISO time>)``
+    and reactions follow as ``[<emoji> <count>]`` (issue 12, SPEC §5).
+    """
     return [
         "{}  {}  {}: {}".format(
             m["id"],
             datetime.fromtimestamp(m["ts"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
             m["user"],
-            printable(m["text"]),
+            _message_text(m),
         )
         for m in export.messages
     ]
+
+
+def _message_text(message: dict) -> str:
+    """The text part of a history line: the text with its changes, escaped."""
+    if message.get("deleted"):
+        return "[message deleted]"
+    text = printable(message["text"])
+    reply_to = message.get("reply_to")
+    if isinstance(reply_to, dict) and "id" in reply_to:
+        text = f"↳ reply to #{printable(str(reply_to['id']))}  {text}"
+    edited = message.get("edited")
+    if isinstance(edited, int | float):
+        moment = datetime.fromtimestamp(edited, timezone.utc).isoformat(timespec="seconds")
+        text += f" (edited {moment})"
+    reactions = message.get("reactions") or {}
+    if reactions:
+        chips = " ".join(f"[{printable(emoji)} {len(users)}]" for emoji, users in reactions.items())
+        text += f"  {chips}"
+    return text
 
 
 @text_lines.register
