@@ -185,7 +185,7 @@ class ChatController:
             return
         conn.deliver(frames.joined(page, online, updates=rev is not None))
         state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
-        self._hub.joined(ref.name, sub, page.last_id)
+        self._hub.joined(ref.name, sub, page.last_id, page.rev)  # [issue 12] rev
         if first:
             await self._presence_loop.announce(ref.name, conn.account.name, "online")
 

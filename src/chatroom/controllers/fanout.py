@@ -5,14 +5,23 @@ Each room's subscribers get every event exactly once and in order: the hub keeps
 the newest message id it has seen per room, recovers from the history what the
 subscription missed (after a reconnect, or a gap in the ids), and each
 ``Subscription`` drops what it already has.
+
+[issue 12] Edits, deletes and reactions have no message id: the hub keeps the
+newest ``rev`` it has seen per room instead, and after a resubscribe sends each
+subscriber the current state of every message changed since (``deleted``, or the
+``updated`` frame of docs/protocol.md), as a join with ``since_rev`` would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+import orjson
 
 from chatroom.controllers import frames
 from chatroom.controllers.connection import Connection
@@ -25,6 +34,9 @@ from chatroom.models.messages import message_frame
 # The live chat's log lines keep the logger name they had when chat.py held them all,
 # so that logging set up for it (and its tests) still sees them.
 log = logging.getLogger("chatroom.controllers.chat")
+
+#: [issue 12] The ``rev`` every change and message frame ends with (the scripts append it).
+_REV_TAIL = re.compile(rb',"rev":(\d+)\}$')
 
 
 @dataclass(slots=True)
@@ -82,6 +94,9 @@ class FanoutHub:
         # The newest message id this process has seen per subscribed room: a jump
         # means the subscription missed something, recovered from the history.
         self._room_last: dict[str, int] = {}
+        # [issue 12] The newest rev this process has seen per subscribed room: what
+        # changed after it is sent again after a resubscribe.
+        self._room_rev: dict[str, int] = {}
         self.listening = asyncio.Event()
 
     # -- subscribers -------------------------------------------------------
@@ -98,10 +113,13 @@ class FanoutHub:
             sub.pending = []
         return sub, False
 
-    def joined(self, room: str, sub: Subscription, last_id: int) -> None:
-        """``joined`` (history up to ``last_id``) went out: release what ``sub`` held."""
+    def joined(self, room: str, sub: Subscription, last_id: int, rev: int | None = None) -> None:
+        """``joined`` (history up to ``last_id``, changes up to ``rev``) went out:
+        release what ``sub`` held."""
         sub.release(last_id)
         self._room_last[room] = max(self._room_last.get(room, 0), last_id)
+        if rev is not None:  # [issue 12] the first subscriber's join starts the count
+            self._room_rev.setdefault(room, rev)
 
     def unsubscribe(self, room: str, conn: Connection) -> Subscription | None:
         """Remove the connection's subscription to ``room``; None if it had none."""
@@ -110,11 +128,13 @@ class FanoutHub:
         if sub is not None and not subs:
             del self._subscribers[room]
             self._room_last.pop(room, None)
+            self._room_rev.pop(room, None)
         return sub
 
     def drop_room(self, room: str) -> Iterable[Connection]:
         """Unsubscribe everyone from ``room`` (it was deleted); the connections it had."""
         self._room_last.pop(room, None)
+        self._room_rev.pop(room, None)
         return self._subscribers.pop(room, {}).keys()
 
     def presence_entries(self) -> list[tuple[str, str, str]]:
@@ -139,6 +159,7 @@ class FanoutHub:
         subs = self._subscribers.get(event.room)
         if not subs:
             return
+        self._see_rev(event)
         excluded = event.exclude_user
         for sub in tuple(subs.values()):
             if excluded and sub.user_key == excluded:
@@ -171,6 +192,7 @@ class FanoutHub:
             # Whatever was published while we were not subscribed is in the
             # history: deliver it before the live stream.
             for room in list(self._subscribers):
+                await self._recover_changes(room)  # [issue 12]
                 await self._recover(room)
             self.listening.set()
             reconnect.caught_up()
@@ -213,3 +235,45 @@ class FanoutHub:
             sub.conn.deliver(frames.joined(partial, online))
             sub.last_id = partial.last_id
         self._room_last[room] = max(self._room_last.get(room, 0), page.last_id)
+
+    # -- [issue 12] changes missed while unsubscribed -------------------------
+
+    def _see_rev(self, event: Event) -> None:
+        """Note the rev a message or change frame of a subscribed room carries."""
+        match = _REV_TAIL.search(event.frame)
+        if match is not None:
+            rev = int(match.group(1))
+            if rev > self._room_rev.get(event.room, 0):
+                self._room_rev[event.room] = rev
+
+    async def _recover_changes(self, room: str) -> None:
+        """Send the subscribers of ``room`` the current state of each message they
+        have that changed after the newest rev seen here (the ``updates`` of a join
+        with ``since_rev``): a ``deleted`` frame, or an ``updated`` one."""
+        since_rev = self._room_rev.get(room)
+        ready = [s for s in self._subscribers.get(room, {}).values() if s.pending is None]
+        if since_rev is None or not ready:
+            return
+        # ``since`` past the newest id: every retained message changed since is an update.
+        page = await self._messages.history(room, sys.maxsize, since_rev)
+        changed = sorted((orjson.loads(item) for item in page.updates), key=_rev_of)
+        for item in changed:
+            frame = _change_frame(room, item)
+            for sub in ready:
+                if item.get("id", 0) <= sub.last_id:
+                    sub.conn.deliver(frame)
+            self._out_events.inc(len(ready))
+        if page.rev is not None and page.rev > self._room_rev.get(room, 0):
+            self._room_rev[room] = page.rev
+
+
+def _rev_of(item: dict) -> int:
+    rev = item.get("rev")
+    return rev if isinstance(rev, int) else 0
+
+
+def _change_frame(room: str, item: dict) -> bytes:
+    """The frame that brings a client's copy of ``item`` up to date (SPEC §5)."""
+    if item.get("deleted"):
+        return orjson.dumps({"type": "deleted", "room": room, "id": item["id"], "rev": item["rev"]})
+    return orjson.dumps({"type": "updated", "room": room, "message": item, "rev": item["rev"]})

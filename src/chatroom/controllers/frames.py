@@ -11,7 +11,7 @@ from chatroom.models import HistoryPage
 CLIENT_FRAME_TYPES = ("join", "leave", "send", "typing", "read", "ping", "edit", "delete", "react")
 SERVER_FRAME_TYPES = (
     *("hello", "joined", "message", "ack", "presence", "typing", "error", "pong"),
-    *("edited", "deleted", "reaction"),  # issue 12: SPEC §5
+    *("edited", "deleted", "reaction", "updated"),  # issue 12: SPEC §5 (updated: extension)
 )
 
 PONG = b'{"type":"pong"}'

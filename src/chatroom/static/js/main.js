@@ -72,7 +72,7 @@ function onFrame(app, f) {
       if (here) app.room.onMessage(f);
       else app.sidebar.onMessage(f);
       break;
-    case 'edited': case 'deleted': case 'reaction': // issue 12
+    case 'edited': case 'deleted': case 'reaction': case 'updated': // issue 12
       if (here) app.room.onChange(f);
       break;
     case 'ack': app.sender.onAck(f); break;

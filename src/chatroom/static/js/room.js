@@ -2,7 +2,7 @@
  * seen), taking in its messages, the "new messages" line, unseen messages while the tab
  * is hidden, and read markers. `app` holds the other parts (see main.js).
  * SPEC §5 (issue 12): the room's `rev`; a rejoin sends `since_rev` with `since` and
- * applies `updates`; `edited`, `deleted` and `reaction` frames change items in place. */
+ * applies `updates`; `edited`, `deleted`, `reaction` and `updated` frames change items in place. */
 
 import { setTime } from './i18n.js';
 import { withReaction } from './reactions.js';
@@ -126,8 +126,15 @@ export function createRoom(app) {
     if (Number.isInteger(rev)) state.rev = state.rev === null ? rev : Math.max(state.rev, rev);
   }
 
-  // An `edited`, `deleted` or `reaction` frame of this room.
+  // An `edited`, `deleted`, `reaction` or `updated` frame of this room.
   function onChange(f) {
+    if (f.type === 'updated') { // after the server's resubscribe: like an entry of joined.updates
+      const m = f.message;
+      const li = m && Number.isInteger(m.id) ? list.findById(m.id) : null;
+      seeRev(f.rev);
+      if (li) list.update(li, m);
+      return;
+    }
     if (!Number.isInteger(f.id)) return;
     seeRev(f.rev);
     const li = list.findById(f.id);
