@@ -240,7 +240,8 @@ class FanoutHub:
 
     def _see_rev(self, event: Event) -> None:
         """Note the rev a message or change frame of a subscribed room carries."""
-        match = _REV_TAIL.search(event.frame)
+        frame = event.frame
+        match = _REV_TAIL.search(frame, max(0, len(frame) - 32))  # only the tail
         if match is not None:
             rev = int(match.group(1))
             if rev > self._room_rev.get(event.room, 0):
