@@ -162,27 +162,28 @@ class ArchiveReader:
     # -- export and import ----------------------------------------------------------
 
     async def export(self, room: str, since: int = 0) -> list[dict]:
-        """Every message of the room with id > ``since``, oldest first: the archive, then
-        what Redis holds above it (not archived yet)."""
+        """Every message of the room with id > ``since``, oldest first: the archive, and
+        what Redis holds. Where both have a message, Redis's copy wins: it is the live
+        state, and an edit or reaction reaches the archive a moment later."""
         room_row = await self._sql(Room.by_name, room)
         if room_row is None:
             raise NotFoundError(f"no room {room!r}")
         rows = await self._sql(lambda: [r.item() for r in store.export_rows(room_row.id)])
         rows = [row for row in rows if row["id"] > since]
-        newest = max([since] + [row["id"] for row in rows])
+        retained: dict[int, dict] = {}
         with storage_guard():
-            seq = await self._messages.last_id(room)
-            tail: list[dict] = []
+            seq, newest = await self._messages.last_id(room), since
             while newest < seq:
                 window = await self._state.retained(room, newest, 10_000)
                 if not window.items:
                     break
-                tail += [
-                    {k: v for k, v in item.items() if k not in store.TRANSIENT_FIELDS}
-                    for item in store.parse_items(window.items)
-                ]
+                for item in store.parse_items(window.items):
+                    clean = {k: v for k, v in item.items() if k not in store.TRANSIENT_FIELDS}
+                    retained[clean["id"]] = clean
                 newest = window.last
-        return rows + tail
+        archived = {row["id"] for row in rows}
+        rows = [retained.get(row["id"], row) for row in rows]
+        return rows + [item for i, item in sorted(retained.items()) if i not in archived]
 
     async def import_messages(self, room: str, lines: Iterable[str]) -> int:
         """Load an export (JSON lines) into the empty room ``room``; ids and times kept.
