@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from chatroom.embedded_redis import EmbeddedRedis
 from tests.helpers import Api, ChatClient, connect
 
 
@@ -109,3 +111,21 @@ async def socket_on(host: ServeProcess, token: str, name: str, room: str | None 
     if room:
         await client.join(room)
     return client
+
+
+@contextlib.asynccontextmanager
+async def host_with_own_redis(tmp_path, serve_processes):
+    """A serve process on a Redis of the test's own, to kill or freeze; (redis, host)."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = EmbeddedRedis(redis_dir)
+    redis.start()
+    try:
+        host = serve_processes(tmp_path / "host", "--redis-url", redis.url)
+        await host.ready()
+        yield redis, host
+    finally:
+        if redis.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(redis.pid, signal.SIGCONT)
+        redis.stop()

@@ -5,7 +5,6 @@ answered ``unavailable``, and nothing logged at ERROR."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -13,8 +12,7 @@ import time
 import orjson
 import pytest
 
-from chatroom.embedded_redis import EmbeddedRedis
-from tests.processes import ServeProcess, socket_on
+from tests.processes import ServeProcess, host_with_own_redis, socket_on
 from tests.rawws import RawSocket
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("close_opened_sockets")]
@@ -36,24 +34,6 @@ def assert_clean_exit(host: ServeProcess, code: int, took: float) -> None:
     log = host.read_output()
     found = [marker for marker in UNCLEAN if marker in log]
     assert not found, f"{found} in the log:\n{log[-4000:]}"
-
-
-@contextlib.asynccontextmanager
-async def host_with_own_redis(tmp_path, serve_processes):
-    """A serve process on a Redis of the test's own, to kill or freeze; (redis, host)."""
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    redis = EmbeddedRedis(redis_dir)
-    redis.start()
-    try:
-        host = serve_processes(tmp_path / "host", "--redis-url", redis.url)
-        await host.ready()
-        yield redis, host
-    finally:
-        if redis.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(redis.pid, signal.SIGCONT)
-        redis.stop()
 
 
 async def test_sigterm_with_a_stalled_client_exits_cleanly(tmp_path, serve_processes):
