@@ -25,7 +25,10 @@ OPERATOR_COMMANDS = [
     ("users", "set-password"),
     ("users", "disable"),
     ("users", "enable"),
+    ("users", "promote"),
+    ("users", "demote"),
     ("history",),
+    ("audit",),
     ("import",),
     ("stats",),
 ]

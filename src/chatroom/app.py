@@ -58,6 +58,7 @@ def make_app(
         (r"/api/register", api.RegisterApiHandler),
         (r"/api/login", api.LoginApiHandler),
         (r"/api/logout", api.LogoutApiHandler),
+        (r"/api/me", api.MeApiHandler),
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
         (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),

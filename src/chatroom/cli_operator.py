@@ -1,4 +1,4 @@
-"""The operator commands of ``chatroom``: rooms, users, history, import, stats.
+"""The operator commands of ``chatroom``: rooms, users, history, import, audit, stats.
 
 Each opens the data the ``serve`` storage options name (also while a server
 runs), calls the admin controller through ``operator_commands.run_admin`` and
@@ -125,13 +125,34 @@ def users_list(as_json: bool, **storage) -> None:
 @users.command("create")
 @click.argument("name")
 @password_stdin_option
+@click.option("--admin", is_flag=True, help="Make the account a site admin (SPEC §6).")
 @operator_options
 @reports_errors
-def users_create(name: str, password_stdin: bool, **storage) -> None:
+def users_create(name: str, password_stdin: bool, admin: bool, **storage) -> None:
     """Create the account NAME, a member of lobby; asks for its password."""
     password = read_password(password_stdin)
-    user = operate(storage, lambda admin: admin.create_user(name, password))
-    click.echo(f"Created the user {user.name}")
+    user = operate(storage, lambda ctl: ctl.create_user(name, password, admin))
+    click.echo(f"Created the {'site admin' if admin else 'user'} {user.name}")
+
+
+@users.command("promote")
+@click.argument("name")
+@operator_options
+@reports_errors
+def users_promote(name: str, **storage) -> None:
+    """Make the account NAME a site admin: it moderates lobby and every public room."""
+    user, changed = operate(storage, lambda admin: admin.set_role(name, "admin"))
+    click.echo(f"{user.name} is {'now' if changed else 'already'} a site admin")
+
+
+@users.command("demote")
+@click.argument("name")
+@operator_options
+@reports_errors
+def users_demote(name: str, **storage) -> None:
+    """Make the site admin NAME a plain user again."""
+    user, changed = operate(storage, lambda admin: admin.set_role(name, "user"))
+    click.echo(f"{user.name} is {'now' if changed else 'already'} a plain user")
 
 
 @users.command("set-password")
@@ -217,6 +238,16 @@ def import_(file, room: str | None, **storage) -> None:
             raise click.UsageError("name the room with --room: the first line has none")
     count = operate(storage, lambda admin: admin.import_history(room, lines))
     click.echo(f"Imported {count} messages into {room}")
+
+
+@main.command()
+@click.option("--room", default=None, help="Only this room's entries.")
+@json_option
+@operator_options
+@reports_errors
+def audit(room: str | None, as_json: bool, **storage) -> None:
+    """List the moderation actions, newest first: who did what to whom, where, when."""
+    show(operate(storage, lambda admin: admin.audit(room)), as_json)
 
 
 @main.command()

@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timezone
 
 from chatroom.controllers.admin import HistoryExport, RoomInfo, Stats, UserInfo
+from chatroom.controllers.audit import AuditRecord
 from chatroom.controllers.files import GcReport
 
 
@@ -77,11 +78,25 @@ def room_lines(room: RoomInfo) -> list[str]:
 
 @text_lines.register
 def user_lines(user: UserInfo) -> list[str]:
-    """``alice  created 2025-01-02T03:04:05+00:00  2 sessions[  disabled]``."""
+    """``alice  created 2025-01-02T03:04:05+00:00  2 sessions[  disabled][  admin]``."""
     # The ``created`` of --json, so that both forms show the same moment.
     state = "  disabled" if user.disabled else ""
+    state += "  admin" if user.role == "admin" else ""
     created = user.public()["created"]
     return [f"{user.name}  created {created}  {user.sessions} sessions{state}"]
+
+
+@text_lines.register
+def audit_lines(entry: AuditRecord) -> list[str]:
+    """``2026-12-05T10:00:00+00:00  alice  ban  bob  in general  (3600 s)``."""
+    line = f"{entry.public()['created']}  {printable(entry.actor)}  {entry.action}"
+    if entry.target:
+        line += f"  {printable(entry.target)}"
+    if entry.room:
+        line += f"  in {printable(entry.room)}"
+    if entry.detail:
+        line += f"  ({printable(entry.detail)})"
+    return [line]
 
 
 @text_lines.register

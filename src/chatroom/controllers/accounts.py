@@ -13,6 +13,12 @@ class Account:
     id: int
     name: str
     created: datetime
+    #: The site role (SPEC §6): ``admin`` or ``user``, as read at sign-in.
+    role: str = "user"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
     @property
     def key(self) -> str:
@@ -22,6 +28,10 @@ class Account:
     def public(self) -> dict:
         created = self.created.replace(tzinfo=timezone.utc).isoformat()
         return {"name": self.name, "created": created}
+
+    def me(self) -> dict:
+        """``GET /api/me``'s user: the public form and the site role."""
+        return {**self.public(), "role": self.role}
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import argon2
 
 from chatroom.controllers import validation
 from chatroom.controllers.archive import ArchiveController
+from chatroom.controllers.audit import AuditLog, AuditRecord
 from chatroom.controllers.auth import PASSWORD_HASHER, AuthController
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
@@ -69,6 +70,7 @@ class UserInfo:
     created: datetime
     disabled: bool
     sessions: int
+    role: str = "user"
 
     def public(self) -> dict:
         return {**asdict(self), "created": _iso(self.created)}
@@ -120,6 +122,7 @@ class AdminController:
         self._presence = presence
         self._hasher = hasher
         self._archive = archive  # [archive] history exports the whole archive
+        self._audit = AuditLog(run)
 
     # -- rooms -------------------------------------------------------------
 
@@ -203,12 +206,36 @@ class AdminController:
     @staticmethod
     def _user_infos(user_ids: list[int] | None = None) -> list[UserInfo]:
         users, sessions = User.listing(user_ids), Session.live_counts(user_ids)
-        return [UserInfo(u.name, u.created, u.disabled, sessions.get(u.id, 0)) for u in users]
+        return [
+            UserInfo(u.name, u.created, u.disabled, sessions.get(u.id, 0), u.role) for u in users
+        ]
 
-    async def create_user(self, name: object, password: object) -> UserInfo:
-        """An account, exactly as if the user had registered (a member of ``lobby``)."""
+    async def create_user(self, name: object, password: object, admin: bool = False) -> UserInfo:
+        """An account, exactly as if the user had registered (a member of ``lobby``);
+        ``admin``: a site admin from the start (SPEC §6)."""
         account = await AuthController(self._run, self._hasher).register(name, password)
-        return UserInfo(account.name, account.created, False, 0)
+        if not admin:
+            return UserInfo(account.name, account.created, False, 0)
+        await self._run(User.set_role, account.id, "admin")
+        await self._audit.record(None, "promote", account.name)
+        return UserInfo(account.name, account.created, False, 0, "admin")
+
+    async def set_role(self, name: object, role: str) -> tuple[UserInfo, bool]:
+        """Make the user a site ``admin`` or a plain ``user`` (SPEC §6); the user and
+        whether the role changed. Logged in the audit log when it did."""
+        if role not in ("admin", "user"):
+            raise BadRequestError("a site role is admin or user")
+        user = await self._user(name)
+        if user.role == role:
+            return await self._info(user.id), False
+        await self._run(User.set_role, user.id, role)
+        await self._audit.record(None, "promote" if role == "admin" else "demote", user.name)
+        return await self._info(user.id), True
+
+    async def audit(self, room: object = None, limit: int = 1000) -> list[AuditRecord]:
+        """The audit log, newest first: every entry, or those of one room."""
+        room_name = None if room is None else validation.room_name(room)
+        return await self._audit.newest(room_name, limit)
 
     async def set_password(self, name: object, password: object) -> tuple[UserInfo, int]:
         """Give a user a new password and end all their sessions (SPEC §10).

@@ -33,7 +33,7 @@ MAX_TOKEN_CHARS = 128
 
 
 def _account(user: User) -> Account:
-    return Account(id=user.id, name=user.name, created=user.created)
+    return Account(id=user.id, name=user.name, created=user.created, role=user.role)
 
 
 class AuthController:

@@ -149,4 +149,4 @@ class RoomController:
 
     async def find_user(self, name: str) -> Account | None:
         user = await self._run(User.by_name, name)
-        return Account(user.id, user.name, user.created) if user else None
+        return Account(user.id, user.name, user.created, user.role) if user else None

@@ -3,6 +3,7 @@
 Nothing here imports Tornado; Redis key names are defined in ``keys`` only.
 """
 
+from chatroom.models.audit import AuditEntry
 from chatroom.models.auth_throttle import AuthThrottle
 from chatroom.models.database import SchemaVersion, database, migrate_schema, open_database
 from chatroom.models.events import Event, EventBus
@@ -17,6 +18,7 @@ from chatroom.models.user import User
 
 __all__ = [
     "LOBBY",
+    "AuditEntry",
     "AuthThrottle",
     "Event",
     "EventBus",

@@ -125,11 +125,23 @@ def _archive_bigrams(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -
     create_bigram_index(db, migrator)
 
 
+def _site_roles(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    """Issue 13: ``user.role`` and the moderation audit log (SPEC §6)."""
+    from chatroom.models.audit import AuditEntry
+    from chatroom.models.user import User
+
+    # A new database got the column from migration 1, which creates today's ``user``.
+    if "role" not in {column.name for column in db.get_columns("user")}:
+        pw_migrate.migrate(migrator.add_column("user", "role", User.role))
+    db.create_tables([AuditEntry])
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
     _add_files,  # 2: uploaded files (SPEC §9)
     _archive_tables,  # 3: the message archive and its search index (SPEC §7)
     _archive_bigrams,  # 4: PostgreSQL: an index for 2-character search terms
+    _site_roles,  # 5: site roles and the audit log (SPEC §6)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

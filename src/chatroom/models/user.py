@@ -15,6 +15,8 @@ class User(BaseModel):
     password_hash = peewee.CharField(max_length=255)
     created = peewee.DateTimeField(default=utcnow)
     disabled = peewee.BooleanField(default=False)
+    #: The site role (SPEC §6): ``admin`` or ``user``.
+    role = peewee.CharField(max_length=16, default="user")
 
     @classmethod
     def by_name(cls, name: str) -> User | None:
@@ -75,6 +77,10 @@ class User(BaseModel):
         with cls._meta.database.atomic():
             cls.update(disabled=True).where(cls.id == user_id).execute()
             return Session.revoke_all(user_id)
+
+    @classmethod
+    def set_role(cls, user_id: int, role: str) -> None:
+        cls.update(role=role).where(cls.id == user_id).execute()
 
     @classmethod
     def enable(cls, user_id: int) -> None:

@@ -50,6 +50,13 @@ class LogoutApiHandler(JsonHandler):
         self.send_json({"ok": True})
 
 
+class MeApiHandler(JsonHandler):
+    """``GET /api/me``: the caller's account and site role (SPEC §6)."""
+
+    async def get(self) -> None:
+        self.send_json({"user": self.require_user().me()})
+
+
 class RoomsApiHandler(JsonHandler):
     async def get(self) -> None:
         rooms = await self.controllers.rooms.list_rooms(self.require_user())
