@@ -68,6 +68,7 @@ def violations(module: str, source: str) -> list[str]:
         "chatroom.__main__",
         "chatroom.cli_operator",
         "chatroom.cli_files",
+        "chatroom.cli_invites",
     ):
         for name in sorted(imported):
             if any(_matches(name, prefix) for prefix in ONLY_FROM_CLI):

@@ -15,9 +15,22 @@ from chatroom.config import (
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.controllers.archive import ArchiveController
+from chatroom.controllers.blocks import BlockController
 from chatroom.controllers.files import FilesController
+from chatroom.controllers.signup import SignupController
+from chatroom.controllers.site_admin import SiteAdminController
 from chatroom.logs import log_request
-from chatroom.views import account_pages, api, archive, chat_pages, files, messages_api
+from chatroom.views import (
+    account_pages,
+    admin_pages,
+    api,
+    archive,
+    blocks_api,
+    chat_pages,
+    files,
+    invites_api,
+    messages_api,
+)
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
@@ -41,6 +54,10 @@ class Controllers:
     health: HealthController
     files: FilesController | None = None
     archive: ArchiveController | None = None
+    # issue 13 (SPEC §6): sign-up control and invites, blocks, the admin page
+    signup: SignupController | None = None
+    blocks: BlockController | None = None
+    site_admin: SiteAdminController | None = None
 
 
 def make_app(
@@ -63,6 +80,14 @@ def make_app(
         (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
         (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),
         (r"/api/search", archive.SearchHandler),
+        # issue 13 (SPEC §6): invites, blocks, the site admin page
+        (r"/api/invites", invites_api.InvitesApiHandler),
+        (r"/api/invites/([^/]+)", invites_api.InviteApiHandler),
+        (r"/api/blocks", blocks_api.BlocksApiHandler),
+        (r"/api/blocks/([^/]+)", blocks_api.BlockApiHandler),
+        (r"/api/admin/users", admin_pages.AdminUsersApiHandler),
+        (r"/api/admin/users/([^/]+)", admin_pages.AdminUserApiHandler),
+        (r"/admin", admin_pages.AdminPageHandler),
         (rf"/api/rooms/{ROOM}/files", files.UploadHandler),
         (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),
         (r"/api/.*", api.ApiNotFoundHandler),

@@ -154,4 +154,4 @@ def initdb(data_dir: Path, database_url: str | None) -> None:
 
 # The operator commands (rooms, users, history, import, stats) and ``files gc``
 # register themselves on ``main`` when imported.
-from chatroom import cli_files, cli_operator  # noqa: E402, F401 - registers the commands
+from chatroom import cli_files, cli_invites, cli_operator  # noqa: E402, F401 - registers the commands

@@ -48,6 +48,9 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 DURABILITY_LEVELS = ("fast", "strict")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
+#: open: anyone may register; invite: registering needs an invite code; closed: only
+#: ``chatroom users create`` makes accounts (SPEC §6, docs/configuration.md#registration).
+REGISTRATION_MODES = ("open", "invite", "closed")
 #: The longest a session may last (--session-days): ten years.
 MAX_SESSION_DAYS = 3650
 
@@ -174,6 +177,12 @@ class Config:
         min_open=True,
         max=MAX_SESSION_DAYS,
         help="A login (cookie or Bearer token) ends this many days after it began.",
+    )
+    registration: str = setting(
+        "open",
+        choices=REGISTRATION_MODES,
+        help="Who may register: open (anyone), invite (with an invite code), closed "
+        "(only 'chatroom users create').",
     )
     stall_seconds: float = setting(
         10.0,

@@ -18,6 +18,7 @@ from chatroom.config import Config
 from chatroom.controllers import BlockingRunner
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.files import FilesController
+from chatroom.controllers.signup import SignupController
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
@@ -123,4 +124,18 @@ async def _run_files(config: Config, action: Callable[[FilesController], Awaitab
             return await action(files)
     finally:
         files.shutdown()
+        run_blocking.shutdown()
+
+
+def run_invites(config: Config, action: Callable[[SignupController], Awaitable[T]]) -> T:
+    """Run one operator action on the invite codes of ``config`` (SQL only, no Redis)."""
+    return asyncio.run(_run_invites(config, action))
+
+
+async def _run_invites(config: Config, action: Callable[[SignupController], Awaitable[T]]) -> T:
+    run_blocking = BlockingRunner(1, name="chatroom-admin")
+    try:
+        async with operator_database(config, run_blocking):
+            return await action(SignupController(run_blocking, None))
+    finally:
         run_blocking.shutdown()

@@ -28,12 +28,15 @@ from chatroom.controllers import (
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.auth import PASSWORD_HASHER
+from chatroom.controllers.blocks import BlockController
 from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import ConnectionCaps
 from chatroom.controllers.mentions import MentionResolver
 from chatroom.controllers.message_changes import MessageChanges
 from chatroom.controllers.passwords import PasswordPool
 from chatroom.controllers.readmarks import ReadMarkerBuffer
+from chatroom.controllers.signup import SignupController
+from chatroom.controllers.site_admin import SiteAdminController
 from chatroom.metrics import Metrics
 from chatroom.models import (
     AuthThrottle,
@@ -128,7 +131,23 @@ class ControllerGraph:
         quota = RoomQuota(self.redis, self.keys, self.config.rooms_per_hour)
         rooms = RoomController(self.run_blocking, self.messages, quota)
         rooms.mention_counts = self.message_change_repo.mention_counts  # issue 12
+        rooms.direct_gate = self.blocks.check_direct  # issue 13: blocks close DMs
         return rooms
+
+    @cached_property
+    def blocks(self) -> BlockController:
+        """Users blocking users (SPEC §6)."""
+        return BlockController(self.run_blocking, self.events)
+
+    @cached_property
+    def signup(self) -> SignupController:
+        """Registration under --registration, and invite codes (SPEC §6)."""
+        return SignupController(self.run_blocking, self.auth, self.config.registration)
+
+    @cached_property
+    def site_admin(self) -> SiteAdminController:
+        """The admin page's user actions (SPEC §6)."""
+        return SiteAdminController(self.admin)
 
     @cached_property
     def message_change_repo(self) -> MessageChangeRepository:
@@ -232,6 +251,9 @@ class ControllerGraph:
             health=self.health,
             files=self.files,
             archive=self.archive,
+            signup=self.signup,
+            blocks=self.blocks,
+            site_admin=self.site_admin,
         )
 
 

@@ -220,16 +220,19 @@ class AdminController:
         await self._audit.record(None, "promote", account.name)
         return UserInfo(account.name, account.created, False, 0, "admin")
 
-    async def set_role(self, name: object, role: str) -> tuple[UserInfo, bool]:
+    async def set_role(
+        self, name: object, role: object, actor: str | None = None
+    ) -> tuple[UserInfo, bool]:
         """Make the user a site ``admin`` or a plain ``user`` (SPEC §6); the user and
-        whether the role changed. Logged in the audit log when it did."""
+        whether the role changed. Logged in the audit log, as done by ``actor`` (a
+        site admin's name; None: the operator), when it did."""
         if role not in ("admin", "user"):
             raise BadRequestError("a site role is admin or user")
         user = await self._user(name)
         if user.role == role:
             return await self._info(user.id), False
         await self._run(User.set_role, user.id, role)
-        await self._audit.record(None, "promote" if role == "admin" else "demote", user.name)
+        await self._audit.record(actor, "promote" if role == "admin" else "demote", user.name)
         return await self._info(user.id), True
 
     async def audit(self, room: object = None, limit: int = 1000) -> list[AuditRecord]:
@@ -251,22 +254,28 @@ class AdminController:
             await self._events.publish_control("sessions_ended", user_id=user.id)
         return await self._info(user.id), revoked
 
-    async def disable_user(self, name: object) -> tuple[UserInfo, int]:
+    async def disable_user(self, name: object, actor: str | None = None) -> tuple[UserInfo, int]:
         """Refuse the user's logins, revoke their sessions and close their sockets.
 
         Returns the user and how many sessions were revoked. The running
-        processes close the user's sockets (1008) on the control event.
+        processes close the user's sockets (1008) on the control event. Logged
+        (``actor``: a site admin's name; None: the operator) when the account was
+        enabled until now.
         """
         user = await self._user(name)
         revoked = await self._run(User.disable, user.id)
         with storage_guard():
             await self._events.publish_control("user_disabled", user_id=user.id, user=user.name_key)
+        if not user.disabled:
+            await self._audit.record(actor, "disable", user.name)
         return await self._info(user.id), revoked
 
-    async def enable_user(self, name: object) -> UserInfo:
+    async def enable_user(self, name: object, actor: str | None = None) -> UserInfo:
         """Let a disabled user log in again (their old sessions stay revoked)."""
         user = await self._user(name)
         await self._run(User.enable, user.id)
+        if user.disabled:
+            await self._audit.record(actor, "enable", user.name)
         return await self._info(user.id)
 
     async def _user(self, name: object) -> User:

@@ -13,6 +13,8 @@ ACTIONS = frozenset(
     {
         "promote",
         "demote",
+        "disable",
+        "enable",
         "kick",
         "ban",
         "unban",

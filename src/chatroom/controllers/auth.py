@@ -6,7 +6,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta, timezone
 
 import argon2
@@ -84,14 +84,27 @@ class AuthController:
             log.warning("login throttle skipped: Redis is unavailable")
 
     async def register(
-        self, username: object, password: object, address: str | None = None
+        self,
+        username: object,
+        password: object,
+        address: str | None = None,
+        *,
+        admit: Callable[[], Awaitable[None]] | None = None,
+        create: Callable[[str, str, str], User | None] = User.register,
     ) -> Account:
-        """Create an account and make it a member of ``lobby``."""
+        """Create an account and make it a member of ``lobby``.
+
+        Sign-up control (controllers/signup.py) passes ``admit``, awaited after the
+        throttle and before the slow hash (it raises to refuse), and ``create``,
+        which makes the row in place of ``User.register`` (an invite's use with it).
+        """
         name = validation.username(username)
         secret = validation.password(password)
         await self._allow(address, None)
+        if admit is not None:
+            await admit()
         password_hash = await self._passwords.hash(secret)
-        user = await self._run(User.register, name, password_hash, LOBBY)
+        user = await self._run(create, name, password_hash, LOBBY)
         if user is None:
             raise ConflictError(f"the name {name!r} is taken")
         return _account(user)

@@ -1,6 +1,7 @@
 """ControlEvents: what a process does when an operator's (or another process's) change
 arrives on the event bus — a room deleted, a user disabled, sessions ended, access
-checks invalidated. Control events are applied here and never relayed to sockets.
+checks invalidated, a block between two users. Control events are applied here and
+never relayed to sockets.
 
 Every action may carry an ``access_version``; ``access_changed`` carries only that.
 Any of them drops the access checks made before that version (``RoomAccessCache``).
@@ -50,6 +51,8 @@ class ControlEvents:
             self._sessions.end(("session", control["session"]))
         elif action == "sessions_ended" and isinstance(control.get("user_id"), int):
             self._sessions.end(("user", control["user_id"]))
+        elif action == "blocks_changed" and isinstance(control.get("room"), str):
+            self.blocks_changed(control["room"], control.get("user_ids"))
         elif action != "access_changed":
             log.warning("ignored an unknown control event: %.200r", control)
 
@@ -65,6 +68,15 @@ class ControlEvents:
             conn.deliver(frame)
         # Their presence entries went with the room's keys; a heartbeat racing the
         # deletion may put one back, which expires and is swept like any other.
+
+    def blocks_changed(self, room: str, user_ids: object) -> None:
+        """A block between two users (SPEC §6): forget their checks of their direct
+        room, so that their next use of it is checked again (and refused)."""
+        if not isinstance(user_ids, list):
+            return
+        for user_id in user_ids:
+            if isinstance(user_id, int) and not isinstance(user_id, bool):
+                self._access.forget(user_id, room)
 
     def user_disabled(self, user_id: int) -> None:
         """Forget the user's access checks and close their sockets (1008)."""

@@ -45,6 +45,9 @@ class RoomController:
         self.mention_counts: Callable[[str, dict[str, int]], Awaitable[dict[str, int]]] | None = (
             None
         )
+        #: Set by the composition root: refuses a direct room between users who block
+        #: each other (controllers/blocks.py, SPEC §6).
+        self.direct_gate: Callable[[Account, str], Awaitable[None]] | None = None
 
     async def _mentions(self, account: Account, read: dict[str, int]) -> dict[str, int]:
         if self.mention_counts is None:
@@ -111,6 +114,8 @@ class RoomController:
     async def open(self, account: Account, name: object) -> RoomRef:
         """Check the caller may read the room; a direct room is created on first use."""
         room_name = validation.room_name(name)
+        if self.direct_gate is not None and room_name.startswith("dm:"):
+            await self.direct_gate(account, room_name)  # before a new room is made
         return await self._run(self._open_row, account.id, account.key, room_name)
 
     @staticmethod

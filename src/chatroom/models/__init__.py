@@ -5,8 +5,10 @@ Nothing here imports Tornado; Redis key names are defined in ``keys`` only.
 
 from chatroom.models.audit import AuditEntry
 from chatroom.models.auth_throttle import AuthThrottle
+from chatroom.models.blocks import Block
 from chatroom.models.database import SchemaVersion, database, migrate_schema, open_database
 from chatroom.models.events import Event, EventBus
+from chatroom.models.invites import Invite, InviteUnusable
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import RoomQuota
 from chatroom.models.membership import Membership
@@ -20,9 +22,12 @@ __all__ = [
     "LOBBY",
     "AuditEntry",
     "AuthThrottle",
+    "Block",
     "Event",
     "EventBus",
     "HistoryPage",
+    "Invite",
+    "InviteUnusable",
     "Membership",
     "MessageRepository",
     "PresenceRepository",

@@ -136,12 +136,21 @@ def _site_roles(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> Non
     db.create_tables([AuditEntry])
 
 
+def _invites_and_blocks(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    """Issue 13: sign-up invite codes and blocked users (SPEC §6)."""
+    from chatroom.models.blocks import Block
+    from chatroom.models.invites import Invite
+
+    db.create_tables([Invite, Block])  # IF NOT EXISTS: safe whatever its number
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
     _add_files,  # 2: uploaded files (SPEC §9)
     _archive_tables,  # 3: the message archive and its search index (SPEC §7)
     _archive_bigrams,  # 4: PostgreSQL: an index for 2-character search terms
     _site_roles,  # 5: site roles and the audit log (SPEC §6)
+    _invites_and_blocks,  # 6 here, 7 after room roles: invites and blocks (SPEC §6)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -50,6 +50,10 @@ class AccountFormHandler(PageHandler):
     def render_form(self, template: str, error_code: str = "", **kwargs) -> None:
         action = self.request.uri if template == "login.html" else "/register"
         error = self.form_error(error_code) if error_code else None
+        # Sign-up control (SPEC §6): what the register form asks and says.
+        kwargs.setdefault("registration", self.config.registration)
+        kwargs.setdefault("invite", None)
+        kwargs.setdefault("notice", None)
         self.render(template, action=action, error=error, error_code=error_code, **kwargs)
 
     def form_error(self, code: str) -> str:
@@ -78,22 +82,46 @@ class LoginHandler(AccountFormHandler):
 
 
 class RegisterHandler(AccountFormHandler):
-    def get(self) -> None:
-        self.render_form("register.html", username="")
+    """``/register``: the form, under ``--registration`` (SPEC §6). In ``invite`` mode
+    it asks for the invite code, filled in from ``?invite=CODE`` (the invite's link)
+    and carried by the form; in ``closed`` mode it says so and has no form."""
+
+    async def get(self) -> None:
+        invite = self.get_query_argument("invite", "", strip=True)[:200]
+        await self.render_register(invite=invite)
 
     async def post(self) -> None:
         username = self.get_body_argument("username", "")
         password = self.get_body_argument("password", "")
+        invite = self.get_body_argument("invite", "", strip=True)[:200]
         auth = self.controllers.auth
         try:
-            await auth.register(username, password, self.request.remote_ip)
+            await self.controllers.signup.register(
+                username, password, invite or None, self.request.remote_ip
+            )
             _, token = await auth.login(username, password, self.request.remote_ip)
         except ChatError as exc:
             self.set_status(exc.status)
-            self.render_form("register.html", error_code=exc.code, username=username)
+            await self.render_register(exc.code, username=username, invite=invite)
             return
         self.start_session(token)
         self.redirect("/")
+
+    async def render_register(
+        self, error_code: str = "", username: str = "", invite: str = ""
+    ) -> None:
+        notice = None
+        if self.config.registration == "invite" and invite and not error_code:
+            found = await self.controllers.signup.check_invite(invite)
+            notice = strings.invite_notice(self.locale, found.expires if found else None)
+        self.render_form(
+            "register.html", error_code, username=username, invite=invite, notice=notice
+        )
+
+    def form_error(self, code: str) -> str:
+        if code == "forbidden":  # refused by the sign-up mode, not by a stale page
+            return strings.signup_refusal(self.locale, self.config.registration)
+        return super().form_error(code)
 
 
 class LogoutHandler(PageHandler):

@@ -10,11 +10,13 @@ from chatroom.views.base import JsonHandler
 
 
 class RegisterApiHandler(JsonHandler):
+    """``POST /api/register``: under ``--registration`` (SPEC §6): ``"invite"`` carries
+    the invite code in ``invite`` mode; 403 without a valid one, or when closed."""
+
     async def post(self) -> None:
         body = self.json_body()
-        auth = self.controllers.auth
-        account = await auth.register(
-            body.get("username"), body.get("password"), self.request.remote_ip
+        account = await self.controllers.signup.register(
+            body.get("username"), body.get("password"), body.get("invite"), self.request.remote_ip
         )
         self.send_json({"user": account.public()}, status=201)
 

@@ -72,6 +72,10 @@ class ChatPageHandler(PageHandler):
             error_code = error_code or "unavailable"
             error = error or error_text(self, "unavailable")
         here = next((r for r in summaries if r.name == ref.name), None)
+        # SPEC §6: whose messages this user hides (lowercased names); static/js/blocking.js
+        # keeps it up to date from data-blocked.
+        blocks = self.controllers.blocks
+        blocked = {b.name.lower() for b in await blocks.blocked(account)} if blocks else set()
         first_unread = None
         if here is not None and here.member and here.unread > 0:
             first_unread = here.last_id - here.unread + 1
@@ -91,6 +95,7 @@ class ChatPageHandler(PageHandler):
             draft=draft,
             # A fresh id per rendered form: submitting the same form twice stores it once.
             client_id=uuid.uuid4().hex,
+            blocked=blocked,
         )
 
 

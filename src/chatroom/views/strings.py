@@ -6,6 +6,7 @@ every code has one."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import tornado.locale
@@ -66,6 +67,26 @@ def form_errors(locale: tornado.locale.Locale) -> dict[str, str]:
         ),
         "conflict": _("That username is taken; choose another one."),
     }
+
+
+def signup_refusal(locale: tornado.locale.Locale, mode: str) -> str:
+    """What the register form says when ``--registration`` refuses (SPEC §6)."""
+    _ = locale.translate
+    if mode == "closed":
+        return _("Registration is closed: ask the person who runs this chat for an account.")
+    return _(
+        "Registering needs a valid invite code. This one is unknown, used up,"
+        " expired or revoked: ask a site admin for a new invite link."
+    )
+
+
+def invite_notice(locale: tornado.locale.Locale, expires: datetime | None) -> str:
+    """What the register form says about the invite code it was opened with."""
+    _ = locale.translate
+    if expires is None:
+        return signup_refusal(locale, "invite")
+    when = expires.strftime("%Y-%m-%d %H:%M UTC")
+    return _("Your invite is valid until %(time)s.") % {"time": when}
 
 
 def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, Any]:
@@ -154,5 +175,10 @@ def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, A
         "action_offline": _("Not connected: try again when the connection is back."),
         "mentions_count": _("%(count)s mentions of you"),
         "notify_mention": _("%(user)s mentioned you in #%(room)s"),
+        # blocking (SPEC §6, issue 13)
+        "block": _("Block %(user)s"),
+        "unblock": _("Unblock %(user)s"),
+        "blocked_now": _("You blocked %(user)s: their messages are hidden."),
+        "unblocked_now": _("You unblocked %(user)s."),
         "errors": error_messages(locale, max_chars=max_chars),
     }

@@ -1,5 +1,6 @@
 /* What one can do with a message (SPEC §5): a toolbar with Reply, React, Edit and
- * Delete (the last two on one's own messages only). It shows on the message under the
+ * Delete (the last two on one's own messages only), and Block / Unblock its author
+ * (others' messages; SPEC §6, blocking.js). It shows on the message under the
  * mouse, and opens from the message's "⋯" button (keyboard, phones) or a long press;
  * Esc closes it. Delete asks first, inside the toolbar. Clicking a reaction chip
  * toggles one's reaction. Every change is a frame to the server; the page changes when
@@ -40,6 +41,7 @@ export function createActions(app) {
     button('react', '☺', t('react')),
     button('edit', '✎', t('edit')),
     button('delete', '🗑', t('delete')),
+    button('block', '⊘', t('block', { user: '' })), // issue 13: others' messages only
   );
   const confirmBox = document.createElement('span');
   confirmBox.className = 'confirm';
@@ -70,6 +72,13 @@ export function createActions(app) {
     detach();
     const own = li.dataset.user === config.me;
     for (const act of ['edit', 'delete']) tools.querySelector('[data-act="' + act + '"]').hidden = !own;
+    const block = tools.querySelector('[data-act="block"]');
+    block.hidden = own || !app.blocking;
+    if (!block.hidden) {
+      const label = t(app.blocking.isBlocked(li.dataset.user) ? 'unblock' : 'block', { user: li.dataset.user });
+      block.title = label;
+      block.setAttribute('aria-label', label);
+    }
     confirmBox.hidden = true;
     tools.hidden = false;
     li.append(bar);
@@ -106,6 +115,7 @@ export function createActions(app) {
     if (!item) return;
     if (name === 'reply') { detach(); app.reply.start(li); }
     else if (name === 'edit') { detach(); app.editing.start(li); }
+    else if (name === 'block') { closeAndFocus(); app.blocking.toggle(li.dataset.user); }
     else if (name === 'react') {
       const opener = tools.querySelector('[data-act="react"]');
       app.emoji.open(li.querySelector('.body'), li.querySelector('.more'), (emoji) => {

@@ -25,6 +25,7 @@
  *   reply.js       the reply preview above the box, quoted parents
  *   reactions.js   reaction chips
  *   emoji.js       the emoji picker with its recently used row
+ *   blocking.js    hiding blocked users' messages, Block / Unblock (SPEC §6)
  *
  * The page works without this script (server-rendered history, a plain form POST to
  * send); with it, the form is intercepted and everything is live. User data is only
@@ -34,6 +35,7 @@
 import { findElements, readConfig } from './config.js';
 import { createConnection } from './connection.js';
 import { createActions } from './actions.js';
+import { createBlocking } from './blocking.js';
 import { createComposer } from './composer.js';
 import { createEditing } from './editing.js';
 import { createEmojiPicker } from './emoji.js';
@@ -164,6 +166,7 @@ function start() {
   app.scrollback = createScrollback(app); // issue 14
   app.search = createSearch(app); // issue 14
   app.emoji = createEmojiPicker(app); // issue 12
+  app.blocking = createBlocking(app); // issue 13
   app.actions = createActions(app);
   app.editing = createEditing(app);
   app.reply = createReply(app);

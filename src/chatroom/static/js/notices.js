@@ -9,8 +9,11 @@ const ALERT_MS = 10000;
 const KEEP = 3; // alerts and announcements kept at once
 const PREVIEW_CHARS = 300;
 
-export function createNotices({ config, els, keys }) {
+export function createNotices(app) {
+  const { config, els, keys } = app;
   const canNotify = typeof window.Notification === 'function';
+  // SPEC §6: nothing of a blocked user is read out or notified.
+  const blocked = (m) => Boolean(app.blocking && app.blocking.isBlocked(m.user));
 
   function alert(code, message) {
     for (const old of els.alerts.querySelectorAll('.alert')) if (old.dataset.code === code) old.remove();
@@ -33,7 +36,7 @@ export function createNotices({ config, els, keys }) {
 
   // A new message from someone else in this room, for screen readers.
   function announce(m) {
-    if (!els.announcer) return;
+    if (!els.announcer || blocked(m)) return;
     const p = document.createElement('p');
     p.textContent = t('announce', { user: m.user, text: String(m.text).slice(0, PREVIEW_CHARS) });
     els.announcer.append(p);
@@ -76,7 +79,7 @@ export function createNotices({ config, els, keys }) {
 
   // A message from someone else in another room, or in this one while the tab is hidden.
   function notify(m) {
-    if (!notificationsOn() || m.user === config.me) return;
+    if (!notificationsOn() || m.user === config.me || blocked(m)) return;
     if (m.room === config.room && document.visibilityState === 'visible') return;
     // issue 12: a mention says so (DMs already do).
     const mentioned = Array.isArray(m.mentions) && m.mentions.includes(config.me);
