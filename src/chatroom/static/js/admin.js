@@ -84,10 +84,13 @@ function createUsers(me) {
     const actions = cell('', heads[4], 'actions');
     if (!self) { // one's own account is changed by another admin or the operator
       const on = !u.disabled;
-      actions.append(actionButton(t(on ? 'disable_short' : 'enable_short'), t(on ? 'disable' : 'enable', { user: u.name }),
+      const buttons = document.createElement('div');
+      buttons.className = 'buttons';
+      actions.append(buttons);
+      buttons.append(actionButton(t(on ? 'disable_short' : 'enable_short'), t(on ? 'disable' : 'enable', { user: u.name }),
         () => change(u.name, { disabled: on }, on ? 'done_disable' : 'done_enable')));
       const admin = u.role === 'admin';
-      actions.append(actionButton(t(admin ? 'demote_short' : 'promote_short'), t(admin ? 'demote' : 'promote', { user: u.name }),
+      buttons.append(actionButton(t(admin ? 'demote_short' : 'promote_short'), t(admin ? 'demote' : 'promote', { user: u.name }),
         () => change(u.name, { role: admin ? 'user' : 'admin' }, admin ? 'done_demote' : 'done_promote')));
     }
     tr.append(actions);
@@ -136,7 +139,10 @@ function createInvites() {
     );
     const actions = cell('', heads[5], 'actions');
     if (i.state === 'active') {
-      actions.append(actionButton(t('revoke'), t('revoke_label', { prefix: i.prefix }), () => revoke(i)));
+      const buttons = document.createElement('div');
+      buttons.className = 'buttons';
+      buttons.append(actionButton(t('revoke'), t('revoke_label', { prefix: i.prefix }), () => revoke(i)));
+      actions.append(buttons);
     }
     tr.append(actions);
     return tr;
