@@ -76,3 +76,17 @@ async def test_a_code_from_the_shell_registers_on_a_running_server(app_factory, 
     assert (await app.api.request("POST", "/api/register", fields)).code == 403
     listed = json.loads((await in_thread(database.data_dir, "invites", "list", "--json")).stdout)
     assert [(i["used"], i["state"]) for i in listed] == [(1, "used_up")]
+
+
+def test_disable_and_enable_from_the_shell_are_audited_once_each(tmp_path):
+    data_dir = tmp_path / "data"
+    chatroom(data_dir, "users", "create", "mallory", "--password-stdin", stdin=PASSWORD + "\n")
+    for _ in range(2):
+        assert chatroom(data_dir, "users", "disable", "mallory").exit_code == 0
+    for _ in range(2):
+        assert chatroom(data_dir, "users", "enable", "mallory").exit_code == 0
+    entries = json_of(chatroom(data_dir, "audit", "--json"))
+    assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
+        ("(operator)", "enable", "mallory"),
+        ("(operator)", "disable", "mallory"),
+    ]

@@ -163,3 +163,28 @@ def test_two_registrations_race_for_a_codes_last_use_on_a_sql_server(sql_url, tm
             _assert_exactly_one_won(_race_for_the_last_use(sql_url))
     finally:
         handle.close()
+
+
+def test_a_database_of_the_previous_schema_gains_both_tables(tmp_path) -> None:
+    """The migration on a database made by the migrations before it."""
+    from playhouse import migrate as pw_migrate
+
+    from chatroom.models.database import MIGRATIONS, SchemaVersion, database, migrate_schema
+
+    handle = open_database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        migrator = pw_migrate.SchemaMigrator.from_database(handle)
+        database.create_tables([SchemaVersion])
+        for step in MIGRATIONS[:-1]:
+            step(handle, migrator)
+        SchemaVersion.create(id=1, version=len(MIGRATIONS) - 1)
+        assert not {"invite", "block"} & set(handle.get_tables())
+        migrate_schema(handle)
+        assert {"invite", "block"} <= set(handle.get_tables())
+        assert SchemaVersion.current() == len(MIGRATIONS)
+        Invite.issue(CODE, "t", 1, later())
+        assert Invite.register_user(CODE, "ann", "h", LOBBY).name == "ann"
+        migrate_schema(handle)  # again: nothing to do, nothing lost
+        assert Invite.get().used == 1
+    finally:
+        handle.close()
