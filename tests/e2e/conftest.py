@@ -50,11 +50,17 @@ class Person:
         await dialog.dismiss()
 
     async def register(self, name: str, password: str = "correct horse battery") -> None:
+        await self._account_form("/register", "Register", name, password)
+
+    async def log_in(self, name: str, password: str = "correct horse battery") -> None:
+        await self._account_form("/login", "Log in", name, password)
+
+    async def _account_form(self, path: str, button: str, name: str, password: str) -> None:
         page = self.page
-        await page.goto(self.base_url + "/register")
+        await page.goto(self.base_url + path)
         await page.get_by_label("Username").fill(name)
         await page.get_by_label("Password").fill(password)
-        await page.get_by_role("button", name="Register").click()
+        await page.get_by_role("button", name=button).click()
         await page.wait_for_url(self.base_url + "/")
         await self.connected()
 

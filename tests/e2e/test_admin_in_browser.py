@@ -23,23 +23,13 @@ async def app(app_factory):
     return running
 
 
-async def log_in(person, name: str) -> None:
-    page = person.page
-    await page.goto(person.base_url + "/login")
-    await page.get_by_label("Username").fill(name)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_url(person.base_url + "/")
-    await person.connected()
-
-
 def user_row(page, name: str):
     return page.locator(f'#users tr[data-user="{name}"]')
 
 
 async def test_an_invite_from_the_admin_page_registers_one_person(people):
     teacher = await people()
-    await log_in(teacher, "teacher")
+    await teacher.log_in("teacher")
     page = teacher.page
     await page.get_by_role("link", name="Admin").click()
     await page.wait_for_url(teacher.base_url + "/admin")
@@ -85,9 +75,9 @@ async def test_an_invite_from_the_admin_page_registers_one_person(people):
 
 async def test_users_and_invites_from_the_keyboard(people):
     pupil = await people()
-    await log_in(pupil, "pupil")
+    await pupil.log_in("pupil")
     teacher = await people()
-    await log_in(teacher, "teacher")
+    await teacher.log_in("teacher")
     page = teacher.page
     await page.goto(teacher.base_url + "/admin")
     me = user_row(page, "teacher")
@@ -128,7 +118,7 @@ async def test_users_and_invites_from_the_keyboard(people):
 
     # A plain user does not get the page.
     other = await people()
-    await log_in(other, "pupil")  # an admin now: demote first
+    await other.log_in("pupil")  # an admin now: demote first
     await page.get_by_role("button", name="Make pupil a plain user").click()
     await expect(page.get_by_role("button", name="Make pupil an admin")).to_be_visible()
     await other.page.goto(other.base_url + "/admin")

@@ -4,24 +4,20 @@
  * Every control is a real button or form field, so the page works from the keyboard;
  * user data goes in with textContent only. */
 
-import { xsrfToken } from './forms.js';
+import { sendJson } from './forms.js';
 import { errorText, setTime, t } from './i18n.js';
 
 document.documentElement.classList.add('js');
 
 const $ = (id) => document.getElementById(id);
 
+// The answer's JSON, or an Error with the error `code`.
 function request(method, path, body) {
-  return fetch(path, {
-    method: method,
-    credentials: 'same-origin',
-    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-XSRFToken': xsrfToken() },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  }).then((res) => res.json().catch(() => ({})).then((data) => {
+  return sendJson(method, path, body).then(({ res, data }) => {
     if (res.ok) return data;
     const code = data && data.error && typeof data.error.code === 'string' ? data.error.code : 'error';
     throw Object.assign(new Error(code), { code: code });
-  }));
+  });
 }
 
 function say(text, isError) {

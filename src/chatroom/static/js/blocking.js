@@ -5,7 +5,7 @@
  * messages are hidden before the first paint; live ones are marked as they are added.
  * Their messages are neither read out nor notified (notices.js asks `isBlocked`). */
 
-import { xsrfToken } from './forms.js';
+import { sendJson } from './forms.js';
 import { errorText, t } from './i18n.js';
 
 function namesFromPage() {
@@ -48,21 +48,12 @@ export function createBlocking(app) {
     }
   }).observe(els.list, { childList: true });
 
-  function request(method, path, body) {
-    return fetch(path, {
-      method: method,
-      credentials: 'same-origin',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-XSRFToken': xsrfToken() },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).then((res) => res.json().catch(() => ({})).then((data) => ({ res: res, data: data })));
-  }
-
   function change(user, blocking) {
     if (state.busy) return Promise.resolve(false);
     state.busy = true;
     const call = blocking
-      ? request('POST', '/api/blocks', { user: user })
-      : request('DELETE', '/api/blocks/' + encodeURIComponent(user));
+      ? sendJson('POST', '/api/blocks', { user: user })
+      : sendJson('DELETE', '/api/blocks/' + encodeURIComponent(user));
     return call.then(({ res, data }) => {
       if (!res.ok) {
         const code = data && data.error && typeof data.error.code === 'string' ? data.error.code : 'error';

@@ -24,6 +24,17 @@ export function xsrfToken() {
   return (field ? field.value : '') || cookie('_xsrf');
 }
 
+// A JSON API call with the session cookie and the XSRF header: {res, data} (data is
+// {} when the answer is not JSON). Used here and by blocking.js and admin.js.
+export function sendJson(method, path, body) {
+  return fetch(path, {
+    method: method,
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-XSRFToken': xsrfToken() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }).then((res) => res.json().catch(() => ({})).then((data) => ({ res: res, data: data })));
+}
+
 // POST /api/rooms, unless the name exists already (asked first, so that it is not a
 // failed request in the console): {res, data}.
 function createRoom(name) {
@@ -33,12 +44,7 @@ function createRoom(name) {
     .then((data) => {
       const rooms = data && Array.isArray(data.rooms) ? data.rooms : [];
       if (rooms.some((r) => r && r.name === name)) return { res: { status: 409 }, data: null };
-      return fetch('/api/rooms', {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-XSRFToken': xsrfToken() },
-        body: JSON.stringify({ name: name }),
-      }).then((res) => res.json().catch(() => ({})).then((body) => ({ res: res, data: body })));
+      return sendJson('POST', '/api/rooms', { name: name });
     });
 }
 
