@@ -1,6 +1,7 @@
 /* The sidebar's "New room" form over the JSON API (an existing name is said, not
  * failed), and the logout form, which forgets this user's drafts and queued messages
- * on this device. Without JavaScript both are plain form posts. */
+ * on this device. Without JavaScript both are plain form posts. `sendJson` is the one
+ * way the pages call the JSON API with the session cookie (and its XSRF header). */
 
 import { fetchRooms } from './connection.js';
 import { errorText, t } from './i18n.js';
