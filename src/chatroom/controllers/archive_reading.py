@@ -131,6 +131,11 @@ class ArchiveReader:
         more = len(rows) > need or bool(items and window.first > window.first_retained)
         return Page(older + items, more)
 
+    async def archived_message(self, room_id: int, message_id: int) -> tuple[dict, int] | None:
+        """One message as the archive holds it, and the rev its content reflects (SPEC §5:
+        changing a message no longer retained in Redis); None when it is not archived."""
+        return await self._sql(store.archived_item, room_id, message_id)
+
     async def search(
         self,
         account: Account,

@@ -206,6 +206,19 @@ def page_before(room_id: int, before: int, count: int) -> list[ArchivedMessage]:
     )
 
 
+def archived_item(room_id: int, message_id: int) -> tuple[dict, int] | None:
+    """One archived message as history returns it, and the rev its content reflects
+    (the newer of the row's last update and the stored frame's own); None if absent."""
+    row = ArchivedMessage.get_or_none(
+        (ArchivedMessage.room == room_id) & (ArchivedMessage.message_id == message_id)
+    )
+    if row is None:
+        return None
+    item = row.item()
+    rev = item.get("rev")
+    return item, max(row.rev, rev if isinstance(rev, int) else 0)
+
+
 def export_rows(room_id: int, chunk: int = 1000) -> Iterator[ArchivedMessage]:
     """Every archived row of the room, oldest first, read ``chunk`` rows at a time."""
     after = 0
