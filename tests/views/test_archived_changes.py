@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from chatroom.storage import initialise_database
 from tests.helpers import body
 from tests.views.test_message_changes import change
 
@@ -134,3 +135,28 @@ async def test_a_deleted_archived_message_stays_deleted(trimmed):
     assert response.code == 404
     await app.bob.nothing("edited", wait=0.1)
     assert [m["text"] for m in await _page(app, 7, 2)] == ["", "message 6"]
+
+
+async def test_archived_messages_change_on_a_sql_server(sql_url, config, app_factory):
+    """The read of the archived row and the rev-guarded write, on PostgreSQL and MariaDB."""
+    initialise_database(config.replace(database_url=sql_url))
+    app = await app_factory(database_url=sql_url, history_size=2, send_burst=100_000)
+    alice = await app.client("alice")
+    for n in range(1, 6):
+        await alice.send(f"message {n}", client_id=f"m{n}")
+        await alice.next("ack")
+    await _archived(app)
+    bob = await app.client("bob")
+    for client, frame in (
+        (alice, {"type": "edit", "id": 1, "text": "one!"}),
+        (bob, {"type": "react", "id": 1, "emoji": "👍", "on": True}),
+        (alice, {"type": "react", "id": 1, "emoji": "👍", "on": True}),
+        (alice, {"type": "delete", "id": 2}),
+    ):
+        ack = await change(client, {**frame, "room": "lobby", "client_id": "c"})
+        assert ack["type"] == "ack", ack
+    assert (await bob.next("deleted", id=2))["type"] == "deleted"
+    app.token = await app.api.login("bob")
+    shown = {m["id"]: m for m in await _page(app, 3, 2)}
+    assert shown[1]["text"] == "one!" and shown[1]["reactions"] == {"👍": ["bob", "alice"]}
+    assert shown[2]["deleted"] is True and shown[2]["text"] == ""
