@@ -40,7 +40,6 @@ from chatroom.models.message_changes import (
     Change,
     ChangeStatus,
     MessageChangeRepository,
-    StoredFrame,
 )
 
 if TYPE_CHECKING:
@@ -85,36 +84,31 @@ class ChangeCommits:
     ) -> ChangeResult:
         """Read message ``mid`` of ``ref``, compute the change and commit it."""
         for attempt in range(MAX_ATTEMPTS):
-            with storage_guard():
-                seq, stored = await self._repo.read(ref.name, mid)
-            if not 1 <= mid <= seq:
-                raise NotFoundError(f"no message {mid} in {ref.name}")
-            if stored is not None:
-                result = await self._in_log(account, ref, mid, stored, compute)
-            else:
-                result = await self._archived(account, ref, mid, compute, attempt)
-            if result is not None:
-                return result
+            item, commit, archived = await self._read(account, ref, mid)
+            change = compute(item)
+            if change is None:
+                return ChangeResult(mid, None)
+            status, rev = await self._committing(commit(change))
+            if status == ChangeStatus.CHANGED:
+                self._archive(ref.name, mid, change.item, rev, settle=archived)
+                return ChangeResult(mid, rev)
+            # CONFLICT: changed meanwhile; GONE: trimmed meanwhile, so in the archive now.
+            if status == ChangeStatus.STALE:  # SQL is being written: give it a moment
+                await asyncio.sleep(STALE_WAIT_SECONDS * (attempt + 1))
         raise UnavailableError("the message keeps changing; try again")
 
-    async def _in_log(
-        self, account: Account, ref: RoomRef, mid: int, stored: StoredFrame, compute: Compute
-    ) -> ChangeResult | None:
-        """A message in the room's log; None: read it again (changed or trimmed meanwhile)."""
-        change = compute(stored.item)
-        if change is None:
-            return ChangeResult(mid, None)
-        commit = self._repo.commit(ref.name, account.key, stored, change, self._rate)
-        status, rev = await self._committing(commit)
-        if status == ChangeStatus.CHANGED:
-            self._archive(ref.name, mid, change.item, rev, settle=False)
-            return ChangeResult(mid, rev)
-        return None  # CONFLICT: changed meanwhile; GONE: trimmed, so now in the archive
-
-    async def _archived(
-        self, account: Account, ref: RoomRef, mid: int, compute: Compute, attempt: int
-    ) -> ChangeResult | None:
-        """A message only in the archive; None: read it again."""
+    async def _read(
+        self, account: Account, ref: RoomRef, mid: int
+    ) -> tuple[dict, Callable[[Change], Awaitable[tuple[ChangeStatus, int]]], bool]:
+        """The message as it is now, what commits a change of it, and whether it is
+        only in the archive."""
+        with storage_guard():
+            seq, stored = await self._repo.read(ref.name, mid)
+        if not 1 <= mid <= seq:
+            raise NotFoundError(f"no message {mid} in {ref.name}")
+        rate, user = self._rate, account.key
+        if stored is not None:
+            return stored.item, lambda c: self._repo.commit(ref.name, user, stored, c, rate), False
         gone = NotFoundError(f"message {mid} of {ref.name} is no longer stored")
         if self.archive is None:
             raise gone
@@ -128,17 +122,7 @@ class ChangeCommits:
                 raise gone
             item, version = found
             copy = ArchivedCopy({"type": "message", **item}, version=version)
-        change = compute(copy.item)
-        if change is None:
-            return ChangeResult(mid, None)
-        commit = self._repo.commit_archived(ref.name, account.key, copy, change, self._rate)
-        status, rev = await self._committing(commit)
-        if status == ChangeStatus.CHANGED:
-            self._archive(ref.name, mid, change.item, rev, settle=True)
-            return ChangeResult(mid, rev)
-        if status == ChangeStatus.STALE:  # SQL is being written: give it a moment
-            await asyncio.sleep(STALE_WAIT_SECONDS * (attempt + 1))
-        return None
+        return copy.item, lambda c: self._repo.commit_archived(ref.name, user, copy, c, rate), True
 
     @staticmethod
     async def _committing(commit: Awaitable[tuple[ChangeStatus, int]]) -> tuple[ChangeStatus, int]:
