@@ -1,7 +1,7 @@
 """``python -m benchmarks.archive``: the SQL archive's throughput and search latency.
 
 Builds an archive of N messages (default 1,000,000) by bulk insert into a fresh
-SQLite file and/or a fresh PostgreSQL database, then times ``models.archive.search``
+SQLite file and/or a fresh PostgreSQL database, then times ``models.search.search``
 (the code behind ``GET /api/search``) for a common term, a rare term and a
 two-character Chinese term, and the archiver copying messages from Redis to SQL.
 
@@ -31,7 +31,9 @@ from chatroom.controllers import BlockingRunner
 from chatroom.controllers.archive import ArchiveController
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import MessageRepository, RedisKeys, Room, User, migrate_schema, open_database
-from chatroom.models.archive import ArchivedMessage, ArchiveState, SearchQuery, search
+from chatroom.models.archive import ArchivedMessage
+from chatroom.models.archive_state import ArchiveState
+from chatroom.models.search import SearchQuery, search
 from chatroom.server import make_redis
 
 _VOCABULARY = (

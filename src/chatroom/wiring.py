@@ -46,7 +46,7 @@ from chatroom.models import (
     RedisKeys,
     RoomQuota,
 )
-from chatroom.models.archive import ArchiveState
+from chatroom.models.archive_state import ArchiveState
 from chatroom.models.file_storage import open_storage
 from chatroom.models.limits import SendRate, UploadQuota
 from chatroom.models.message_changes import MessageChangeRepository
@@ -162,7 +162,7 @@ class ControllerGraph:
     @cached_property
     def chat(self) -> ChatController:
         config = self.config
-        chat = ChatController(
+        return ChatController(
             self.rooms,
             self.messages,
             self.presence,
@@ -170,10 +170,9 @@ class ControllerGraph:
             ReadMarkerBuffer(self.run_blocking),
             self.metrics,
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
+            files=self.files,  # sends may carry uploaded files
+            changes=self.message_changes,  # issue 12: edit, delete, react, reply
         )
-        chat.files = self.files  # sends may carry uploaded files
-        chat.changes = self.message_changes  # issue 12: edit, delete, react, reply
-        return chat
 
     @cached_property
     def message_changes(self) -> MessageChanges:

@@ -22,7 +22,8 @@ from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.errors import BadRequestError, ConflictError, ForbiddenError
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, RedisKeys, Room, User, open_database
-from chatroom.models.archive import ArchivedMessage, ArchiveState
+from chatroom.models.archive import ArchivedMessage
+from chatroom.models.archive_state import ArchiveState
 from chatroom.server import initialise_database, make_redis
 from tests.helpers import temporary_database
 
@@ -403,7 +404,7 @@ import asyncio, sys
 from chatroom.controllers import BlockingRunner
 from chatroom.controllers.archive import ArchiveController
 from chatroom.models import MessageRepository, RedisKeys, open_database
-from chatroom.models.archive import ArchiveState
+from chatroom.models.archive_state import ArchiveState
 from chatroom.server import make_redis
 
 async def main(db_url, redis_url):

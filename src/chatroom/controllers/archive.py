@@ -38,7 +38,7 @@ from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
-from chatroom.models.archive import ArchiveState
+from chatroom.models.archive_state import ArchiveState
 
 if TYPE_CHECKING:
     from chatroom.controllers.files import FilesController

@@ -21,7 +21,8 @@ from chatroom.controllers.errors import BadRequestError, ConflictError, NotFound
 from chatroom.controllers.rooms import RoomController
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
-from chatroom.models.archive import ArchiveState, SearchQuery
+from chatroom.models.archive_state import ArchiveState
+from chatroom.models.search import SearchQuery, search
 
 #: Paging and search page sizes (SPEC §7).
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
@@ -130,6 +131,11 @@ class ArchiveReader:
         more = len(rows) > need or bool(items and window.first > window.first_retained)
         return Page(older + items, more)
 
+    async def archived_message(self, room_id: int, message_id: int) -> tuple[dict, int] | None:
+        """One message as the archive holds it, and the rev its content reflects (SPEC §5:
+        changing a message no longer retained in Redis); None when it is not archived."""
+        return await self._sql(store.archived_item, room_id, message_id)
+
     async def search(
         self,
         account: Account,
@@ -152,7 +158,7 @@ class ArchiveReader:
             raise BadRequestError("before needs room: message ids are per room")
         user_key = None if user is None else validation.username(user).lower()
         query = SearchQuery(terms, account.id, room_id, user_key, upper, count)
-        rows = await self._sql(store.search, query)
+        rows = await self._sql(search, query)
         results = [
             {"room": r.room_name, "id": r.message_id, "user": r.user, "text": r.text, "ts": r.ts}
             for r in rows[:count]

@@ -1,45 +1,38 @@
-"""ChatController: the user verbs of live chat — connect, join, leave, send, typing, read.
+"""ChatController: the user verbs of live chat — connect, join, leave, send, edit,
+delete, react, typing, read.
 
-The façade the WebSocket handler talks to. It keeps the process's registry of
-connections and the rooms each one joined, and hands the rest to its parts: the
-fan-out hub and its listener (``fanout.py``), the presence loop
-(``presence_loop.py``), the room-access cache (``access_cache.py``), the send
-limits (``limits.py``), session tracking (``session_watch.py``), the control
-events (``control_events.py``), the shutdown of verbs in flight (``inflight.py``)
-and the retries through a Redis outage (``redis_outage.py``).
+The façade the WebSocket handler (and the HTTP API's send and change) talks to:
+each verb validates its frame, checks the room and hands the work to its parts:
+the registry of connections and the rooms each one joined (``registry.py``), the
+send path with its files, replies and mentions (``posting.py``), the changes
+(``message_changes.py``), the fan-out hub and its listener (``fanout.py``), the
+presence loop (``presence_loop.py``), the room-access cache (``access_cache.py``),
+the send limits (``limits.py``), session tracking (``session_watch.py``), the
+control events (``control_events.py``) and the shutdown of verbs in flight
+(``inflight.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-
 from chatroom.controllers import frames, validation
 from chatroom.controllers.access_cache import RoomAccessCache
 from chatroom.controllers.accounts import Account, SessionInfo
-from chatroom.controllers.connection import Connection, ConnectionState
+from chatroom.controllers.connection import Connection
 from chatroom.controllers.control_events import ControlEvents
-from chatroom.controllers.errors import (
-    BadRequestError,
-    RateLimitedError,
-    TooManyConnectionsError,
-    UnavailableError,
-    storage_guard,
-)
+from chatroom.controllers.errors import BadRequestError, storage_guard
 from chatroom.controllers.fanout import FanoutHub
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.inflight import InFlight, client_verb
 from chatroom.controllers.limits import ConnectionCaps, SendLimiter, SendLimits
 from chatroom.controllers.message_changes import ChangeResult, MessageChanges
-from chatroom.controllers.presence_loop import PresenceLoop
+from chatroom.controllers.posting import Posting
 from chatroom.controllers.readmarks import ReadMarkerBuffer
-from chatroom.controllers.redis_outage import REDIS_DOWN, append_retrying
+from chatroom.controllers.registry import ConnectionRegistry
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
-from chatroom.controllers.session_watch import SESSION_ENDED, SessionWatch
+from chatroom.controllers.session_watch import SessionWatch
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, PresenceRepository
-from chatroom.models.limits import SendRate, SendRateExceeded
-from chatroom.models.messages import FsyncTimeout
 
 
 class ChatController:
@@ -54,6 +47,8 @@ class ChatController:
         read_markers: ReadMarkerBuffer | None = None,
         metrics: Metrics | None = None,
         caps: ConnectionCaps | None = None,
+        files: FilesController | None = None,
+        changes: MessageChanges | None = None,
     ) -> None:
         self._rooms = rooms
         self._messages = messages
@@ -62,25 +57,29 @@ class ChatController:
         self._caps = caps or ConnectionCaps()
         self.read_markers = read_markers
         self.metrics = metrics or Metrics()
-        self._connections: dict[Connection, ConnectionState] = {}
         self._access = RoomAccessCache()
         self._limiter = SendLimiter(self._limits, self._caps, self.metrics)
         self._sessions = SessionWatch()
         self._hub = FanoutHub(messages, presence, self.metrics, self._apply_control)
-        self._control = ControlEvents(self._access, self._sessions, self._connections, self._hub)
-        self._presence_loop = PresenceLoop(
-            self._hub, messages, presence, lambda: self.connection_count
+        sockets = self._caps.sockets_per_user
+        self._registry = ConnectionRegistry(
+            self._hub, messages, presence, self._limiter, self._sessions, sockets
         )
+        states = self._registry.states
+        self._control = ControlEvents(self._access, self._sessions, states, self._hub)
         self.listening = self._hub.listening
         self.in_flight = InFlight()
-        #: Set by the composition root: what checks and attaches uploaded files (SPEC §9).
-        self.files: FilesController | None = None
-        #: [issue 12] Set by the composition root: edits, deletes, reactions, replies.
-        self.changes: MessageChanges | None = None
+        #: Uploaded files (SPEC §9) and edits, deletes, reactions, replies (SPEC §5),
+        #: when the composition root gives them; sends go through ``Posting``.
+        self.files, self.changes = files, changes
+        stopping = self.in_flight.stopping
+        self._posting = Posting(
+            messages, self._limits, self._limiter, self.metrics, stopping, files, changes
+        )
 
     @property
     def connection_count(self) -> int:
-        return len(self._connections)
+        return len(self._registry)
 
     # -- connections -------------------------------------------------------
 
@@ -92,47 +91,23 @@ class ChatController:
         when the user already holds the most sockets allowed (counted in Redis,
         across every process).
         """
-        self._connections[conn] = ConnectionState(self._limiter.for_socket())
-        if not self._sessions.watch(conn, session):
-            conn.close(1008, SESSION_ENDED)
+        if not await self._registry.admit(conn, session):
             return
-        cap = self._caps.sockets_per_user
-        try:
-            admitted = await self._presence_loop.claim_socket(conn, cap)
-        except Exception:
-            self._forget(conn)
-            raise
-        if not admitted:
-            self._forget(conn)
-            raise TooManyConnectionsError(f"at most {cap} open sockets per user")
-        if conn not in self._connections:  # closed while we waited: uncount it
-            await self._presence_loop.release_socket(conn)
-            return
-        self._presence_loop.counted[conn.conn_id] = conn
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
         conn.deliver(frames.hello(conn.account.name, rooms))
 
     async def disconnect(self, conn: Connection) -> None:
         """Forget a closed connection and announce presence changes."""
-        state = self._forget(conn)
-        if state is None:
-            return
-        await self._presence_loop.release_socket(conn)
-        for room in list(state.rooms):
-            await self._unsubscribe(conn, room)
-
-    def _forget(self, conn: Connection) -> ConnectionState | None:
-        self._sessions.unwatch(conn)
-        return self._connections.pop(conn, None)
+        await self._registry.drop(conn)
 
     def close_all(self, code: int, reason: str) -> None:
-        for conn in list(self._connections):
+        for conn in self._registry:
             conn.close(code, reason)
 
     def abort_all(self) -> None:
         """Drop every connection still open, without waiting for its close handshake."""
-        for conn in list(self._connections):
+        for conn in self._registry:
             conn.abort()
 
     async def finish_in_flight(self, timeout: float) -> None:
@@ -156,43 +131,15 @@ class ChatController:
         # [issue 12] catch-up of edits, deletes and reactions (SPEC §5)
         rev = None if since_rev is None else validation.message_id(since_rev, "since_rev")
         validation.room_name(room)
-        state = self._connections.get(conn)
+        state = self._registry.states.get(conn)
         if state is not None:
             self._limiter.take_join(state.limits)
         ref = await self._room_for(conn.account, room)
-        state = self._connections.get(conn)
-        if state is None:  # closed while the room was looked up
-            return
-        sub, new = self._hub.subscribe(ref.name, conn)
-        if not new:
-            state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
-        if since_id is None:
-            since_id = state.has_up_to.get(ref.name)
-        state.rooms[ref.name] = ref
-        try:
-            with storage_guard():
-                first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
-                page = await self._messages.history(ref.name, since_id, rev)
-                online = await self._presence.online(ref.name)
-        except Exception:
-            await self._unsubscribe(conn, ref.name)
-            raise
-        if conn not in self._connections:
-            # Closed while we waited: its disconnect may have run before our entry
-            # landed, so remove it again, and announce nothing.
-            with contextlib.suppress(*REDIS_DOWN):
-                await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
-            return
-        conn.deliver(frames.joined(page, online, updates=rev is not None))
-        state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
-        self._hub.joined(ref.name, sub, page.last_id, page.rev)  # [issue 12] rev
-        if first:
-            await self._presence_loop.announce(ref.name, conn.account.name, "online")
+        await self._registry.join(conn, ref, since_id, rev)
 
     @client_verb
     async def leave(self, conn: Connection, room: object) -> None:
-        name = validation.room_name(room)
-        await self._unsubscribe(conn, name)
+        await self._registry.leave(conn, validation.room_name(room))
 
     @client_verb
     async def send(
@@ -205,15 +152,8 @@ class ChatController:
         reply_to: object = None,
     ) -> None:
         """Store a message (one Redis round trip) and ``ack`` it to the sender."""
-        state = self._connections.get(conn)
-        limits = state.limits if state is not None else self._limiter.for_socket()
-        if self._limiter.strike(limits):
-            conn.close(1008, "rate limit ignored")
-        try:
-            message_id = await self.post(conn.account, room, text, client_id, files, reply_to)
-        except RateLimitedError as exc:
-            self._limiter.refused(limits, exc.retry_after)
-            raise
+        sent = self.post(conn.account, room, text, client_id, files, reply_to)
+        message_id = await self._registry.counting_refusals(conn, sent)
         conn.deliver(frames.ack(client_id, message_id, room))  # both validated by post
 
     async def post(
@@ -232,74 +172,14 @@ class ChatController:
         checks the user's bucket for the room, shared by every process). No SQL,
         except for a message with ``files`` (SPEC §9): those are checked and
         reserved in SQL before the round trip and attached to the message after.
+        Replies, mentions, files and the round trip are ``Posting``'s (posting.py).
         """
-        if files is not None and text in (None, ""):
-            body = ""  # a message of files alone
-        else:
-            body = validation.message_text(text, self._limits.max_chars)
-        if files is not None and self.files is None:
-            raise BadRequestError("this server does not take files")
-        cid = validation.client_id(client_id)
+        body, cid = self._posting.check(text, client_id, files)
         ref = await self._room_for(account, room)
-        fields = await self._reply_and_mentions(account, ref, body, reply_to)  # issue 12
-        self._limiter.take_send(account.key)
-        claim, objects = None, None
-        if files is not None and self.files is not None:
-            _, objects, claim = await self.files.claim(account, ref, files, cid)
-        limits = self._limits
-        rate = SendRate(limits.burst, limits.per_second)
-        try:
-            try:
-                stored = await append_retrying(
-                    self._messages,
-                    self.in_flight.stopping,
-                    ref.name,
-                    account.name,
-                    body,
-                    cid,
-                    rate,
-                    objects,
-                    **fields,
-                )
-            except Exception:
-                if claim is not None and self.files is not None:  # free the files
-                    await self.files.unclaim(claim)
-                raise
-        except SendRateExceeded as exc:
-            self._limiter.refund_send(account.key)  # nothing was sent
-            self.metrics.rate_limited.inc()
-            raise RateLimitedError(
-                "too many messages; wait before sending again", exc.retry_after
-            ) from None
-        except FsyncTimeout as exc:
-            raise UnavailableError("the message is not yet safely stored; retry") from exc
-        if claim is not None and self.files is not None:  # the files are the message's now
-            await self.files.attach(claim, stored.id)
-        if stored.created:
-            self.metrics.messages_stored.inc()
+        message_id = await self._posting.post(account, ref, body, cid, files, reply_to)
         if self.read_markers is not None:
-            self.read_markers.mark(account.id, ref.id, stored.id)
-        return stored.id
-
-    async def _reply_and_mentions(
-        self, account: Account, ref: RoomRef, body: str, reply_to: object
-    ) -> dict:
-        """[issue 12] The ``reply_to`` and mentions of a new message (SPEC §5)."""
-        changes = self.changes
-        if changes is None:
-            if reply_to is not None:
-                raise BadRequestError("this server does not take replies")
-            return {}
-        fields: dict = {}
-        quote = await changes.reply_to(ref, reply_to)
-        if quote is not None:
-            fields["reply_to"] = quote
-        if changes.mentions is not None and body:
-            mentioned = await changes.mentions.mentioned(ref, body)
-            if mentioned:
-                fields["mentions"] = mentioned
-                fields["mention_keys"] = changes.mention_keys(ref.name, mentioned, account)
-        return fields
+            self.read_markers.mark(account.id, ref.id, message_id)
+        return message_id
 
     # -- [issue 12] edit, delete, react (SPEC §5): thin delegations ----------
 
@@ -331,15 +211,8 @@ class ChatController:
         self, conn: Connection, room: object, client_id: object, verb: str, *args: object
     ) -> None:
         cid = validation.client_id(client_id)
-        state = self._connections.get(conn)
-        limits = state.limits if state is not None else self._limiter.for_socket()
-        if self._limiter.strike(limits):
-            conn.close(1008, "rate limit ignored")
-        try:
-            result = await self.change(conn.account, room, verb, *args)
-        except RateLimitedError as exc:
-            self._limiter.refused(limits, exc.retry_after)
-            raise
+        changed = self.change(conn.account, room, verb, *args)
+        result = await self._registry.counting_refusals(conn, changed)
         if cid is not None:
             conn.deliver(frames.ack(cid, result.id, room))  # room validated by change
 
@@ -350,13 +223,7 @@ class ChatController:
         if self.changes is None:
             raise BadRequestError("this server does not change messages")
         ref = await self._room_for(account, room)
-        self._limiter.take_send(account.key)
-        try:
-            return await getattr(self.changes, verb)(account, ref, *args)
-        except RateLimitedError:
-            self._limiter.refund_send(account.key)  # nothing was changed
-            self.metrics.rate_limited.inc()
-            raise
+        return await self._posting.change(account, ref, verb, *args)
 
     @client_verb
     async def typing(self, conn: Connection, room: object) -> None:
@@ -384,7 +251,7 @@ class ChatController:
 
     async def run_presence(self) -> None:
         """Keep this process's presence fresh (see ``PresenceLoop``), forever."""
-        await self._presence_loop.run(self._housekeeping)
+        await self._registry.presence_loop.run(self._housekeeping)
 
     async def _housekeeping(self) -> None:
         """What runs on each presence tick after Redis: flushes, expiry, idle limits."""
@@ -409,19 +276,6 @@ class ChatController:
             ref = await self._rooms.join(account, name)
             self._access.put(account.id, name, ref, ticket)
         return ref
-
-    async def _unsubscribe(self, conn: Connection, room: str) -> None:
-        sub = self._hub.unsubscribe(room, conn)
-        if sub is None:
-            return
-        state = self._connections.get(conn)
-        if state is not None:
-            state.rooms.pop(room, None)
-            if sub.pending is None:
-                state.has_up_to[room] = max(state.has_up_to.get(room, 0), sub.last_id)
-        with contextlib.suppress(*REDIS_DOWN):
-            if await self._presence.leave(room, conn.account.name, conn.conn_id):
-                await self._presence_loop.announce(room, conn.account.name, "offline")
 
     def _apply_control(self, control: dict) -> None:
         """A control event from the bus (operator commands, other processes)."""

@@ -9,7 +9,12 @@ subscription missed (after a reconnect, or a gap in the ids), and each
 [issue 12] Edits, deletes and reactions have no message id: the hub keeps the
 newest ``rev`` it has seen per room instead, and after a resubscribe sends each
 subscriber the current state of every message changed since (``deleted``, or the
-``updated`` frame of docs/protocol.md), as a join with ``since_rev`` would.
+``updated`` frame of docs/protocol.md), as a join with ``since_rev`` would. Every
+message and change raises its room's ``rev`` by one and is published in the same
+script, so the revs of a room arrive dense and in order: a jump means the
+subscription dropped events without resubscribing (a silent reconnect inside
+redis-py), and the changes among them are fetched and sent the same way, in rev
+order, before the event that showed the jump.
 """
 
 from __future__ import annotations
@@ -97,6 +102,10 @@ class FanoutHub:
         # [issue 12] The newest rev this process has seen per subscribed room: what
         # changed after it is sent again after a resubscribe.
         self._room_rev: dict[str, int] = {}
+        # [issue 12] After a rev jump: the rev up to which the current state of the
+        # messages (by id) was just sent, so that their older change frames still
+        # arriving are not applied on top of it.
+        self._covered: dict[str, tuple[int, set[int]]] = {}
         self.listening = asyncio.Event()
 
     # -- subscribers -------------------------------------------------------
@@ -129,12 +138,14 @@ class FanoutHub:
             del self._subscribers[room]
             self._room_last.pop(room, None)
             self._room_rev.pop(room, None)
+            self._covered.pop(room, None)
         return sub
 
     def drop_room(self, room: str) -> Iterable[Connection]:
         """Unsubscribe everyone from ``room`` (it was deleted); the connections it had."""
         self._room_last.pop(room, None)
         self._room_rev.pop(room, None)
+        self._covered.pop(room, None)
         return self._subscribers.pop(room, {}).keys()
 
     def presence_entries(self) -> list[tuple[str, str, str]]:
@@ -159,7 +170,6 @@ class FanoutHub:
         subs = self._subscribers.get(event.room)
         if not subs:
             return
-        self._see_rev(event)
         excluded = event.exclude_user
         for sub in tuple(subs.values()):
             if excluded and sub.user_key == excluded:
@@ -197,6 +207,8 @@ class FanoutHub:
             self.listening.set()
             reconnect.caught_up()
             async for event in events:
+                if event.room in self._subscribers and not await self._check_revs(event):
+                    continue  # [issue 12] a change whose result was just sent
                 if event.message_id:
                     await self._check_continuity(event)
                 self.deliver(event)
@@ -238,19 +250,35 @@ class FanoutHub:
 
     # -- [issue 12] changes missed while unsubscribed -------------------------
 
-    def _see_rev(self, event: Event) -> None:
-        """Note the rev a message or change frame of a subscribed room carries."""
+    async def _check_revs(self, event: Event) -> bool:
+        """Note the rev a message or change frame of a subscribed room carries; when it
+        is not the next one, first send the changes the subscription dropped. False
+        when the event is a change already contained in the state just sent."""
         frame = event.frame
         match = _REV_TAIL.search(frame, max(0, len(frame) - 32))  # only the tail
-        if match is not None:
-            rev = int(match.group(1))
-            if rev > self._room_rev.get(event.room, 0):
-                self._room_rev[event.room] = rev
+        if match is None:  # presence, typing: no rev
+            return True
+        rev, room = int(match.group(1)), event.room
+        last = self._room_rev.get(room)
+        if last is not None and rev > last + 1:
+            # Missed messages come back by their ids (``_check_continuity``, after this).
+            log.warning("events of %r were dropped (rev %d after %d): resending", room, rev, last)
+            await self._recover_changes(room)
+        if room in self._subscribers and rev > self._room_rev.get(room, 0):
+            self._room_rev[room] = rev
+        covered = self._covered.get(room)
+        if covered is None or event.message_id:  # (a message's copies are deduplicated by id)
+            return True
+        if rev > covered[0]:
+            del self._covered[room]
+            return True
+        return orjson.loads(frame).get("id") not in covered[1]
 
     async def _recover_changes(self, room: str) -> None:
         """Send the subscribers of ``room`` the current state of each message they
         have that changed after the newest rev seen here (the ``updates`` of a join
-        with ``since_rev``): a ``deleted`` frame, or an ``updated`` one."""
+        with ``since_rev``): a ``deleted`` frame, or an ``updated`` one. Their change
+        frames up to that state's rev, still on their way, are then dropped."""
         since_rev = self._room_rev.get(room)
         ready = [s for s in self._subscribers.get(room, {}).values() if s.pending is None]
         if since_rev is None or not ready:
@@ -259,22 +287,17 @@ class FanoutHub:
         page = await self._messages.history(room, sys.maxsize, since_rev)
         changed = sorted((orjson.loads(item) for item in page.updates), key=_rev_of)
         for item in changed:
-            frame = _change_frame(room, item)
+            frame = frames.current_state(room, item)
             for sub in ready:
                 if item.get("id", 0) <= sub.last_id:
                     sub.conn.deliver(frame)
             self._out_events.inc(len(ready))
         if page.rev is not None and page.rev > self._room_rev.get(room, 0):
             self._room_rev[room] = page.rev
+        if changed and page.rev is not None and room in self._subscribers:
+            self._covered[room] = (page.rev, {item.get("id") for item in changed})
 
 
 def _rev_of(item: dict) -> int:
     rev = item.get("rev")
     return rev if isinstance(rev, int) else 0
-
-
-def _change_frame(room: str, item: dict) -> bytes:
-    """The frame that brings a client's copy of ``item`` up to date (SPEC §5)."""
-    if item.get("deleted"):
-        return orjson.dumps({"type": "deleted", "room": room, "id": item["id"], "rev": item["rev"]})
-    return orjson.dumps({"type": "updated", "room": room, "message": item, "rev": item["rev"]})

@@ -69,3 +69,11 @@ def error(exc: ChatError, room: object = None, client_id: object = None) -> byte
     if isinstance(exc, RateLimitedError):
         frame["retry_after"] = round(exc.retry_after, 3)
     return encode(frame)
+
+
+def current_state(room: str, item: dict) -> bytes:
+    """The frame that brings a client's copy of message ``item`` up to date (SPEC §5,
+    after changes it missed): ``deleted``, or ``updated`` with the whole item."""
+    if item.get("deleted"):
+        return encode({"type": "deleted", "room": room, "id": item["id"], "rev": item["rev"]})
+    return encode({"type": "updated", "room": room, "message": item, "rev": item["rev"]})

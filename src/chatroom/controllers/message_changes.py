@@ -1,42 +1,33 @@
 """MessageChanges: edit, delete and react to stored messages, and replies (SPEC §5).
 
-Each change reads the message from the room's Redis log, checks the rules,
-computes the new message in Python and commits it with one atomic script
-(``models.message_changes``): if another change landed in between, it reads
-again and recomputes, so concurrent changes never lose one another and the last
-writer wins. After the commit, the change goes to the SQL archive
-(``ArchiveController.apply_update``) and a delete releases the message's files.
-
-Messages trimmed from Redis (only in the archive) are ``not_found`` here for now.
+Each verb checks its arguments, then hands ``ChangeCommits`` (change_commits.py)
+a function that checks the rules against the message as read and computes the new
+message and its change frame; that reads the message (from the room's Redis log,
+or, once trimmed from it, from the SQL archive), commits it with one atomic script
+and retries on a conflict, so concurrent changes never lose one another and the
+last writer wins. The change then goes to the SQL archive, and a delete releases
+the message's files.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import unicodedata
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
+from chatroom.controllers.change_commits import ChangeCommits, ChangeResult
 from chatroom.controllers.errors import (
     BadRequestError,
     ForbiddenError,
     NotFoundError,
-    RateLimitedError,
-    UnavailableError,
     storage_guard,
 )
 from chatroom.controllers.mentions import MentionResolver
 from chatroom.controllers.room_values import RoomRef
-from chatroom.models.limits import SendRate, SendRateExceeded
-from chatroom.models.message_changes import (
-    Change,
-    ChangeStatus,
-    MessageChangeRepository,
-)
+from chatroom.models.limits import SendRate
+from chatroom.models.message_changes import Change, MessageChangeRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +39,6 @@ MAX_EMOJI_CODE_POINTS = 32
 REPLY_QUOTE_CHARS = 200
 #: Fields a deleted message keeps (the rest, text and reactions included, go).
 TOMBSTONE_FIELDS = ("type", "room", "id", "user", "text", "ts")
-#: How often a change is recomputed when other changes keep landing first.
-MAX_ATTEMPTS = 20
-#: Archive updates that failed are retried this many times, this far apart.
-ARCHIVE_RETRIES, ARCHIVE_RETRY_SECONDS = 5, 2.0
 
 
 def emoji(value: object) -> str:
@@ -80,15 +67,6 @@ def reply_quote(message_id: int, parent: dict | None) -> dict:
     return {"id": message_id, "user": parent["user"], "text": text}
 
 
-@dataclass(frozen=True)
-class ChangeResult:
-    """A committed (or no-op) change: the message id, and the room's rev after it
-    (None for a no-op, such as reacting twice)."""
-
-    id: int
-    rev: int | None
-
-
 class MessageChanges:
     """The edit, delete and react verbs, and what a reply quotes."""
 
@@ -101,15 +79,22 @@ class MessageChanges:
         edit_window: float = 0.0,
     ) -> None:
         self._repo = repo
-        self._rate = rate
         self._max_chars = max_chars
         self.mentions = mentions
         self._edit_window = edit_window
-        #: Set by the composition root: the archive (every change reaches it) and the
-        #: files (a delete releases them).
-        self.archive = None
+        self._commits = ChangeCommits(repo, rate)
+        #: Set by the composition root: the files (a delete releases them).
         self.files = None
-        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def archive(self):
+        """The SQL archive: archived messages are read from it, every change reaches it
+        (set by the composition root)."""
+        return self._commits.archive
+
+    @archive.setter
+    def archive(self, archive) -> None:
+        self._commits.archive = archive
 
     def mention_keys(self, room: str, names: list[str], author: Account) -> list[str]:
         """The mention sets a new message's id goes into (not the author's own)."""
@@ -132,7 +117,9 @@ class MessageChanges:
 
     # -- the verbs -----------------------------------------------------------
 
-    async def edit(self, account: Account, ref: RoomRef, message_id: object, text: object):
+    async def edit(
+        self, account: Account, ref: RoomRef, message_id: object, text: object
+    ) -> ChangeResult:
         """Replace the text of one's own message."""
         mid = validation.message_id(message_id)
         body = validation.message_text(text, self._max_chars)
@@ -156,9 +143,9 @@ class MessageChanges:
             adds, removes = _mention_moves(item, mentioned, account)
             return Change(new, event, adds, removes)
 
-        return await self._apply(account, ref, mid, change)
+        return await self._commits.apply(account, ref, mid, change)
 
-    async def delete(self, account: Account, ref: RoomRef, message_id: object):
+    async def delete(self, account: Account, ref: RoomRef, message_id: object) -> ChangeResult:
         """Delete a message (one's own); it stays as a tombstone with its id."""
         mid = validation.message_id(message_id)
         released: list[str] = []
@@ -174,7 +161,7 @@ class MessageChanges:
             event = {"type": "deleted", "room": ref.name, "id": mid}
             return Change(new, event, (), _mention_moves(item, [], account)[1])
 
-        result = await self._apply(account, ref, mid, change)
+        result = await self._commits.apply(account, ref, mid, change)
         if released and self.files is not None:
             try:
                 await self.files.release(released)
@@ -184,7 +171,7 @@ class MessageChanges:
 
     async def react(
         self, account: Account, ref: RoomRef, message_id: object, value: object, on: object
-    ):
+    ) -> ChangeResult:
         """Add (``on``) or remove one's reaction; doing it twice changes nothing."""
         mid = validation.message_id(message_id)
         mark = emoji(value)
@@ -215,69 +202,11 @@ class MessageChanges:
             event.update(user=account.name, on=on)
             return Change(new, event)
 
-        return await self._apply(account, ref, mid, change)
-
-    # -- the commit loop -----------------------------------------------------
-
-    async def _apply(
-        self,
-        account: Account,
-        ref: RoomRef,
-        mid: int,
-        compute: Callable[[dict], Change | None],
-    ) -> ChangeResult:
-        for _ in range(MAX_ATTEMPTS):
-            with storage_guard():
-                seq, stored = await self._repo.read(ref.name, mid)
-            if stored is None:
-                raise NotFoundError(
-                    f"no message {mid} in {ref.name}"
-                    if not 1 <= mid <= seq
-                    else f"message {mid} of {ref.name} is no longer stored"
-                )
-            change = compute(stored.item)
-            if change is None:
-                return ChangeResult(mid, None)
-            try:
-                with storage_guard():
-                    status, rev = await self._repo.commit(
-                        ref.name, account.key, stored, change, self._rate
-                    )
-            except SendRateExceeded as exc:
-                raise RateLimitedError(
-                    "too many messages; wait before sending again", exc.retry_after
-                ) from None
-            if status == ChangeStatus.CHANGED:
-                self._archive(ref.name, mid, change.item, rev)
-                return ChangeResult(mid, rev)
-            if status == ChangeStatus.GONE:
-                raise NotFoundError(f"message {mid} of {ref.name} is no longer stored")
-        raise UnavailableError("the message keeps changing; try again")
-
-    def _archive(self, room: str, mid: int, item: dict, rev: int) -> None:
-        """Send the change to the SQL archive in the background, retrying a few times."""
-        if self.archive is None:
-            return
-        stored = {**item, "rev": rev}
-        task = asyncio.ensure_future(self._archive_retrying(room, mid, stored, rev))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _archive_retrying(self, room: str, mid: int, item: dict, rev: int) -> None:
-        for attempt in range(ARCHIVE_RETRIES):
-            try:
-                await self.archive.apply_update(room, mid, item, rev)
-                return
-            except Exception:
-                if attempt == ARCHIVE_RETRIES - 1:
-                    log.exception("could not archive change %d of %s/%d", rev, room, mid)
-                    return
-                await asyncio.sleep(ARCHIVE_RETRY_SECONDS * (attempt + 1))
+        return await self._commits.apply(account, ref, mid, change)
 
     async def settle(self) -> None:
         """Wait for the archive updates in flight (tests, shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._commits.settle()
 
 
 def _mention_moves(

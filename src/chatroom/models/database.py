@@ -114,13 +114,15 @@ def _add_files(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None
 
 
 def _archive_tables(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
-    from chatroom.models.archive import create_archive_tables
+    from chatroom.models.archive import create_archive_table
+    from chatroom.models.search import create_search_index
 
-    create_archive_tables(db, migrator)
+    create_archive_table(db)
+    create_search_index(db)
 
 
 def _archive_bigrams(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
-    from chatroom.models.archive import create_bigram_index
+    from chatroom.models.search import create_bigram_index
 
     create_bigram_index(db, migrator)
 

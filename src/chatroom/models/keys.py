@@ -51,6 +51,11 @@ class RedisKeys:
         """Sorted set of the room's changed messages: id scored by the rev of its last change."""
         return f"{self.prefix}:{{{room}}}:changes"
 
+    def archived_change(self, room: str, message_id: int) -> str:
+        """A changed message that is only in the SQL archive: its new frame until SQL has
+        it, then (for a while) the rev SQL has, which tells a stale read of SQL."""
+        return f"{self.prefix}:{{{room}}}:archived-change:{int(message_id)}"
+
     def mentions(self, room: str, user_key: str) -> str:
         """Sorted set of the ids of the room's messages that mention a user (scored by id)."""
         return f"{self.prefix}:{{{room}}}:mentions:{_digest(user_key)}"

@@ -9,80 +9,34 @@ room's ``rev``, replaces the frame (LSET), records the message's last-change rev
 for catch-up (the ``changes`` sorted set), moves its id between the mentioned
 users' sets, and publishes the event frame. So concurrent changes from any number
 of processes apply one after another, none lost, published in ``rev`` order.
+The scripts are in ``models/change_scripts.py``.
+
+A message trimmed from the log but kept in the SQL archive is changed the same
+way, with its own script: the new frame goes to a key of its own
+(``archived_change``) instead of the log, which is the message's truth until the
+SQL archive has the change; then that key keeps, for ``SETTLED_TTL_SECONDS``, the
+rev SQL has, so a change computed from a copy of SQL read before that write is
+refused as ``STALE`` and read again, never lost.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
-from string import Template
 
 import orjson
 import redis.asyncio as aioredis
 
+from chatroom.models.change_scripts import (
+    ARCHIVED_CHANGE_SCRIPT,
+    CHANGE_SCRIPT,
+    READ_SCRIPT,
+    SETTLE_SCRIPT,
+    SETTLED_TTL_SECONDS,
+    ChangeStatus,
+)
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
-from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
-
-
-class ChangeStatus(IntEnum):
-    """What the change script did: the first element of its reply ``{status, value}``."""
-
-    #: Stored and published; value is the room's new rev.
-    CHANGED = 1
-    #: The message changed since it was read: nothing done; read it again.
-    CONFLICT = 2
-    #: The message is no longer in the log (trimmed): nothing done.
-    GONE = 3
-    #: The send bucket is empty: nothing done; value is the wait in milliseconds.
-    RATE_LIMITED = 4
-
-
-# Reads one message of the log by id. KEYS: seq, log. ARGV: id. Replies {seq, frame or false}.
-_READ_SCRIPT = """
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local index = tonumber(ARGV[1]) - (seq - redis.call('LLEN', KEYS[2]) + 1)
-if index < 0 then return {seq, false} end
-return {seq, redis.call('LINDEX', KEYS[2], index)}
-"""
-
-# KEYS: seq, log, rev, changes, rate bucket, then the mention sets: the first
-# ARGV[10] of them get the id, the rest lose it. ARGV: id, the frame read, the new
-# frame and the event frame (each without its closing brace: the script adds the
-# rev), event channel, envelope head, bucket size, refill per second, history size,
-# how many mention sets get the id. Replies {ChangeStatus, value}.
-_CHANGE_SCRIPT = TAKE_TOKEN_LUA + Template(
-    """
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local length = redis.call('LLEN', KEYS[2])
-local id = tonumber(ARGV[1])
-local first = seq - length + 1
-local index = id - first
-if index < 0 or index >= length then return {$GONE, 0} end
-if redis.call('LINDEX', KEYS[2], index) ~= ARGV[2] then return {$CONFLICT, 0} end
-local burst, rate = tonumber(ARGV[7]), tonumber(ARGV[8])
-if burst > 0 then
-  local wait = take_token(KEYS[5], burst, rate, 1)
-  if wait > 0 then return {$RATE_LIMITED, wait} end
-end
-local rev = redis.call('INCR', KEYS[3])
-local tail = ',"rev":' .. rev .. '}'
-redis.call('LSET', KEYS[2], index, ARGV[3] .. tail)
-redis.call('ZADD', KEYS[4], rev, id)
--- Forget the changes of messages no longer in the log, now and then.
-if redis.call('ZCARD', KEYS[4]) > length + tonumber(ARGV[9]) then
-  for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-    if tonumber(member) < first then redis.call('ZREM', KEYS[4], member) end
-  end
-end
-local adds = tonumber(ARGV[10])
-for i = 6, #KEYS do
-  if i < 6 + adds then redis.call('ZADD', KEYS[i], id, id) else redis.call('ZREM', KEYS[i], id) end
-end
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. ARGV[4] .. tail)
-return {$CHANGED, rev}
-"""
-).substitute({status.name: int(status) for status in ChangeStatus})
+from chatroom.models.limits import SendRate, SendRateExceeded
 
 
 @dataclass(frozen=True)
@@ -104,9 +58,24 @@ class Change:
     mention_removes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ArchivedCopy:
+    """An archived message as a change was computed from it: the pending frame of an
+    earlier change (``raw``), or the SQL copy (``raw`` empty) and the rev it reflects."""
+
+    item: dict
+    raw: bytes = b""
+    version: int = 0
+
+
 def _open(frame: dict) -> bytes:
     """The JSON of ``frame`` without its closing brace, for the script to append ``rev``."""
     return orjson.dumps({k: v for k, v in frame.items() if k != "rev"})[:-1]
+
+
+def with_rev(item: dict, rev: int) -> bytes:
+    """The frame a script stores for ``item`` at ``rev`` (``_open`` plus the rev tail)."""
+    return _open(item) + b',"rev":%d}' % rev
 
 
 class MessageChangeRepository:
@@ -119,8 +88,10 @@ class MessageChangeRepository:
         self._keys = keys
         self._history_size = history_size
         self._events = events
-        self._read = redis.register_script(_READ_SCRIPT)
-        self._change = redis.register_script(_CHANGE_SCRIPT)
+        self._read = redis.register_script(READ_SCRIPT)
+        self._change = redis.register_script(CHANGE_SCRIPT)
+        self._archived_change = redis.register_script(ARCHIVED_CHANGE_SCRIPT)
+        self._settle = redis.register_script(SETTLE_SCRIPT)
 
     def mention_key(self, room: str, user_key: str) -> str:
         """The set of ids of the room's messages that mention ``user_key``."""
@@ -141,19 +112,11 @@ class MessageChangeRepository:
 
         ``SendRateExceeded`` when the user's send bucket of the room is empty.
         """
-        keys = self._keys
         before, after = self._events.message_envelope(room)
         mention_keys = [self.mention_key(room, u) for u in change.mention_adds]
         mention_keys += [self.mention_key(room, u) for u in change.mention_removes]
         status, value = await self._change(
-            keys=[
-                keys.seq(room),
-                keys.log(room),
-                keys.rev(room),
-                keys.changes(room),
-                keys.send_rate(room, user_key),
-                *mention_keys,
-            ],
+            keys=[*self._script_keys(room, user_key), *mention_keys],
             args=[
                 int(change.item["id"]),
                 read.raw,
@@ -167,9 +130,55 @@ class MessageChangeRepository:
                 len(change.mention_adds),
             ],
         )
-        if status == ChangeStatus.RATE_LIMITED:
-            raise SendRateExceeded(int(value) / 1000)
-        return ChangeStatus(status), int(value)
+        return _outcome(status, value)
+
+    def _script_keys(self, room: str, user_key: str) -> list[str]:
+        """The keys both change scripts start with: seq, log, rev, changes, rate bucket."""
+        keys = self._keys
+        return [
+            keys.seq(room),
+            keys.log(room),
+            keys.rev(room),
+            keys.changes(room),
+            keys.send_rate(room, user_key),
+        ]
+
+    async def pending_archived(self, room: str, message_id: int) -> bytes | None:
+        """The frame of an archived message's change that SQL may not have yet (None:
+        SQL's copy is the message)."""
+        value = await self._redis.get(self._keys.archived_change(room, message_id))
+        return value if value and value.startswith(b"{") else None
+
+    async def commit_archived(
+        self, room: str, user_key: str, read: ArchivedCopy, change: Change, rate: SendRate
+    ) -> tuple[ChangeStatus, int]:
+        """Commit ``change`` of a message only in the archive if it is still ``read``:
+        (status, the new rev). No mention sets move: they hold retained messages only."""
+        keys = self._keys
+        mid = int(change.item["id"])
+        before, after = self._events.message_envelope(room)
+        status, value = await self._archived_change(
+            keys=[*self._script_keys(room, user_key), keys.archived_change(room, mid)],
+            args=[
+                mid,
+                "frame" if read.raw else "sql",
+                read.raw or read.version,
+                _open(change.item),
+                _open(change.event),
+                self._events.channel,
+                rate.burst,
+                rate.per_second,
+                before + after,
+            ],
+        )
+        return _outcome(status, value)
+
+    async def settle_archived(self, room: str, item: dict, rev: int) -> bool:
+        """SQL has ``item`` at ``rev``: unless a newer change came meanwhile, its key
+        keeps only the rev (for ``SETTLED_TTL_SECONDS``)."""
+        key = self._keys.archived_change(room, int(item["id"]))
+        frame = with_rev(item, rev)
+        return bool(await self._settle(keys=[key], args=[frame, rev, SETTLED_TTL_SECONDS]))
 
     async def mention_counts(self, user_key: str, read_marks: dict[str, int]) -> dict[str, int]:
         """Per room: how many messages after the read mark mention the user."""
@@ -180,3 +189,10 @@ class MessageChangeRepository:
                 pipe.zcount(self.mention_key(room, user_key), f"({mark}", "+inf")
             counts = await pipe.execute()
         return {room: int(n) for room, n in zip(read_marks, counts, strict=True)}
+
+
+def _outcome(status: int, value: int) -> tuple[ChangeStatus, int]:
+    """A change script's reply; ``SendRateExceeded`` when the send bucket was empty."""
+    if status == ChangeStatus.RATE_LIMITED:
+        raise SendRateExceeded(int(value) / 1000)
+    return ChangeStatus(status), int(value)

@@ -1,0 +1,163 @@
+"""ConnectionRegistry: this process's open connections and the rooms each one joined.
+
+A connection is admitted under its user's socket cap (counted in Redis, across
+every process) and watched for the end of its session; it joins a room's live
+stream through the fan-out hub (events are held back until ``joined`` is out),
+with a presence entry and the history page it gets — the room's full history goes
+to a connection once, later joins get what is new since the newest id it has —
+and, with ``since_rev``, the changes since; the first connection of a user in a
+room announces them ``online``. Leaving (or closing) undoes it and announces
+``offline`` when it was the user's last connection in the room.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Iterator
+from typing import TypeVar
+
+from chatroom.controllers import frames
+from chatroom.controllers.accounts import SessionInfo
+from chatroom.controllers.connection import Connection, ConnectionState
+from chatroom.controllers.errors import RateLimitedError, TooManyConnectionsError, storage_guard
+from chatroom.controllers.fanout import FanoutHub
+from chatroom.controllers.limits import SendLimiter, SocketLimits
+from chatroom.controllers.presence_loop import PresenceLoop
+from chatroom.controllers.redis_outage import REDIS_DOWN
+from chatroom.controllers.room_values import RoomRef
+from chatroom.controllers.session_watch import SESSION_ENDED, SessionWatch
+from chatroom.models import MessageRepository, PresenceRepository
+
+T = TypeVar("T")
+
+
+class ConnectionRegistry:
+    """Admits, tracks, subscribes and forgets this process's connections."""
+
+    def __init__(
+        self,
+        hub: FanoutHub,
+        messages: MessageRepository,
+        presence: PresenceRepository,
+        limiter: SendLimiter,
+        sessions: SessionWatch,
+        sockets_per_user: int,
+    ) -> None:
+        self.states: dict[Connection, ConnectionState] = {}
+        self._hub = hub
+        self._messages = messages
+        self._presence = presence
+        self._limiter = limiter
+        self._sessions = sessions
+        self._sockets_per_user = sockets_per_user
+        self.presence_loop = PresenceLoop(hub, messages, presence, lambda: len(self.states))
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __iter__(self) -> Iterator[Connection]:
+        return iter(list(self.states))
+
+    # -- a connection's life -------------------------------------------------
+
+    async def admit(self, conn: Connection, session: SessionInfo | None) -> bool:
+        """Register ``conn``; False when it closed meanwhile or its session has ended
+        (then it is closed: 1008). ``TooManyConnectionsError`` over the socket cap."""
+        self.states[conn] = ConnectionState(self._limiter.for_socket())
+        if not self._sessions.watch(conn, session):
+            conn.close(1008, SESSION_ENDED)
+            return False
+        cap = self._sockets_per_user
+        try:
+            admitted = await self.presence_loop.claim_socket(conn, cap)
+        except Exception:
+            self._forget(conn)
+            raise
+        if not admitted:
+            self._forget(conn)
+            raise TooManyConnectionsError(f"at most {cap} open sockets per user")
+        if conn not in self.states:  # closed while we waited: uncount it
+            await self.presence_loop.release_socket(conn)
+            return False
+        self.presence_loop.counted[conn.conn_id] = conn
+        return True
+
+    async def drop(self, conn: Connection) -> None:
+        """Forget a closed connection, leaving its rooms."""
+        state = self._forget(conn)
+        if state is None:
+            return
+        await self.presence_loop.release_socket(conn)
+        for room in list(state.rooms):
+            await self.leave(conn, room)
+
+    def _forget(self, conn: Connection) -> ConnectionState | None:
+        self._sessions.unwatch(conn)
+        return self.states.pop(conn, None)
+
+    def limits(self, conn: Connection) -> SocketLimits:
+        """The connection's own limits (fresh ones for a connection no longer here)."""
+        state = self.states.get(conn)
+        return state.limits if state is not None else self._limiter.for_socket()
+
+    async def counting_refusals(self, conn: Connection, verb: Awaitable[T]) -> T:
+        """Run a send or change of ``conn``, counting the ``retry_after``\\ s it ignores
+        (too many, and the socket is closed: 1008)."""
+        limits = self.limits(conn)
+        if self._limiter.strike(limits):
+            conn.close(1008, "rate limit ignored")
+        try:
+            return await verb
+        except RateLimitedError as exc:
+            self._limiter.refused(limits, exc.retry_after)
+            raise
+
+    # -- rooms ---------------------------------------------------------------
+
+    async def join(
+        self, conn: Connection, ref: RoomRef, since_id: int | None, rev: int | None
+    ) -> None:
+        """Subscribe ``conn`` to ``ref`` and send it ``joined`` (``since_id``: None for
+        "what this connection does not have yet"; ``rev``: the changes since, or None)."""
+        state = self.states.get(conn)
+        if state is None:  # closed while the room was looked up
+            return
+        sub, new = self._hub.subscribe(ref.name, conn)
+        if not new:
+            state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
+        if since_id is None:
+            since_id = state.has_up_to.get(ref.name)
+        state.rooms[ref.name] = ref
+        try:
+            with storage_guard():
+                first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
+                page = await self._messages.history(ref.name, since_id, rev)
+                online = await self._presence.online(ref.name)
+        except Exception:
+            await self.leave(conn, ref.name)
+            raise
+        if conn not in self.states:
+            # Closed while we waited: its disconnect may have run before our entry
+            # landed, so remove it again, and announce nothing.
+            with contextlib.suppress(*REDIS_DOWN):
+                await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
+            return
+        conn.deliver(frames.joined(page, online, updates=rev is not None))
+        state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
+        self._hub.joined(ref.name, sub, page.last_id, page.rev)  # [issue 12] rev
+        if first:
+            await self.presence_loop.announce(ref.name, conn.account.name, "online")
+
+    async def leave(self, conn: Connection, room: str) -> None:
+        """Unsubscribe ``conn`` from ``room`` (nothing if it was not subscribed)."""
+        sub = self._hub.unsubscribe(room, conn)
+        if sub is None:
+            return
+        state = self.states.get(conn)
+        if state is not None:
+            state.rooms.pop(room, None)
+            if sub.pending is None:
+                state.has_up_to[room] = max(state.has_up_to.get(room, 0), sub.last_id)
+        with contextlib.suppress(*REDIS_DOWN):
+            if await self._presence.leave(room, conn.account.name, conn.conn_id):
+                await self.presence_loop.announce(room, conn.account.name, "offline")

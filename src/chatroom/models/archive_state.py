@@ -1,0 +1,209 @@
+"""The Redis side of archiving (SPEC §7): what is not archived yet, the per-room
+watermark, retention in Redis, and the archiver's locks.
+
+The watermark ``{room}:archived`` is the highest id known to be in SQL with every
+smaller id before it; the send script never trims a message above it (see
+``models/messages.py``), so Redis drops nothing the archive lacks. The watermark
+can always be derived again from SQL (``archive.newest_archived_id``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from chatroom.models.keys import RedisKeys
+from chatroom.models.messages import history_item
+
+# The retained messages with ids in (after, after + count], atomically with the
+# room's counter. KEYS: seq, log. ARGV: after, count.
+# Returns {seq, first retained id, id of the first item, items...}.
+_RANGE_SCRIPT = """
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local len = redis.call('LLEN', KEYS[2])
+local first = seq - len + 1
+local lo = math.max(first, tonumber(ARGV[1]) + 1)
+local hi = math.min(seq, tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local out = {seq, first, lo}
+if hi >= lo then
+  local items = redis.call('LRANGE', KEYS[2], lo - first, hi - first)
+  for i = 1, #items do out[#out + 1] = items[i] end
+end
+return out
+"""
+
+# Raise the watermark (never lower it), then trim what the archive no longer needs
+# Redis to keep. KEYS: watermark, seq, log. ARGV: archived id, history size.
+_ADVANCE_SCRIPT = """
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
+local id = tonumber(ARGV[1])
+if id > mark then
+  redis.call('SET', KEYS[1], id)
+  mark = id
+end
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local keep = math.max(tonumber(ARGV[2]), seq - mark)
+redis.call('LTRIM', KEYS[3], -keep, -1)
+return mark
+"""
+
+# Drop the oldest retained messages that are archived and older than a cutoff.
+# KEYS: watermark, seq, log. ARGV: cutoff ts. Returns how many were dropped.
+_EXPIRE_SCRIPT = """
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[3])
+local first = seq - len + 1
+local cutoff = tonumber(ARGV[1])
+local drop = 0
+while first + drop <= mark and drop < len do
+  local item = redis.call('LINDEX', KEYS[3], drop)
+  local ok, message = pcall(cjson.decode, item)
+  if not ok or type(message.ts) ~= 'number' or message.ts >= cutoff then break end
+  drop = drop + 1
+end
+if drop > 0 then redis.call('LTRIM', KEYS[3], drop, -1) end
+return drop
+"""
+
+# An imported room continues after its last imported id, if it is still empty.
+# KEYS: seq, watermark. ARGV: the last imported id. Returns 1, or 0 when not empty.
+_CLAIM_SCRIPT = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+"""
+
+# Redis went back (restored from an older snapshot, or emptied) below what SQL holds:
+# the counter and watermark become the archive's highest id, so ids never go back, and
+# the retained messages (archived ones, and ones reusing archived ids that the archive
+# would ignore) are dropped. KEYS: seq, watermark, log. ARGV: the highest archived id.
+# Returns {the counter before, the watermark before}, or {} when the counter is not behind.
+_RAISE_SCRIPT = """
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local top = tonumber(ARGV[1])
+if seq >= top then return {} end
+local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('SET', KEYS[1], top)
+redis.call('SET', KEYS[2], top)
+redis.call('DEL', KEYS[3])
+return {seq, mark}
+"""
+
+# Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
+_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class RetainedRange:
+    """Retained messages of a room as history items, oldest first; ``items[0]`` has
+    the id ``first``. ``first_retained`` is the oldest id Redis still holds."""
+
+    seq: int
+    first_retained: int
+    first: int
+    items: list[bytes]
+
+    @property
+    def last(self) -> int:
+        """The id of the newest item (``first - 1`` when there is none)."""
+        return self.first + len(self.items) - 1
+
+
+class ArchiveState:
+    """The archive's Redis keys: watermarks, the retained ranges it copies, its locks."""
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._range = redis.register_script(_RANGE_SCRIPT)
+        self._advance = redis.register_script(_ADVANCE_SCRIPT)
+        self._expire = redis.register_script(_EXPIRE_SCRIPT)
+        self._lock = redis.register_script(_LOCK_SCRIPT)
+        self._claim = redis.register_script(_CLAIM_SCRIPT)
+        self._raise = redis.register_script(_RAISE_SCRIPT)
+
+    async def positions(self, rooms: list[str]) -> dict[str, tuple[int, int | None]]:
+        """Each room's (newest id, watermark or None when it has none yet)."""
+        if not rooms:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.get(self._keys.seq(room))
+                pipe.get(self._keys.archived(room))
+            values = await pipe.execute()
+        seqs, marks = values[0::2], values[1::2]
+        return {
+            room: (int(seq or 0), None if mark is None else int(mark))
+            for room, seq, mark in zip(rooms, seqs, marks, strict=True)
+        }
+
+    async def retained(self, room: str, after: int, count: int) -> RetainedRange:
+        """The retained messages with ids in (after, after + count], as history items."""
+        seq, first_retained, first, *frames = await self._range(
+            keys=[self._keys.seq(room), self._keys.log(room)], args=[after, count]
+        )
+        return RetainedRange(
+            int(seq), int(first_retained), int(first), [history_item(f) for f in frames]
+        )
+
+    async def advance(self, room: str, archived_id: int, history_size: int) -> int:
+        """Raise the room's watermark to ``archived_id`` and trim Redis down to what it
+        must still hold; returns the watermark."""
+        keys = self._keys
+        return int(
+            await self._advance(
+                keys=[keys.archived(room), keys.seq(room), keys.log(room)],
+                args=[archived_id, history_size],
+            )
+        )
+
+    async def expire(self, room: str, cutoff_ts: float) -> int:
+        """Retention: drop the room's archived messages older than ``cutoff_ts`` from Redis."""
+        keys = self._keys
+        return int(
+            await self._expire(
+                keys=[keys.archived(room), keys.seq(room), keys.log(room)], args=[cutoff_ts]
+            )
+        )
+
+    async def claim_imported(self, room: str, last_id: int) -> bool:
+        """After an import: the room's counter and watermark become ``last_id``, unless
+        a message arrived meanwhile (then False, nothing changed)."""
+        keys = self._keys
+        return bool(await self._claim(keys=[keys.seq(room), keys.archived(room)], args=[last_id]))
+
+    async def raise_counter(self, room: str, archived_id: int) -> tuple[int, int] | None:
+        """When the room's counter is below ``archived_id`` (the archive's highest id):
+        counter and watermark become ``archived_id`` and the retained list is dropped;
+        returns (counter, watermark) as they were. None when the counter was not behind."""
+        keys = self._keys
+        before = await self._raise(
+            keys=[keys.seq(room), keys.archived(room), keys.log(room)], args=[archived_id]
+        )
+        return (int(before[0]), int(before[1])) if before else None
+
+    async def acquire(self, name: str, token: str, ttl_ms: int) -> bool:
+        """Take the lock ``name`` (or extend it when ``token`` holds it) for ``ttl_ms``."""
+        key = self._keys.archive_lock(name)
+        if await self._redis.set(key, token, nx=True, px=ttl_ms):
+            return True
+        return bool(await self._lock(keys=[key], args=[token, ttl_ms]))
+
+    async def release(self, name: str, token: str) -> None:
+        await self._lock(keys=[self._keys.archive_lock(name)], args=[token, 0])
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_hex(16)
