@@ -152,7 +152,8 @@ def migrate_schema(db: peewee.Database) -> bool:
 
     Idempotent; keeps all data. Returns True when the database was empty. Each
     migration commits on its own: MySQL commits DDL implicitly, so one big
-    transaction would not be one anyway.
+    transaction would not be one anyway. On SQLite, foreign keys are off meanwhile
+    (see ``_migration_lock``).
     """
     from chatroom.models.room import Room
 
@@ -182,7 +183,8 @@ def _migration_lock(db: peewee.Database) -> Iterator[None]:
     """Serialise migrations of hosts starting together on one PostgreSQL or MySQL.
 
     Their ``CREATE ... IF NOT EXISTS`` statements race otherwise. SQLite needs
-    none: its file belongs to one data directory, locked by one server.
+    none (its file belongs to one data directory, locked by one server), but its
+    foreign keys are turned off while the schema changes.
     """
     if isinstance(db, peewee.PostgresqlDatabase):
         db.execute_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
@@ -196,6 +198,17 @@ def _migration_lock(db: peewee.Database) -> Iterator[None]:
             yield
         finally:
             db.execute_sql("SELECT RELEASE_LOCK('chatroom_migrate')")
+    elif isinstance(db, peewee.SqliteDatabase):
+        # SQLite adds a NOT NULL column by rebuilding the table (playhouse's
+        # add_not_null: copy, DROP TABLE, rename). With foreign keys on, that DROP
+        # would delete every row pointing at the table by ON DELETE CASCADE: adding
+        # ``user.role`` would take every membership and session with it. SQLite's
+        # own advice for table rebuilds: foreign keys off, outside any transaction.
+        db.execute_sql("PRAGMA foreign_keys = OFF")
+        try:
+            yield
+        finally:
+            db.execute_sql("PRAGMA foreign_keys = ON")
     else:
         yield
 
