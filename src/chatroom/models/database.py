@@ -136,12 +136,44 @@ def _site_roles(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> Non
     db.create_tables([AuditEntry])
 
 
+def _room_moderation(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    """Issue 13: private and read-only rooms, room roles, bans and mutes (SPEC §6).
+
+    The creator of an existing room, where still a member, becomes its owner
+    (``lobby`` has no creator; direct rooms have no owner).
+    """
+    from chatroom.models.membership import OWNER, Membership
+    from chatroom.models.moderation import RoomBan, RoomMute
+    from chatroom.models.room import Room
+
+    # A new database got the columns from migration 1, which creates today's tables.
+    room_columns = {column.name for column in db.get_columns("room")}
+    steps = [
+        migrator.add_column("room", name, getattr(Room, name))
+        for name in ("is_private", "read_only", "rules_rev")
+        if name not in room_columns
+    ]
+    if "role" not in {column.name for column in db.get_columns("membership")}:
+        steps.append(migrator.add_column("membership", "role", Membership.role))
+    if steps:
+        pw_migrate.migrate(*steps)
+    db.create_tables([RoomBan, RoomMute])
+    creators = Room.select(Room.id, Room.created_by).where(
+        ~Room.is_direct & Room.created_by.is_null(False)
+    )
+    with db.atomic():
+        for room_id, user_id in creators.tuples():
+            mine = (Membership.room == room_id) & (Membership.user == user_id)
+            Membership.update(role=OWNER).where(mine).execute()
+
+
 MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] = [
     _create_tables,
     _add_files,  # 2: uploaded files (SPEC §9)
     _archive_tables,  # 3: the message archive and its search index (SPEC §7)
     _archive_bigrams,  # 4: PostgreSQL: an index for 2-character search terms
     _site_roles,  # 5: site roles and the audit log (SPEC §6)
+    _room_moderation,  # 6: private rooms, room roles, bans and mutes (SPEC §6)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
