@@ -16,8 +16,10 @@ from chatroom.config import (
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.files import FilesController
+from chatroom.controllers.moderation import ModerationController
 from chatroom.logs import log_request
 from chatroom.views import account_pages, api, archive, chat_pages, files, messages_api
+from chatroom.views import moderation_api as moderation
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
@@ -29,6 +31,8 @@ from chatroom.views.ui_methods import UI_METHODS
 PACKAGE_DIR = Path(__file__).parent
 #: Room names in URLs: public names and ``dm:a:b``; the controllers validate them fully.
 ROOM = r"([^/]+)"
+#: User names in URLs; the controllers validate them.
+USER = r"([^/]+)"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Controllers:
     health: HealthController
     files: FilesController | None = None
     archive: ArchiveController | None = None
+    moderation: ModerationController | None = None
 
 
 def make_app(
@@ -62,6 +67,14 @@ def make_app(
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
         (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),
+        (rf"/api/rooms/{ROOM}", moderation.RoomHandler),  # issue 13: SPEC §6
+        (rf"/api/rooms/{ROOM}/members", moderation.MembersHandler),
+        (rf"/api/rooms/{ROOM}/members/{USER}", moderation.MemberHandler),
+        (rf"/api/rooms/{ROOM}/bans", moderation.BansHandler),
+        (rf"/api/rooms/{ROOM}/bans/{USER}", moderation.BanHandler),
+        (rf"/api/rooms/{ROOM}/mutes", moderation.MutesHandler),
+        (rf"/api/rooms/{ROOM}/mutes/{USER}", moderation.MuteHandler),
+        (rf"/api/rooms/{ROOM}/audit", moderation.RoomAuditHandler),
         (r"/api/search", archive.SearchHandler),
         (rf"/api/rooms/{ROOM}/files", files.UploadHandler),
         (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),

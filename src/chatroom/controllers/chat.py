@@ -11,6 +11,7 @@ and the retries through a Redis outage (``redis_outage.py``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from chatroom.controllers import frames, validation
@@ -20,6 +21,7 @@ from chatroom.controllers.connection import Connection, ConnectionState
 from chatroom.controllers.control_events import ControlEvents
 from chatroom.controllers.errors import (
     BadRequestError,
+    ForbiddenError,
     RateLimitedError,
     TooManyConnectionsError,
     UnavailableError,
@@ -33,6 +35,7 @@ from chatroom.controllers.message_changes import ChangeResult, MessageChanges
 from chatroom.controllers.presence_loop import PresenceLoop
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.redis_outage import REDIS_DOWN, append_retrying
+from chatroom.controllers.room_rules import RemovedError, RoomRules
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
 from chatroom.controllers.session_watch import SESSION_ENDED, SessionWatch
@@ -67,7 +70,11 @@ class ChatController:
         self._limiter = SendLimiter(self._limits, self._caps, self.metrics)
         self._sessions = SessionWatch()
         self._hub = FanoutHub(messages, presence, self.metrics, self._apply_control)
-        self._control = ControlEvents(self._access, self._sessions, self._connections, self._hub)
+        self._control = ControlEvents(
+            self._access, self._sessions, self._connections, self._hub, self._left_later
+        )
+        self._hub.on_subscribed = self._catch_up_access  # issue 13
+        self._cleanups: set[asyncio.Task] = set()
         self._presence_loop = PresenceLoop(
             self._hub, messages, presence, lambda: self.connection_count
         )
@@ -77,6 +84,8 @@ class ChatController:
         self.files: FilesController | None = None
         #: [issue 12] Set by the composition root: edits, deletes, reactions, replies.
         self.changes: MessageChanges | None = None
+        #: [issue 13] Set by the composition root: the rooms' rules the sends check.
+        self.rules: RoomRules | None = None
 
     @property
     def connection_count(self) -> int:
@@ -177,9 +186,10 @@ class ChatController:
         except Exception:
             await self._unsubscribe(conn, ref.name)
             raise
-        if conn not in self._connections:
-            # Closed while we waited: its disconnect may have run before our entry
-            # landed, so remove it again, and announce nothing.
+        if conn not in self._connections or not self._hub.holds(ref.name, sub):
+            # Closed while we waited (its disconnect may have run before our entry
+            # landed), or removed from the room [issue 13]: remove the entry again,
+            # and announce and deliver nothing.
             with contextlib.suppress(*REDIS_DOWN):
                 await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
             return
@@ -248,20 +258,30 @@ class ChatController:
             _, objects, claim = await self.files.claim(account, ref, files, cid)
         limits = self._limits
         rate = SendRate(limits.burst, limits.per_second)
+        if self.rules is not None:  # [issue 13] bans, mutes, read-only: in the script
+            fields["rules"] = self.rules.check(account, ref)
+
+        async def store():
+            return await append_retrying(
+                self._messages,
+                self.in_flight.stopping,
+                ref.name,
+                account.name,
+                body,
+                cid,
+                rate,
+                objects,
+                **fields,
+            )
+
         try:
             try:
-                stored = await append_retrying(
-                    self._messages,
-                    self.in_flight.stopping,
-                    ref.name,
-                    account.name,
-                    body,
-                    cid,
-                    rate,
-                    objects,
-                    **fields,
-                )
-            except Exception:
+                stored = await (self.rules.retrying(ref, store) if self.rules else store())
+            except Exception as exc:
+                if isinstance(exc, ForbiddenError):  # [issue 13] refused by the rules
+                    self._limiter.refund_send(account.key)
+                if isinstance(exc, RemovedError):  # banned: check again next time
+                    self._access.forget(account.id, ref.name)
                 if claim is not None and self.files is not None:  # free the files
                     await self.files.unclaim(claim)
                 raise
@@ -353,6 +373,9 @@ class ChatController:
         self._limiter.take_send(account.key)
         try:
             return await getattr(self.changes, verb)(account, ref, *args)
+        except RemovedError:
+            self._access.forget(account.id, ref.name)  # [issue 13] banned
+            raise
         except RateLimitedError:
             self._limiter.refund_send(account.key)  # nothing was changed
             self.metrics.rate_limited.inc()
@@ -401,14 +424,21 @@ class ChatController:
     # -- helpers -----------------------------------------------------------
 
     async def _room_for(self, account: Account, room: object) -> RoomRef:
-        """The room, checked and joined once per process; then served from memory."""
+        """The room, checked and joined once per process; then served from memory.
+
+        A check that an invalidation overtook (a kick or ban arrived while it ran) is
+        made again, so a removed user is not let back in by a check made before.
+        """
         name = validation.room_name(room)
-        ref = self._access.get(account.id, name)
-        if ref is None:
+        for _ in range(3):
+            ref = self._access.get(account.id, name)
+            if ref is not None:
+                return ref
             ticket = self._access.ticket()
             ref = await self._rooms.join(account, name)
-            self._access.put(account.id, name, ref, ticket)
-        return ref
+            if self._access.put(account.id, name, ref, ticket):
+                return ref
+        return ref  # invalidations keep coming: the newest check answers
 
     async def _unsubscribe(self, conn: Connection, room: str) -> None:
         sub = self._hub.unsubscribe(room, conn)
@@ -422,6 +452,25 @@ class ChatController:
         with contextlib.suppress(*REDIS_DOWN):
             if await self._presence.leave(room, conn.account.name, conn.conn_id):
                 await self._presence_loop.announce(room, conn.account.name, "offline")
+
+    def _left_later(self, conn: Connection, room: str) -> None:
+        """[issue 13] A removal ended ``conn``'s subscription to ``room``: its presence
+        entry goes (and "offline" is announced) in the background."""
+
+        async def leave() -> None:
+            with contextlib.suppress(*REDIS_DOWN):
+                if await self._presence.leave(room, conn.account.name, conn.conn_id):
+                    await self._presence_loop.announce(room, conn.account.name, "offline")
+
+        task = asyncio.ensure_future(leave())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _catch_up_access(self) -> None:
+        """[issue 13] The subscription is (re)established: access changes published
+        while it was down were missed, so checks older than Redis's version go."""
+        with contextlib.suppress(*REDIS_DOWN):
+            self._access.invalidate_before(await self._messages.events.access_version())
 
     def _apply_control(self, control: dict) -> None:
         """A control event from the bus (operator commands, other processes)."""

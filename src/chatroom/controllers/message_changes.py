@@ -16,11 +16,12 @@ import asyncio
 import logging
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
+from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.errors import (
     BadRequestError,
     ForbiddenError,
@@ -30,6 +31,7 @@ from chatroom.controllers.errors import (
     storage_guard,
 )
 from chatroom.controllers.mentions import MentionResolver
+from chatroom.controllers.room_rules import RoomRules, refusal
 from chatroom.controllers.room_values import RoomRef
 from chatroom.models.limits import SendRate, SendRateExceeded
 from chatroom.models.message_changes import (
@@ -37,6 +39,7 @@ from chatroom.models.message_changes import (
     ChangeStatus,
     MessageChangeRepository,
 )
+from chatroom.models.room_rules import ACCESS, POST, RuleRefused, RuleStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +68,14 @@ def emoji(value: object) -> str:
     return value
 
 
-def may_delete(account: Account, room: RoomRef, message: dict) -> bool:
-    """Whether ``account`` may delete ``message`` of ``room``: its author (moderators,
-    SPEC §6, come with issue 13 and plug in here)."""
-    return str(message.get("user", "")).lower() == account.key
+def may_delete(account: Account, room: RoomRef, message: dict, moderator: bool = False) -> bool:
+    """Whether ``account`` may delete ``message`` of ``room``: its author, or (SPEC §6) a
+    ``moderator`` of the room — an owner, moderator or site admin, as SQL says now."""
+    return moderator or _author(message) == account.key
+
+
+def _author(message: dict) -> str:
+    return str(message.get("user", "")).lower()
 
 
 def reply_quote(message_id: int, parent: dict | None) -> dict:
@@ -109,6 +116,11 @@ class MessageChanges:
         #: files (a delete releases them).
         self.archive = None
         self.files = None
+        #: [issue 13] Set by the composition root: the rooms' rules each change checks,
+        #: whether a user is staff of a room now (deleting others' messages), the log.
+        self.rules: RoomRules | None = None
+        self.may_moderate: Callable[[Account, RoomRef], Awaitable[bool]] | None = None
+        self.audit: AuditLog | None = None
         self._tasks: set[asyncio.Task] = set()
 
     def mention_keys(self, room: str, names: list[str], author: Account) -> list[str]:
@@ -159,22 +171,29 @@ class MessageChanges:
         return await self._apply(account, ref, mid, change)
 
     async def delete(self, account: Account, ref: RoomRef, message_id: object):
-        """Delete a message (one's own); it stays as a tombstone with its id."""
+        """Delete a message (one's own; the room's staff: anyone's); it stays as a
+        tombstone with its id. A delete of another's message is audited."""
         mid = validation.message_id(message_id)
         released: list[str] = []
+        author = await self._author_of(ref, mid)
+        moderator = False
+        if author is not None and author != account.key and self.may_moderate is not None:
+            moderator = await self.may_moderate(account, ref)  # fresh from SQL
 
         def change(item: dict) -> Change:
             if item.get("deleted"):
                 raise ForbiddenError("that message was deleted")
-            if not may_delete(account, ref, item):
-                raise ForbiddenError("only its author deletes a message")
+            if not may_delete(account, ref, item, moderator):
+                raise ForbiddenError("only its author or the room's moderators delete a message")
             new = {k: "" if k == "text" else v for k, v in item.items() if k in TOMBSTONE_FIELDS}
             new["deleted"] = True
             released[:] = [f.get("id") for f in item.get("files") or () if isinstance(f, dict)]
             event = {"type": "deleted", "room": ref.name, "id": mid}
             return Change(new, event, (), _mention_moves(item, [], account)[1])
 
-        result = await self._apply(account, ref, mid, change)
+        result = await self._apply(account, ref, mid, change, ACCESS)
+        if author is not None and author != account.key and self.audit is not None:
+            await self.audit.record(account.name, "delete_message", author, ref.name, f"#{mid}")
         if released and self.files is not None:
             try:
                 await self.files.release(released)
@@ -219,13 +238,21 @@ class MessageChanges:
 
     # -- the commit loop -----------------------------------------------------
 
+    async def _author_of(self, ref: RoomRef, mid: int) -> str | None:
+        """The author's key of a stored message (an author never changes), or None."""
+        with storage_guard():
+            _, stored = await self._repo.read(ref.name, mid)
+        return None if stored is None else _author(stored.item)
+
     async def _apply(
         self,
         account: Account,
         ref: RoomRef,
         mid: int,
         compute: Callable[[dict], Change | None],
+        mode: str = POST,
     ) -> ChangeResult:
+        rules = self.rules.check(account, ref, mode) if self.rules is not None else None
         for _ in range(MAX_ATTEMPTS):
             with storage_guard():
                 seq, stored = await self._repo.read(ref.name, mid)
@@ -241,12 +268,17 @@ class MessageChanges:
             try:
                 with storage_guard():
                     status, rev = await self._repo.commit(
-                        ref.name, account.key, stored, change, self._rate
+                        ref.name, account.key, stored, change, self._rate, rules
                     )
             except SendRateExceeded as exc:
                 raise RateLimitedError(
                     "too many messages; wait before sending again", exc.retry_after
                 ) from None
+            except RuleRefused as exc:  # [issue 13] a ban, a mute, read-only
+                if exc.status != RuleStatus.MISSING or self.rules is None:
+                    raise refusal(exc.status) from None
+                await self.rules.load(ref)  # Redis lost them: from SQL, then again
+                continue
             if status == ChangeStatus.CHANGED:
                 self._archive(ref.name, mid, change.item, rev)
                 return ChangeResult(mid, rev)

@@ -12,6 +12,8 @@ class RoomRef:
     id: int
     name: str
     is_direct: bool
+    #: [issue 13] members only: ``join`` never makes a member of it.
+    is_private: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 
 def _ref(room: Room) -> RoomRef:
-    return RoomRef(id=room.id, name=room.name, is_direct=room.is_direct)
+    return RoomRef(room.id, room.name, room.is_direct, room.is_private)
 
 
 class RoomController:
@@ -161,8 +161,25 @@ class RoomController:
         """Open the room and make the caller a member; a new member has nothing unread."""
         ref = await self.open(account, name)
         last_id = await self._stored(self._messages.last_id(ref.name))
-        await self._run(Membership.ensure, account.id, ref.id, last_id)
+        await self._run(self._join_row, account.id, ref, last_id)
         return ref
+
+    @staticmethod
+    def _join_row(user_id: int, ref: RoomRef, last_id: int) -> None:
+        """[issue 13] Make the user a member of a room they were just allowed to open,
+        unless a kick or ban landed since: a private room's membership is only ever
+        made by adding (``join`` never re-creates one a kick just removed), and a new
+        membership that a ban overtook is taken back."""
+        if Membership.of(user_id, ref.id) is not None:
+            return
+        if ref.is_private:
+            raise ForbiddenError("that room is private")
+        _, created = Membership.ensure(user_id, ref.id, last_id)
+        if created and RoomBan.of(ref.id, user_id) is not None:
+            Membership.delete().where(
+                (Membership.user == user_id) & (Membership.room == ref.id)
+            ).execute()
+            raise ForbiddenError("you are banned from this room")
 
     async def history(self, account: Account, name: object, since: int | None) -> HistoryPage:
         ref = await self.open(account, name)

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
+from chatroom.models.room_rules import CHECK_RULES_LUA, NONE, RuleRefused, RulesCheck, RuleStatus
 
 
 class ChangeStatus(IntEnum):
@@ -36,6 +37,8 @@ class ChangeStatus(IntEnum):
     GONE = 3
     #: The send bucket is empty: nothing done; value is the wait in milliseconds.
     RATE_LIMITED = 4
+    #: [issue 13] The room's rules refuse it: nothing done; value is the RuleStatus.
+    REFUSED = 5
 
 
 # Reads one message of the log by id. KEYS: seq, log. ARGV: id. Replies {seq, frame or false}.
@@ -46,13 +49,20 @@ if index < 0 then return {seq, false} end
 return {seq, redis.call('LINDEX', KEYS[2], index)}
 """
 
-# KEYS: seq, log, rev, changes, rate bucket, then the mention sets: the first
-# ARGV[10] of them get the id, the rest lose it. ARGV: id, the frame read, the new
+# KEYS: seq, log, rev, changes, rate bucket, the rules hash, then the mention sets: the
+# first ARGV[10] of them get the id, the rest lose it. ARGV: id, the frame read, the new
 # frame and the event frame (each without its closing brace: the script adds the
 # rev), event channel, envelope head, bucket size, refill per second, history size,
-# how many mention sets get the id. Replies {ChangeStatus, value}.
-_CHANGE_SCRIPT = TAKE_TOKEN_LUA + Template(
-    """
+# how many mention sets get the id, then the rules check's user key, mode and
+# exemption. Replies {ChangeStatus, value}.
+_CHANGE_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + CHECK_RULES_LUA
+    + Template(
+        """
+-- [issue 13] a ban, a mute or read-only refuses the change in this same atomic step.
+local refused = check_rules(KEYS[6], ARGV[11], ARGV[12], ARGV[13])
+if refused ~= 0 then return {$REFUSED, refused} end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local length = redis.call('LLEN', KEYS[2])
 local id = tonumber(ARGV[1])
@@ -76,13 +86,14 @@ if redis.call('ZCARD', KEYS[4]) > length + tonumber(ARGV[9]) then
   end
 end
 local adds = tonumber(ARGV[10])
-for i = 6, #KEYS do
-  if i < 6 + adds then redis.call('ZADD', KEYS[i], id, id) else redis.call('ZREM', KEYS[i], id) end
+for i = 7, #KEYS do
+  if i < 7 + adds then redis.call('ZADD', KEYS[i], id, id) else redis.call('ZREM', KEYS[i], id) end
 end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. ARGV[4] .. tail)
 return {$CHANGED, rev}
 """
-).substitute({status.name: int(status) for status in ChangeStatus})
+    ).substitute({status.name: int(status) for status in ChangeStatus})
+)
 
 
 @dataclass(frozen=True)
@@ -135,11 +146,18 @@ class MessageChangeRepository:
         return int(seq), StoredFrame(raw, orjson.loads(raw))
 
     async def commit(
-        self, room: str, user_key: str, read: StoredFrame, change: Change, rate: SendRate
+        self,
+        room: str,
+        user_key: str,
+        read: StoredFrame,
+        change: Change,
+        rate: SendRate,
+        rules: RulesCheck | None = None,
     ) -> tuple[ChangeStatus, int]:
         """Commit ``change`` if the message is still ``read``: (status, the new rev).
 
-        ``SendRateExceeded`` when the user's send bucket of the room is empty.
+        ``SendRateExceeded`` when the user's send bucket of the room is empty;
+        ``RuleRefused`` when the room's ``rules`` refuse it (issue 13).
         """
         keys = self._keys
         before, after = self._events.message_envelope(room)
@@ -152,6 +170,7 @@ class MessageChangeRepository:
                 keys.rev(room),
                 keys.changes(room),
                 keys.send_rate(room, user_key),
+                rules.key if rules is not None else keys.rules(room, 0),
                 *mention_keys,
             ],
             args=[
@@ -165,10 +184,13 @@ class MessageChangeRepository:
                 rate.per_second,
                 self._history_size,
                 len(change.mention_adds),
+                *(rules.args() if rules is not None else ["", NONE, "0"]),
             ],
         )
         if status == ChangeStatus.RATE_LIMITED:
             raise SendRateExceeded(int(value) / 1000)
+        if status == ChangeStatus.REFUSED:
+            raise RuleRefused(RuleStatus(int(value)))
         return ChangeStatus(status), int(value)
 
     async def mention_counts(self, user_key: str, read_marks: dict[str, int]) -> dict[str, int]:

@@ -132,3 +132,70 @@ def rules_snapshot(room_id: int) -> RulesSnapshot | None:
     bans = {key: epoch_ms(until) for key, until in RoomBan.in_force(room_id).items()}
     mutes = {key: epoch_ms(until) for key, until in RoomMute.in_force(room_id).items()}
     return RulesSnapshot(int(room.rules_rev), bool(room.read_only), staff, bans, mutes)
+
+
+# -- the changes: each one transaction that first raises the room's rules_rev ---------
+# The UPDATE comes first: it takes the write lock at once (SQLite: no deadlock of two
+# readers upgrading; PostgreSQL/MySQL: the room's row lock orders the changes).
+
+
+def _atomic():
+    return Room._meta.database.atomic()
+
+
+def _membership(room_id: int, user_id: int) -> peewee.Expression:
+    return (Membership.room == room_id) & (Membership.user == user_id)
+
+
+def remove_member(room_id: int, user_id: int) -> tuple[bool, int]:
+    """End a membership; (whether there was one, the new rules rev)."""
+    with _atomic():
+        rev = bump_rules_rev(room_id)
+        gone = Membership.delete().where(_membership(room_id, user_id)).execute()
+        return bool(gone), rev
+
+
+def set_role(room_id: int, user_id: int, role: str) -> int:
+    """Give a member a room role; the new rules rev."""
+    with _atomic():
+        rev = bump_rules_rev(room_id)
+        Membership.update(role=role).where(_membership(room_id, user_id)).execute()
+        return rev
+
+
+def ban(room_id: int, user_id: int, until: datetime | None, by: str) -> tuple[bool, int]:
+    """Ban a user and end their membership; (whether they were a member, the new rev)."""
+    with _atomic():
+        rev = bump_rules_rev(room_id)
+        RoomBan.impose(room_id, user_id, until, by)
+        gone = Membership.delete().where(_membership(room_id, user_id)).execute()
+        return bool(gone), rev
+
+
+def impose(kind: type[_Sanction], room_id: int, user_id: int, until, by: str) -> int:
+    """Impose a mute (or ban, without ending the membership); the new rules rev."""
+    with _atomic():
+        rev = bump_rules_rev(room_id)
+        kind.impose(room_id, user_id, until, by)
+        return rev
+
+
+def lift(kind: type[_Sanction], room_id: int, user_id: int) -> tuple[bool, int]:
+    """Lift a ban or mute; (whether one was in force, the new rules rev)."""
+    with _atomic():
+        rev = bump_rules_rev(room_id)
+        return kind.lift(room_id, user_id), rev
+
+
+def update_room(room_id: int, topic: str | None, read_only: bool | None) -> int:
+    """Change a room's topic and read-only flag (None: unchanged); the new rules rev."""
+    changes: dict = {}
+    if topic is not None:
+        changes[Room.topic] = topic
+    if read_only is not None:
+        changes[Room.read_only] = read_only
+    with _atomic():
+        rev = bump_rules_rev(room_id)
+        if changes:
+            Room.update(changes).where(Room.id == room_id).execute()
+        return rev
