@@ -309,8 +309,8 @@ async def test_deleting_a_room_tells_its_sockets_and_unlists_it(server):
     assert result.exit_code == 0, result.output
     assert "Deleted the room doomed (1 members, 1 messages)" in result.output
 
-    error = await alice.next("error", room="doomed")
-    assert error["code"] == "not_found"
+    removed = await alice.next("removed", room="doomed")  # issue 13: SPEC §6
+    assert removed["reason"] == "deleted"
     rooms = body(await server.api.request("GET", "/api/rooms", token=token))["rooms"]
     assert [room["name"] for room in rooms] == ["lobby"]
     await alice.send("again?", room="doomed", client_id="c2")

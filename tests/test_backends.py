@@ -36,9 +36,8 @@ async def test_chat_on_a_sql_server(sql_url, config, app_factory):
     await bob.send("psst", room="dm:alice:bob")
     await bob.next("ack")
     later = await app.client("alice", join=None)
-    assert {"name": "dm:alice:bob", "unread": 1, "last_id": 1, "mentions": 0} in later.hello[
-        "rooms"
-    ]
+    dm = {"name": "dm:alice:bob", "unread": 1, "last_id": 1, "mentions": 0}
+    assert dm | {"private": False, "role": "member"} in later.hello["rooms"]
 
 
 def test_sql_url_fixture_really_isolates(sql_url):

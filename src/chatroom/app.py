@@ -17,6 +17,7 @@ from chatroom.controllers import AuthController, ChatController, HealthControlle
 from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.blocks import BlockController
 from chatroom.controllers.files import FilesController
+from chatroom.controllers.moderation import ModerationController
 from chatroom.controllers.signup import SignupController
 from chatroom.controllers.site_admin import SiteAdminController
 from chatroom.logs import log_request
@@ -31,6 +32,7 @@ from chatroom.views import (
     invites_api,
     messages_api,
 )
+from chatroom.views import moderation_api as moderation
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
@@ -42,6 +44,8 @@ from chatroom.views.ui_methods import UI_METHODS
 PACKAGE_DIR = Path(__file__).parent
 #: Room names in URLs: public names and ``dm:a:b``; the controllers validate them fully.
 ROOM = r"([^/]+)"
+#: User names in URLs; the controllers validate them.
+USER = r"([^/]+)"
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,11 @@ class Controllers:
     health: HealthController
     files: FilesController | None = None
     archive: ArchiveController | None = None
-    # issue 13 (SPEC §6): sign-up control and invites, blocks, the admin page
+    # issue 13 (SPEC §6): sign-up control and invites, blocks, the admin page, room moderation
     signup: SignupController | None = None
     blocks: BlockController | None = None
     site_admin: SiteAdminController | None = None
+    moderation: ModerationController | None = None
 
 
 def make_app(
@@ -79,6 +84,14 @@ def make_app(
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
         (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),
+        (rf"/api/rooms/{ROOM}", moderation.RoomHandler),  # issue 13: SPEC §6
+        (rf"/api/rooms/{ROOM}/members", moderation.MembersHandler),
+        (rf"/api/rooms/{ROOM}/members/{USER}", moderation.MemberHandler),
+        (rf"/api/rooms/{ROOM}/bans", moderation.BansHandler),
+        (rf"/api/rooms/{ROOM}/bans/{USER}", moderation.BanHandler),
+        (rf"/api/rooms/{ROOM}/mutes", moderation.MutesHandler),
+        (rf"/api/rooms/{ROOM}/mutes/{USER}", moderation.MuteHandler),
+        (rf"/api/rooms/{ROOM}/audit", moderation.RoomAuditHandler),
         (r"/api/search", archive.SearchHandler),
         # issue 13 (SPEC §6): invites, blocks, the site admin page
         (r"/api/invites", invites_api.InvitesApiHandler),

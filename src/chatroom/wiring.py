@@ -27,14 +27,17 @@ from chatroom.controllers import (
 )
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.archive import ArchiveController
+from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.blocks import BlockController
 from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import ConnectionCaps
 from chatroom.controllers.mentions import MentionResolver
 from chatroom.controllers.message_changes import MessageChanges
+from chatroom.controllers.moderation import ModerationController
 from chatroom.controllers.passwords import PasswordPool
 from chatroom.controllers.readmarks import ReadMarkerBuffer
+from chatroom.controllers.room_rules import RoomRules
 from chatroom.controllers.signup import SignupController
 from chatroom.controllers.site_admin import SiteAdminController
 from chatroom.metrics import Metrics
@@ -50,6 +53,7 @@ from chatroom.models.archive_state import ArchiveState
 from chatroom.models.file_storage import open_storage
 from chatroom.models.limits import SendRate, UploadQuota
 from chatroom.models.message_changes import MessageChangeRepository
+from chatroom.models.room_rules import RoomRulesRepository
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
@@ -172,6 +176,19 @@ class ControllerGraph:
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
             files=self.files,  # sends may carry uploaded files
             changes=self.message_changes,  # issue 12: edit, delete, react, reply
+            rules=self.room_rules,  # issue 13: bans, mutes, read-only
+        )
+
+    @cached_property
+    def room_rules(self) -> RoomRules:
+        """[issue 13] The Redis copy of rooms' rules that the scripts check."""
+        return RoomRules(self.run_blocking, RoomRulesRepository(self.redis, self.keys), self.events)
+
+    @cached_property
+    def moderation(self) -> ModerationController:
+        """[issue 13] Members, roles, bans, mutes, room settings and deletes (SPEC §6)."""
+        return ModerationController(
+            self.run_blocking, self.room_rules, self.messages, AuditLog(self.run_blocking)
         )
 
     @cached_property
@@ -187,6 +204,9 @@ class ControllerGraph:
         )
         changes.archive = self.archive
         changes.files = self.files
+        changes.rules = self.room_rules  # issue 13
+        changes.may_moderate = self.moderation.may_moderate
+        changes.audit = AuditLog(self.run_blocking)
         return changes
 
     @cached_property
@@ -253,6 +273,7 @@ class ControllerGraph:
             signup=self.signup,
             blocks=self.blocks,
             site_admin=self.site_admin,
+            moderation=self.moderation,
         )
 
 

@@ -77,7 +77,7 @@ async def test_named_invalidation_still_refuses_a_deleted_room(env: ChatEnv) -> 
     conn = await env.joined(alice, "doomed")
     await env.chat.send(conn, "doomed", "cached")
     await env.admin.delete_room("doomed")
-    await conn.wait_for("error")
+    await conn.wait_for("removed")  # issue 13: SPEC §6 (was an error not_found)
     assert (alice.id, "doomed") not in env.chat._access
     with pytest.raises(NotFoundError):
         await env.chat.send(conn, "doomed", "again")

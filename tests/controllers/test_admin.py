@@ -56,8 +56,8 @@ async def test_delete_room_removes_rows_keys_and_live_subscriptions(
 
     assert await admin.delete_room("doomed") == (1, 1)
 
-    (error,) = await conn.wait_for("error")
-    assert error["code"] == "not_found" and error["room"] == "doomed"
+    (removed,) = await conn.wait_for("removed")  # issue 13: SPEC §6
+    assert removed == {"type": "removed", "room": "doomed", "reason": "deleted"}
     assert not any(key[1] == "doomed" for key in env.chat._access)
     with pytest.raises(NotFoundError):  # no cached access: the send checks SQL again
         await env.chat.send(conn, "doomed", "again")
@@ -65,7 +65,7 @@ async def test_delete_room_removes_rows_keys_and_live_subscriptions(
     keys = RedisKeys()
     assert await env.redis.exists(keys.seq("doomed"), keys.log("doomed")) == 0
     assert not [key async for key in env.redis.scan_iter(match=keys.room_keys("doomed"))]
-    assert not lobby_conn.of_type("error")
+    assert not lobby_conn.of_type("error") and not lobby_conn.of_type("removed")
     assert not conn.closed  # the socket stays; only the room is gone
 
 

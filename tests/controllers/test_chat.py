@@ -38,7 +38,16 @@ async def test_connect_says_hello_first_with_the_users_rooms(env: ChatEnv) -> No
         {
             "type": "hello",
             "user": "Alice",
-            "rooms": [{"name": "lobby", "unread": 1, "last_id": 1, "mentions": 0}],
+            "rooms": [
+                {
+                    "name": "lobby",
+                    "unread": 1,
+                    "last_id": 1,
+                    "mentions": 0,
+                    "private": False,
+                    "role": "member",
+                }
+            ],
         }
     ]
     assert env.chat.connection_count == 1
@@ -179,7 +188,14 @@ async def test_leave_stops_delivery_to_that_connection_only(env: ChatEnv) -> Non
     assert message_ids(a1) == [] and message_ids(a2) == [1] and message_ids(b1) == [1]
     # Membership stays: lobby is still in alice's rooms with the message unread.
     assert await env.rooms.memberships(alice) == [
-        {"name": "lobby", "unread": 1, "last_id": 1, "mentions": 0}
+        {
+            "name": "lobby",
+            "unread": 1,
+            "last_id": 1,
+            "mentions": 0,
+            "private": False,
+            "role": "member",
+        }
     ]
     await env.chat.leave(a1, "lobby")  # leaving twice is harmless
     with pytest.raises(BadRequestError):

@@ -110,6 +110,8 @@ async def test_list_rooms(env: ChatEnv) -> None:
         "unread": 3,
         "last_id": 3,
         "mentions": 0,
+        "private": False,
+        "role": "member",
     }
     assert (alices["general"].members, alices["general"].last_id) == (1, 0)
     assert (alices["dm:alice:bob"].unread, alices["dm:alice:bob"].is_direct) == (2, True)

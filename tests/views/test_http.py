@@ -124,6 +124,8 @@ async def test_rooms_list_create_and_conflict(app):
         "unread": 0,
         "last_id": 0,
         "mentions": 0,
+        "private": False,
+        "role": "owner",
     }
     again = await app.api.request("POST", "/api/rooms", {"name": "general"}, token)
     assert again.code == 409

@@ -5,9 +5,11 @@ An LRU of (user id, room name) -> ``RoomRef``. Entries are dropped by name
 (``forget``, ``forget_room``, ``forget_user``: a room deleted, a user disabled) or
 by version: every entry carries the access version it was looked up under, and
 ``invalidate_before(version)`` (a bumped version published on the event bus, e.g.
-by moderation) drops those older than it in every process. A lookup that was in
-flight while anything was invalidated is not stored, so a check made before a
-change never outlives it.
+by moderation) drops those older than it in every process. Moderation's removals
+are applied by name and ``advance`` the version; a skipped version (a missed event),
+or a newer version found in Redis after the subscription was down, drops the older
+ones. A lookup that was in flight while anything was invalidated is not stored, so a
+check made before a change never outlives it.
 """
 
 from __future__ import annotations
@@ -93,6 +95,16 @@ class RoomAccessCache:
             return 0
         self.version = version
         return self._drop(lambda _key, stamp: stamp < version)
+
+    def advance(self, version: int) -> int:
+        """Note the access version of a change this process applied by name (a
+        ``forget``): the next version needs nothing more dropped, but a version that
+        skips one (an event this process missed) drops every older check, as
+        ``invalidate_before``. How many were dropped."""
+        if version > self.version + 1:
+            return self.invalidate_before(version)
+        self.version = max(self.version, version)
+        return 0
 
     def _drop(self, doomed: Callable[[AccessKey, int], bool]) -> int:
         self._generation += 1

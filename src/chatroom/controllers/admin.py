@@ -175,6 +175,7 @@ class AdminController:
         with storage_guard():
             await self._events.publish_control("room_deleted", room=room_name)
             messages = await self._messages.delete_room(room_name)
+        await self._audit.record(None, "delete_room", None, room_name)  # issue 13
         return members, messages
 
     async def history(self, room: object, since: object = None) -> HistoryExport:

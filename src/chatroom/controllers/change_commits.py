@@ -33,6 +33,7 @@ from chatroom.controllers.errors import (
     UnavailableError,
     storage_guard,
 )
+from chatroom.controllers.room_rules import RoomRules, refusal
 from chatroom.controllers.room_values import RoomRef
 from chatroom.models.limits import SendRate, SendRateExceeded
 from chatroom.models.message_changes import (
@@ -41,6 +42,7 @@ from chatroom.models.message_changes import (
     ChangeStatus,
     MessageChangeRepository,
 )
+from chatroom.models.room_rules import POST, RuleRefused, RulesCheck, RuleStatus
 
 if TYPE_CHECKING:
     from chatroom.controllers.archive import ArchiveController
@@ -77,18 +79,30 @@ class ChangeCommits:
         #: Set by the composition root: the SQL archive (reads archived messages,
         #: gets every change).
         self.archive: ArchiveController | None = None
+        #: [issue 13] Set by the composition root: the rooms' rules (bans, mutes,
+        #: read-only) each commit script checks.
+        self.rules: RoomRules | None = None
         self._tasks: set[asyncio.Task] = set()
 
     async def apply(
-        self, account: Account, ref: RoomRef, mid: int, compute: Compute
+        self, account: Account, ref: RoomRef, mid: int, compute: Compute, mode: str = POST
     ) -> ChangeResult:
-        """Read message ``mid`` of ``ref``, compute the change and commit it."""
+        """Read message ``mid`` of ``ref``, compute the change and commit it; the
+        script checks the room's rules in ``mode`` (``POST``: a ban, a mute, read-only;
+        ``ACCESS``: a ban only)."""
+        rules = self.rules.check(account, ref, mode) if self.rules is not None else None
         for attempt in range(MAX_ATTEMPTS):
-            item, commit, archived = await self._read(account, ref, mid)
+            item, commit, archived = await self._read(account, ref, mid, rules)
             change = compute(item)
             if change is None:
                 return ChangeResult(mid, None)
-            status, rev = await self._committing(commit(change))
+            try:
+                status, rev = await self._committing(commit(change))
+            except RuleRefused as exc:  # [issue 13] a ban, a mute, read-only
+                if exc.status != RuleStatus.MISSING or self.rules is None:
+                    raise refusal(exc.status) from None
+                await self.rules.load(ref)  # Redis lost them: from SQL, then again
+                continue
             if status == ChangeStatus.CHANGED:
                 self._archive(ref.name, mid, change.item, rev, settle=archived)
                 return ChangeResult(mid, rev)
@@ -97,8 +111,14 @@ class ChangeCommits:
                 await asyncio.sleep(STALE_WAIT_SECONDS * (attempt + 1))
         raise UnavailableError("the message keeps changing; try again")
 
+    async def author_of(self, ref: RoomRef, mid: int) -> str:
+        """The author's key of message ``mid`` (an author never changes); ``not_found``
+        for a message that is not stored."""
+        item = (await self._read(None, ref, mid, None))[0]
+        return str(item.get("user", "")).lower()
+
     async def _read(
-        self, account: Account, ref: RoomRef, mid: int
+        self, account: Account | None, ref: RoomRef, mid: int, rules: RulesCheck | None
     ) -> tuple[dict, Callable[[Change], Awaitable[tuple[ChangeStatus, int]]], bool]:
         """The message as it is now, what commits a change of it, and whether it is
         only in the archive."""
@@ -106,9 +126,9 @@ class ChangeCommits:
             seq, stored = await self._repo.read(ref.name, mid)
         if not 1 <= mid <= seq:
             raise NotFoundError(f"no message {mid} in {ref.name}")
-        rate, user = self._rate, account.key
+        rate, user, repo = self._rate, account.key if account else "", self._repo
         if stored is not None:
-            return stored.item, lambda c: self._repo.commit(ref.name, user, stored, c, rate), False
+            return stored.item, lambda c: repo.commit(ref.name, user, stored, c, rate, rules), False
         gone = NotFoundError(f"message {mid} of {ref.name} is no longer stored")
         if self.archive is None:
             raise gone
@@ -122,7 +142,11 @@ class ChangeCommits:
                 raise gone
             item, version = found
             copy = ArchivedCopy({"type": "message", **item}, version=version)
-        return copy.item, lambda c: self._repo.commit_archived(ref.name, user, copy, c, rate), True
+        return (
+            copy.item,
+            lambda c: repo.commit_archived(ref.name, user, copy, c, rate, rules),
+            True,
+        )
 
     @staticmethod
     async def _committing(commit: Awaitable[tuple[ChangeStatus, int]]) -> tuple[ChangeStatus, int]:

@@ -14,6 +14,8 @@ control events (``control_events.py``) and the shutdown of verbs in flight
 
 from __future__ import annotations
 
+import contextlib
+
 from chatroom.controllers import frames, validation
 from chatroom.controllers.access_cache import RoomAccessCache
 from chatroom.controllers.accounts import Account, SessionInfo
@@ -27,7 +29,9 @@ from chatroom.controllers.limits import ConnectionCaps, SendLimiter, SendLimits
 from chatroom.controllers.message_changes import ChangeResult, MessageChanges
 from chatroom.controllers.posting import Posting
 from chatroom.controllers.readmarks import ReadMarkerBuffer
+from chatroom.controllers.redis_outage import REDIS_DOWN
 from chatroom.controllers.registry import ConnectionRegistry
+from chatroom.controllers.room_rules import RoomRules
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
 from chatroom.controllers.session_watch import SessionWatch
@@ -49,6 +53,7 @@ class ChatController:
         caps: ConnectionCaps | None = None,
         files: FilesController | None = None,
         changes: MessageChanges | None = None,
+        rules: RoomRules | None = None,
     ) -> None:
         self._rooms = rooms
         self._messages = messages
@@ -66,16 +71,22 @@ class ChatController:
             self._hub, messages, presence, self._limiter, self._sessions, sockets
         )
         states = self._registry.states
-        self._control = ControlEvents(self._access, self._sessions, states, self._hub)
+        self._control = ControlEvents(
+            self._access, self._sessions, states, self._hub, self._registry.left_later
+        )
+        self._hub.on_subscribed = self._catch_up_access  # issue 13
         self.listening = self._hub.listening
         self.in_flight = InFlight()
-        #: Uploaded files (SPEC §9) and edits, deletes, reactions, replies (SPEC §5),
-        #: when the composition root gives them; sends go through ``Posting``.
-        self.files, self.changes = files, changes
+        #: Uploaded files (SPEC §9), edits, deletes, reactions, replies (SPEC §5) and the
+        #: rooms' rules (bans, mutes, read-only: SPEC §6), when the composition root gives
+        #: them; sends go through ``Posting``.
+        self.files, self.changes, self.rules = files, changes, rules
         stopping = self.in_flight.stopping
         self._posting = Posting(
             messages, self._limits, self._limiter, self.metrics, stopping, files, changes
         )
+        self._posting.rules = rules
+        self._posting.forget_access = self._access.forget  # a ban found by a script
 
     @property
     def connection_count(self) -> int:
@@ -268,14 +279,27 @@ class ChatController:
     # -- helpers -----------------------------------------------------------
 
     async def _room_for(self, account: Account, room: object) -> RoomRef:
-        """The room, checked and joined once per process; then served from memory."""
+        """The room, checked and joined once per process; then served from memory.
+
+        A check that an invalidation overtook (a kick or ban arrived while it ran) is
+        made again, so a removed user is not let back in by a check made before.
+        """
         name = validation.room_name(room)
-        ref = self._access.get(account.id, name)
-        if ref is None:
+        for _ in range(3):
+            ref = self._access.get(account.id, name)
+            if ref is not None:
+                return ref
             ticket = self._access.ticket()
             ref = await self._rooms.join(account, name)
-            self._access.put(account.id, name, ref, ticket)
-        return ref
+            if self._access.put(account.id, name, ref, ticket):
+                return ref
+        return ref  # invalidations keep coming: the newest check answers
+
+    async def _catch_up_access(self) -> None:
+        """[issue 13] The subscription is (re)established: access changes published
+        while it was down were missed, so checks older than Redis's version go."""
+        with contextlib.suppress(*REDIS_DOWN):
+            self._access.invalidate_before(await self._messages.events.access_version())
 
     def _apply_control(self, control: dict) -> None:
         """A control event from the bus (operator commands, other processes)."""

@@ -1,20 +1,23 @@
 """ControlEvents: what a process does when an operator's (or another process's) change
-arrives on the event bus — a room deleted, a user disabled, sessions ended, access
-checks invalidated, a block between two users. Control events are applied here and
+arrives on the event bus — a room deleted, a user disabled, sessions ended, a member
+removed from a room, access checks invalidated, a block between two users. Control
+events are applied here and
 never relayed to sockets.
 
 Every action may carry an ``access_version``; ``access_changed`` carries only that.
 Any of them drops the access checks made before that version (``RoomAccessCache``).
+[issue 13] Moderation's ``member_removed`` and ``room_deleted`` carry ``version``
+instead: their change is applied by name, and the version only advances.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from chatroom.controllers import frames
 from chatroom.controllers.access_cache import RoomAccessCache
 from chatroom.controllers.connection import Connection, ConnectionState
-from chatroom.controllers.errors import NotFoundError
 from chatroom.controllers.fanout import FanoutHub
 from chatroom.controllers.session_watch import SessionWatch
 
@@ -32,19 +35,25 @@ class ControlEvents:
         sessions: SessionWatch,
         connections: dict[Connection, ConnectionState],
         hub: FanoutHub,
+        on_left: Callable[[Connection, str], None] | None = None,
     ) -> None:
         self._access = access
         self._sessions = sessions
         self._connections = connections
         self._hub = hub
+        #: Called for each subscription a removal ends (the presence clean-up).
+        self._on_left = on_left
 
     def apply(self, control: dict) -> None:
         """Apply one control event's payload; an unknown one is logged and ignored."""
         action, version = control.get("action"), control.get("access_version")
-        if isinstance(version, int) and not isinstance(version, bool):
+        if _is_int(version):
             self._access.invalidate_before(version)
-        if action == "room_deleted" and isinstance(control.get("room"), str):
-            self.room_deleted(control["room"])
+        room, user_id = control.get("room"), control.get("user_id")
+        if action == "member_removed" and isinstance(room, str) and _is_int(user_id):
+            self.member_removed(room, user_id, str(control.get("reason", "kicked"))[:16])
+        elif action == "room_deleted" and isinstance(room, str):
+            self.room_deleted(room)
         elif action == "user_disabled" and isinstance(control.get("user_id"), int):
             self.user_disabled(control["user_id"])
         elif action == "sessions_ended" and isinstance(control.get("session"), str):
@@ -55,11 +64,29 @@ class ControlEvents:
             self.blocks_changed(control["room"], control.get("user_ids"))
         elif action != "access_changed":
             log.warning("ignored an unknown control event: %.200r", control)
+        moved = control.get("version")  # [issue 13] after the change it counts
+        if _is_int(moved):
+            self._access.advance(moved)
+
+    def member_removed(self, room: str, user_id: int, reason: str) -> None:
+        """[issue 13] ``user_id`` lost ``room``: forget their check of it; each of their
+        sockets here gets ``removed`` and nothing more from the room."""
+        self._access.forget(user_id, room)
+        frame = frames.removed(room, reason)
+        for conn, state in list(self._connections.items()):
+            if conn.account.id != user_id:
+                continue
+            if self._hub.unsubscribe(room, conn) is not None and self._on_left is not None:
+                self._on_left(conn, room)
+            state.rooms.pop(room, None)
+            state.has_up_to.pop(room, None)
+            conn.deliver(frame)
 
     def room_deleted(self, room: str) -> None:
-        """Forget the room's access checks; its sockets get ``not_found`` and leave it."""
+        """Forget the room's access checks; its sockets get ``removed`` (reason
+        ``deleted``) and leave it."""
         self._access.forget_room(room)
-        frame = frames.error(NotFoundError(f"the room {room!r} was deleted"), room)
+        frame = frames.removed(room, "deleted")
         for conn in self._hub.drop_room(room):
             state = self._connections.get(conn)
             if state is not None:
@@ -82,3 +109,7 @@ class ControlEvents:
         """Forget the user's access checks and close their sockets (1008)."""
         self._access.forget_user(user_id)
         self._sessions.end(("user", user_id), "account disabled")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

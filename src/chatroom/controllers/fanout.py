@@ -23,7 +23,7 @@ import asyncio
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -107,6 +107,8 @@ class FanoutHub:
         # arriving are not applied on top of it.
         self._covered: dict[str, tuple[int, set[int]]] = {}
         self.listening = asyncio.Event()
+        #: [issue 13] Awaited each time the subscription is confirmed, before catching up.
+        self.on_subscribed: Callable[[], Awaitable[None]] | None = None
 
     # -- subscribers -------------------------------------------------------
 
@@ -140,6 +142,10 @@ class FanoutHub:
             self._room_rev.pop(room, None)
             self._covered.pop(room, None)
         return sub
+
+    def holds(self, room: str, sub: Subscription) -> bool:
+        """Whether ``sub`` is still subscribed to ``room`` (not removed meanwhile)."""
+        return self._subscribers.get(room, {}).get(sub.conn) is sub
 
     def drop_room(self, room: str) -> Iterable[Connection]:
         """Unsubscribe everyone from ``room`` (it was deleted); the connections it had."""
@@ -199,6 +205,8 @@ class FanoutHub:
         """One subscription: catch up on what was missed, then relay until it fails."""
         async with self._messages.events.subscribe() as events:
             reconnect.subscribed()
+            if self.on_subscribed is not None:
+                await self.on_subscribed()
             # Whatever was published while we were not subscribed is in the
             # history: deliver it before the live stream.
             for room in list(self._subscribers):

@@ -12,6 +12,7 @@ CLIENT_FRAME_TYPES = ("join", "leave", "send", "typing", "read", "ping", "edit",
 SERVER_FRAME_TYPES = (
     *("hello", "joined", "message", "ack", "presence", "typing", "error", "pong"),
     *("edited", "deleted", "reaction", "updated"),  # issue 12: SPEC §5 (updated: extension)
+    "removed",  # issue 13: SPEC §6
 )
 
 PONG = b'{"type":"pong"}'
@@ -58,6 +59,11 @@ def presence(room: str, user: str, state: str) -> bytes:
 
 def typing(room: str, user: str) -> bytes:
     return encode({"type": "typing", "room": room, "user": user})
+
+
+def removed(room: str, reason: str) -> bytes:
+    """[issue 13] The user lost the room: ``kicked``, ``banned``, ``deleted`` (or ``left``)."""
+    return encode({"type": "removed", "room": room, "reason": reason})
 
 
 def error(exc: ChatError, room: object = None, client_id: object = None) -> bytes:

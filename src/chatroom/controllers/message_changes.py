@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import time
 import unicodedata
+from collections.abc import Awaitable, Callable
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
+from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.change_commits import ChangeCommits, ChangeResult
 from chatroom.controllers.errors import (
     BadRequestError,
@@ -25,9 +27,11 @@ from chatroom.controllers.errors import (
     storage_guard,
 )
 from chatroom.controllers.mentions import MentionResolver
+from chatroom.controllers.room_rules import RoomRules
 from chatroom.controllers.room_values import RoomRef
 from chatroom.models.limits import SendRate
 from chatroom.models.message_changes import Change, MessageChangeRepository
+from chatroom.models.room_rules import ACCESS
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +56,10 @@ def emoji(value: object) -> str:
     return value
 
 
-def may_delete(account: Account, room: RoomRef, message: dict) -> bool:
-    """Whether ``account`` may delete ``message`` of ``room``: its author (moderators,
-    SPEC §6, come with issue 13 and plug in here)."""
-    return str(message.get("user", "")).lower() == account.key
+def may_delete(account: Account, room: RoomRef, message: dict, moderator: bool = False) -> bool:
+    """Whether ``account`` may delete ``message`` of ``room``: its author, or (SPEC §6) a
+    ``moderator`` of the room — an owner, moderator or site admin, as SQL says now."""
+    return moderator or str(message.get("user", "")).lower() == account.key
 
 
 def reply_quote(message_id: int, parent: dict | None) -> dict:
@@ -85,6 +89,20 @@ class MessageChanges:
         self._commits = ChangeCommits(repo, rate)
         #: Set by the composition root: the files (a delete releases them).
         self.files = None
+        #: [issue 13] Set by the composition root: whether a user is staff of a room
+        #: now (deleting others' messages), and the audit log.
+        self.may_moderate: Callable[[Account, RoomRef], Awaitable[bool]] | None = None
+        self.audit: AuditLog | None = None
+
+    @property
+    def rules(self) -> RoomRules | None:
+        """[issue 13] The rooms' rules each change's script checks (set by the
+        composition root)."""
+        return self._commits.rules
+
+    @rules.setter
+    def rules(self, rules: RoomRules | None) -> None:
+        self._commits.rules = rules
 
     @property
     def archive(self):
@@ -146,22 +164,29 @@ class MessageChanges:
         return await self._commits.apply(account, ref, mid, change)
 
     async def delete(self, account: Account, ref: RoomRef, message_id: object) -> ChangeResult:
-        """Delete a message (one's own); it stays as a tombstone with its id."""
+        """Delete a message (one's own; the room's staff: anyone's); it stays as a
+        tombstone with its id. A delete of another's message is audited."""
         mid = validation.message_id(message_id)
         released: list[str] = []
+        author = await self._commits.author_of(ref, mid)
+        moderator = False
+        if author != account.key and self.may_moderate is not None:
+            moderator = await self.may_moderate(account, ref)  # fresh from SQL
 
         def change(item: dict) -> Change:
             if item.get("deleted"):
                 raise ForbiddenError("that message was deleted")
-            if not may_delete(account, ref, item):
-                raise ForbiddenError("only its author deletes a message")
+            if not may_delete(account, ref, item, moderator):
+                raise ForbiddenError("only its author or the room's moderators delete a message")
             new = {k: "" if k == "text" else v for k, v in item.items() if k in TOMBSTONE_FIELDS}
             new["deleted"] = True
             released[:] = [f.get("id") for f in item.get("files") or () if isinstance(f, dict)]
             event = {"type": "deleted", "room": ref.name, "id": mid}
             return Change(new, event, (), _mention_moves(item, [], account)[1])
 
-        result = await self._commits.apply(account, ref, mid, change)
+        result = await self._commits.apply(account, ref, mid, change, ACCESS)
+        if author != account.key and self.audit is not None:
+            await self.audit.record(account.name, "delete_message", author, ref.name, f"#{mid}")
         if released and self.files is not None:
             try:
                 await self.files.release(released)

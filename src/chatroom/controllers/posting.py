@@ -6,21 +6,29 @@ files it carries (SPEC §9), the message it replies to and the users it mentions
 ``reply_to`` is looked up (``not_found`` for an id the room never had), the
 mentions resolved, the sender's per-process bucket taken, the files reserved in
 SQL, and the message appended with one script (which also checks the user's
-bucket for the room, shared by every process), retried through a Redis outage.
+bucket for the room, shared by every process, and the room's bans, mutes and
+read-only flag: SPEC §6), retried through a Redis outage.
 Afterwards the files are attached to the message, or freed when it was not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
-from chatroom.controllers.errors import BadRequestError, RateLimitedError, UnavailableError
+from chatroom.controllers.errors import (
+    BadRequestError,
+    ForbiddenError,
+    RateLimitedError,
+    UnavailableError,
+)
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.limits import SendLimiter, SendLimits
 from chatroom.controllers.message_changes import MessageChanges
 from chatroom.controllers.redis_outage import append_retrying
+from chatroom.controllers.room_rules import RemovedError, RoomRules
 from chatroom.controllers.room_values import RoomRef
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository
@@ -51,6 +59,10 @@ class Posting:
         self.files = files
         #: Replies and mentions (SPEC §5), and the edit, delete and react verbs.
         self.changes = changes
+        #: [issue 13] The rooms' rules (bans, mutes, read-only) the send script checks.
+        self.rules: RoomRules | None = None
+        #: [issue 13] Forget a (user id, room) access check: a script found a ban.
+        self.forget_access: Callable[[int, str], None] = lambda user_id, room: None
 
     def check(self, text: object, client_id: object, files: object) -> tuple[str, str | None]:
         """The message's text and ``client_id``, validated before anything is looked up.
@@ -100,6 +112,9 @@ class Posting:
         self._limiter.take_send(account.key)
         try:
             return await getattr(self.changes, verb)(account, ref, *args)
+        except RemovedError:
+            self.forget_access(account.id, ref.name)  # [issue 13] banned
+            raise
         except RateLimitedError:
             self._limiter.refund_send(account.key)  # nothing was changed
             self._metrics.rate_limited.inc()
@@ -116,7 +131,11 @@ class Posting:
     ) -> StoredMessage:
         """The one round trip, with its refusals turned into the protocol's errors."""
         rate = SendRate(self._limits.burst, self._limits.per_second)
-        try:
+        rules = self.rules
+        if rules is not None:  # [issue 13] bans, mutes, read-only: checked in the script
+            fields = {**fields, "rules": rules.check(account, ref)}
+
+        async def store() -> StoredMessage:
             return await append_retrying(
                 self._messages,
                 self._stopping,
@@ -128,6 +147,14 @@ class Posting:
                 objects,
                 **fields,
             )
+
+        try:
+            return await (rules.retrying(ref, store) if rules is not None else store())
+        except ForbiddenError as exc:  # [issue 13] refused by the room's rules
+            self._limiter.refund_send(account.key)
+            if isinstance(exc, RemovedError):  # banned: check the room again next time
+                self.forget_access(account.id, ref.name)
+            raise
         except SendRateExceeded as exc:
             self._limiter.refund_send(account.key)  # nothing was sent
             self._metrics.rate_limited.inc()

@@ -12,6 +12,7 @@ room announces them ``online``. Leaving (or closing) undoes it and announces
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterator
 from typing import TypeVar
@@ -51,6 +52,7 @@ class ConnectionRegistry:
         self._sessions = sessions
         self._sockets_per_user = sockets_per_user
         self.presence_loop = PresenceLoop(hub, messages, presence, lambda: len(self.states))
+        self._cleanups: set[asyncio.Task] = set()
 
     def __len__(self) -> int:
         return len(self.states)
@@ -136,9 +138,10 @@ class ConnectionRegistry:
         except Exception:
             await self.leave(conn, ref.name)
             raise
-        if conn not in self.states:
-            # Closed while we waited: its disconnect may have run before our entry
-            # landed, so remove it again, and announce nothing.
+        if conn not in self.states or not self._hub.holds(ref.name, sub):
+            # Closed while we waited (its disconnect may have run before our entry
+            # landed), or removed from the room [issue 13]: remove the entry again,
+            # and announce and deliver nothing.
             with contextlib.suppress(*REDIS_DOWN):
                 await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
             return
@@ -161,3 +164,16 @@ class ConnectionRegistry:
         with contextlib.suppress(*REDIS_DOWN):
             if await self._presence.leave(room, conn.account.name, conn.conn_id):
                 await self.presence_loop.announce(room, conn.account.name, "offline")
+
+    def left_later(self, conn: Connection, room: str) -> None:
+        """[issue 13] A removal ended ``conn``'s subscription to ``room``: its presence
+        entry goes (and "offline" is announced) in the background."""
+
+        async def leave() -> None:
+            with contextlib.suppress(*REDIS_DOWN):
+                if await self._presence.leave(room, conn.account.name, conn.conn_id):
+                    await self.presence_loop.announce(room, conn.account.name, "offline")
+
+        task = asyncio.ensure_future(leave())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)

@@ -12,6 +12,8 @@ class RoomRef:
     id: int
     name: str
     is_direct: bool
+    #: [issue 13] members only: ``join`` never makes a member of it.
+    is_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class RoomSummary:
     last_id: int
     #: [issue 12] unread messages that mention the caller (SPEC §5.3).
     mentions: int = 0
+    #: [issue 13] members only (SPEC §6).
+    private: bool = False
+    #: [issue 13] the caller's room role: ``owner``, ``moderator``, ``member`` or None.
+    role: str | None = None
 
     def public(self) -> dict:
         return asdict(self)

@@ -9,6 +9,7 @@ from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import (
+    BadRequestError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
@@ -24,12 +25,14 @@ from chatroom.models import (
     RoomQuota,
     User,
 )
+from chatroom.models.membership import OWNER
+from chatroom.models.moderation import RoomBan
 
 T = TypeVar("T")
 
 
 def _ref(room: Room) -> RoomRef:
-    return RoomRef(id=room.id, name=room.name, is_direct=room.is_direct)
+    return RoomRef(room.id, room.name, room.is_direct, room.is_private)
 
 
 class RoomController:
@@ -61,10 +64,13 @@ class RoomController:
             return await call
 
     async def list_rooms(self, account: Account) -> list[RoomSummary]:
-        """Every public room and the caller's direct rooms, with the caller's unread counts."""
-        rooms, read = await self._run(
-            lambda: (Room.listing(account.id), Membership.read_markers(account.id))
+        """Every public room and the caller's direct and private rooms, with the caller's
+        unread counts and role."""
+        rooms, mine = await self._run(
+            lambda: (Room.listing(account.id), Membership.for_user(account.id))
         )
+        read = {m.room.name: m.last_read_id for m in mine}
+        roles = {m.room.name: m.role for m in mine}
         last_ids = await self._stored(self._messages.last_ids([r.name for r in rooms]))
         mentions = await self._mentions(account, read)
         return [
@@ -77,28 +83,39 @@ class RoomController:
                 unread=max(0, last_ids[r.name] - read[r.name]) if r.name in read else 0,
                 last_id=last_ids[r.name],
                 mentions=mentions.get(r.name, 0),
+                private=r.is_private,
+                role=roles.get(r.name),
             )
             for r in rooms
         ]
 
     async def memberships(self, account: Account) -> list[dict]:
-        """The caller's rooms as ``hello`` lists them: name, unread, last_id, mentions."""
-        read = await self._run(Membership.read_markers, account.id)
+        """The caller's rooms as ``hello`` lists them: name, unread, last_id, mentions,
+        private, role."""
+        mine = await self._run(Membership.for_user, account.id)
+        read = {m.room.name: m.last_read_id for m in mine}
         last_ids = await self._stored(self._messages.last_ids(list(read)))
         mentions = await self._mentions(account, read)
         return [
             {
-                "name": name,
-                "unread": max(0, last_ids[name] - mark),
-                "last_id": last_ids[name],
-                "mentions": mentions.get(name, 0),
+                "name": m.room.name,
+                "unread": max(0, last_ids[m.room.name] - m.last_read_id),
+                "last_id": last_ids[m.room.name],
+                "mentions": mentions.get(m.room.name, 0),
+                "private": m.room.is_private,
+                "role": m.role,
             }
-            for name, mark in read.items()
+            for m in mine
         ]
 
-    async def create(self, account: Account, name: object, topic: object = None) -> RoomSummary:
+    async def create(
+        self, account: Account, name: object, topic: object = None, private: object = None
+    ) -> RoomSummary:
+        """A new room, the caller its owner; ``private`` (SPEC §6): members only."""
         room_name = validation.public_room_name(name)
         room_topic = validation.topic(topic)
+        if private is not None and not isinstance(private, bool):
+            raise BadRequestError("private must be true or false")
         if self._quota is not None:
             # Every valid attempt counts, a name already taken included: checking
             # first and counting after would let concurrent requests all pass.
@@ -106,10 +123,14 @@ class RoomController:
             if wait:
                 raise RateLimitedError("too many rooms created; wait before creating another", wait)
         last_id = await self._stored(self._messages.last_id(room_name))
-        created = await self._run(Room.create_public, room_name, room_topic, account.id, last_id)
+        created = await self._run(
+            Room.create_public, room_name, room_topic, account.id, last_id, bool(private)
+        )
         if created is None:
             raise ConflictError(f"the room {room_name!r} exists")
-        return RoomSummary(room_name, room_topic, False, 1, True, 0, last_id)
+        return RoomSummary(
+            room_name, room_topic, False, 1, True, 0, last_id, private=bool(private), role=OWNER
+        )
 
     async def open(self, account: Account, name: object) -> RoomRef:
         """Check the caller may read the room; a direct room is created on first use."""
@@ -125,6 +146,11 @@ class RoomController:
             room = Room.by_name(name)
             if room is None or room.is_direct:
                 raise NotFoundError(f"no room {name!r}")
+            # [issue 13] the same answer as someone else's direct room: forbidden.
+            if RoomBan.of(room.id, user_id) is not None:
+                raise ForbiddenError("you are banned from this room")
+            if room.is_private and Membership.of(user_id, room.id) is None:
+                raise ForbiddenError("that room is private")
             return _ref(room)
         first, second = dm.groups()
         if user_key not in (first, second):
@@ -140,8 +166,25 @@ class RoomController:
         """Open the room and make the caller a member; a new member has nothing unread."""
         ref = await self.open(account, name)
         last_id = await self._stored(self._messages.last_id(ref.name))
-        await self._run(Membership.ensure, account.id, ref.id, last_id)
+        await self._run(self._join_row, account.id, ref, last_id)
         return ref
+
+    @staticmethod
+    def _join_row(user_id: int, ref: RoomRef, last_id: int) -> None:
+        """[issue 13] Make the user a member of a room they were just allowed to open,
+        unless a kick or ban landed since: a private room's membership is only ever
+        made by adding (``join`` never re-creates one a kick just removed), and a new
+        membership that a ban overtook is taken back."""
+        if Membership.of(user_id, ref.id) is not None:
+            return
+        if ref.is_private:
+            raise ForbiddenError("that room is private")
+        _, created = Membership.ensure(user_id, ref.id, last_id)
+        if created and RoomBan.of(ref.id, user_id) is not None:
+            Membership.delete().where(
+                (Membership.user == user_id) & (Membership.room == ref.id)
+            ).execute()
+            raise ForbiddenError("you are banned from this room")
 
     async def history(self, account: Account, name: object, since: int | None) -> HistoryPage:
         ref = await self.open(account, name)

@@ -13,6 +13,7 @@ from enum import IntEnum
 from string import Template
 
 from chatroom.models.limits import TAKE_TOKEN_LUA
+from chatroom.models.room_rules import CHECK_RULES_LUA
 
 
 class ChangeStatus(IntEnum):
@@ -29,6 +30,9 @@ class ChangeStatus(IntEnum):
     #: An archived message: the copy read from SQL is older than a change Redis knows
     #: of (SQL is being written): nothing done; read again shortly.
     STALE = 5
+    #: [issue 13] The room's rules refuse it (a ban, a mute, read-only): nothing done;
+    #: value is the ``RuleStatus``.
+    REFUSED = 6
 
 
 #: How long the key of an archived message's change keeps the rev SQL has after SQL
@@ -57,13 +61,20 @@ local rev = redis.call('INCR', KEYS[3])
 local tail = ',"rev":' .. rev .. '}'
 """).substitute(RATE_LIMITED=int(ChangeStatus.RATE_LIMITED))
 
-# KEYS: seq, log, rev, changes, rate bucket, then the mention sets: the first
-# ARGV[10] of them get the id, the rest lose it. ARGV: id, the frame read, the new
-# frame and the event frame (each without its closing brace: the script adds the
-# rev), event channel, envelope head, bucket size, refill per second, history size,
-# how many mention sets get the id. Replies {ChangeStatus, value}.
-CHANGE_SCRIPT = TAKE_TOKEN_LUA + Template(
-    """
+# KEYS: seq, log, rev, changes, rate bucket, the room's rules hash, then the mention
+# sets: the first ARGV[10] of them get the id, the rest lose it. ARGV: id, the frame
+# read, the new frame and the event frame (each without its closing brace: the script
+# adds the rev), event channel, envelope head, bucket size, refill per second, history
+# size, how many mention sets get the id, then the rules check's user key, mode and
+# exemption (issue 13). Replies {ChangeStatus, value}.
+CHANGE_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + CHECK_RULES_LUA
+    + Template(
+        """
+-- [issue 13] a ban, a mute or read-only refuses the change in this same atomic step.
+local refused = check_rules(KEYS[6], ARGV[11], ARGV[12], ARGV[13])
+if refused ~= 0 then return {$REFUSED, refused} end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local length = redis.call('LLEN', KEYS[2])
 local id = tonumber(ARGV[1])
@@ -81,29 +92,36 @@ if redis.call('ZCARD', KEYS[4]) > length + tonumber(ARGV[9]) then
   end
 end
 local adds = tonumber(ARGV[10])
-for i = 6, #KEYS do
-  if i < 6 + adds then redis.call('ZADD', KEYS[i], id, id) else redis.call('ZREM', KEYS[i], id) end
+for i = 7, #KEYS do
+  if i < 7 + adds then redis.call('ZADD', KEYS[i], id, id) else redis.call('ZREM', KEYS[i], id) end
 end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. ARGV[4] .. tail)
 return {$CHANGED, rev}
 """
-).substitute(
-    {status.name: int(status) for status in ChangeStatus},
-    token_and_rev=_TOKEN_AND_REV,
+    ).substitute(
+        {status.name: int(status) for status in ChangeStatus},
+        token_and_rev=_TOKEN_AND_REV,
+    )
 )
 
 
 # A change of a message only in the archive. KEYS: seq, log, rev, changes, rate
-# bucket, the message's archived_change key. ARGV: id, "frame" or "sql" (what the
-# change was computed from), the frame read or the rev of the SQL copy read, the new
-# frame and the event frame (without closing braces), event channel, bucket size,
-# refill per second, envelope head. Replies {ChangeStatus, value}.
-ARCHIVED_CHANGE_SCRIPT = TAKE_TOKEN_LUA + Template(
-    """
+# bucket, the room's rules hash, the message's archived_change key. ARGV: id, "frame"
+# or "sql" (what the change was computed from), the frame read or the rev of the SQL
+# copy read, the new frame and the event frame (without closing braces), event
+# channel, bucket size, refill per second, envelope head, then the rules check's user
+# key, mode and exemption (issue 13). Replies {ChangeStatus, value}.
+ARCHIVED_CHANGE_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + CHECK_RULES_LUA
+    + Template(
+        """
+local refused = check_rules(KEYS[6], ARGV[10], ARGV[11], ARGV[12])
+if refused ~= 0 then return {$REFUSED, refused} end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local id = tonumber(ARGV[1])
 if id > seq or id >= seq - redis.call('LLEN', KEYS[2]) + 1 then return {$CONFLICT, 0} end
-local current = redis.call('GET', KEYS[6])
+local current = redis.call('GET', KEYS[7])
 if ARGV[2] == 'frame' then
   if current ~= ARGV[3] then return {$CONFLICT, 0} end
 else
@@ -113,13 +131,14 @@ else
   if tonumber(redis.call('ZSCORE', KEYS[4], id) or '0') > base then return {$STALE, 0} end
 end
 $token_and_rev
-redis.call('SET', KEYS[6], ARGV[4] .. tail)
+redis.call('SET', KEYS[7], ARGV[4] .. tail)
 redis.call('PUBLISH', ARGV[6], ARGV[9] .. ARGV[5] .. tail)
 return {$CHANGED, rev}
 """
-).substitute(
-    {status.name: int(status) for status in ChangeStatus},
-    token_and_rev=_TOKEN_AND_REV,
+    ).substitute(
+        {status.name: int(status) for status in ChangeStatus},
+        token_and_rev=_TOKEN_AND_REV,
+    )
 )
 
 # SQL has an archived message's change: its key keeps only the rev, for a while.

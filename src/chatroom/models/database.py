@@ -138,6 +138,37 @@ def _site_roles(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> Non
     db.create_tables([AuditEntry])
 
 
+def _room_moderation(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
+    """Issue 13: private and read-only rooms, room roles, bans and mutes (SPEC §6).
+
+    The creator of an existing room, where still a member, becomes its owner
+    (``lobby`` has no creator; direct rooms have no owner).
+    """
+    from chatroom.models.membership import OWNER, Membership
+    from chatroom.models.moderation import RoomBan, RoomMute
+    from chatroom.models.room import Room
+
+    # A new database got the columns from migration 1, which creates today's tables.
+    room_columns = {column.name for column in db.get_columns("room")}
+    steps = [
+        migrator.add_column("room", name, getattr(Room, name))
+        for name in ("is_private", "read_only", "rules_rev")
+        if name not in room_columns
+    ]
+    if "role" not in {column.name for column in db.get_columns("membership")}:
+        steps.append(migrator.add_column("membership", "role", Membership.role))
+    if steps:
+        pw_migrate.migrate(*steps)
+    db.create_tables([RoomBan, RoomMute])
+    creators = Room.select(Room.id, Room.created_by).where(
+        ~Room.is_direct & Room.created_by.is_null(False)
+    )
+    with db.atomic():
+        for room_id, user_id in creators.tuples():
+            mine = (Membership.room == room_id) & (Membership.user == user_id)
+            Membership.update(role=OWNER).where(mine).execute()
+
+
 def _invites_and_blocks(db: peewee.Database, migrator: pw_migrate.SchemaMigrator) -> None:
     """Issue 13: sign-up invite codes and blocked users (SPEC §6)."""
     from chatroom.models.blocks import Block
@@ -152,7 +183,8 @@ MIGRATIONS: list[Callable[[peewee.Database, pw_migrate.SchemaMigrator], None]] =
     _archive_tables,  # 3: the message archive and its search index (SPEC §7)
     _archive_bigrams,  # 4: PostgreSQL: an index for 2-character search terms
     _site_roles,  # 5: site roles and the audit log (SPEC §6)
-    _invites_and_blocks,  # 6 here, 7 after room roles: invites and blocks (SPEC §6)
+    _room_moderation,  # 6: private rooms, room roles, bans and mutes (SPEC §6)
+    _invites_and_blocks,  # 7: invite codes and blocked users (SPEC §6)
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -163,7 +195,8 @@ def migrate_schema(db: peewee.Database) -> bool:
 
     Idempotent; keeps all data. Returns True when the database was empty. Each
     migration commits on its own: MySQL commits DDL implicitly, so one big
-    transaction would not be one anyway.
+    transaction would not be one anyway. On SQLite, foreign keys are off meanwhile
+    (see ``_migration_lock``).
     """
     from chatroom.models.room import Room
 
@@ -193,7 +226,8 @@ def _migration_lock(db: peewee.Database) -> Iterator[None]:
     """Serialise migrations of hosts starting together on one PostgreSQL or MySQL.
 
     Their ``CREATE ... IF NOT EXISTS`` statements race otherwise. SQLite needs
-    none: its file belongs to one data directory, locked by one server.
+    none (its file belongs to one data directory, locked by one server), but its
+    foreign keys are turned off while the schema changes.
     """
     if isinstance(db, peewee.PostgresqlDatabase):
         db.execute_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK_KEY,))
@@ -207,6 +241,17 @@ def _migration_lock(db: peewee.Database) -> Iterator[None]:
             yield
         finally:
             db.execute_sql("SELECT RELEASE_LOCK('chatroom_migrate')")
+    elif isinstance(db, peewee.SqliteDatabase):
+        # SQLite adds a NOT NULL column by rebuilding the table (playhouse's
+        # add_not_null: copy, DROP TABLE, rename). With foreign keys on, that DROP
+        # would delete every row pointing at the table by ON DELETE CASCADE: adding
+        # ``user.role`` would take every membership and session with it. SQLite's
+        # own advice for table rebuilds: foreign keys off, outside any transaction.
+        db.execute_sql("PRAGMA foreign_keys = OFF")
+        try:
+            yield
+        finally:
+            db.execute_sql("PRAGMA foreign_keys = ON")
     else:
         yield
 

@@ -73,6 +73,7 @@ class EventBus:
     def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self._redis = redis
         self._channel = keys.events()
+        self._access_version = keys.access_version()
 
     @property
     def channel(self) -> str:
@@ -97,6 +98,14 @@ class EventBus:
         """
         frame = orjson.dumps({"type": "control", "action": action, **fields})
         await self._redis.publish(self._channel, encode_envelope(CONTROL_ROOM, 0, "", frame))
+
+    async def next_access_version(self) -> int:
+        """[issue 13] Raise the shared access version (who may use which room changed)."""
+        return int(await self._redis.incr(self._access_version))
+
+    async def access_version(self) -> int:
+        """[issue 13] The shared access version (0 until the first change)."""
+        return int(await self._redis.get(self._access_version) or 0)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[AsyncIterator[Event]]:

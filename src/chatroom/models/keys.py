@@ -68,6 +68,12 @@ class RedisKeys:
         """A user's send token bucket in this room (in the room's slot, for the send script)."""
         return f"{self.prefix}:{{{room}}}:rate:{user_key}"
 
+    def rules(self, room: str, room_id: int) -> str:
+        """[issue 13] Hash of the room's rules (bans, mutes, staff, read-only) that the
+        send, edit and react scripts check; the SQL id keeps a room made again under
+        the same name from inheriting them."""
+        return f"{self.prefix}:{{{room}}}:rules:{int(room_id)}"
+
     def online(self, room: str) -> str:
         """Sorted set of the room's live connections (``user\\nconn``), scored by expiry."""
         return f"{self.prefix}:{{{room}}}:online"
@@ -132,6 +138,11 @@ class RedisKeys:
     def archive_lock(self, name: str) -> str:
         """A lock one process across all hosts holds (``archiver``, ``retention``)."""
         return f"{self.prefix}:lock:{name}"
+
+    def access_version(self) -> str:
+        """[issue 13] Raised by every change of who may use a room (a kick, a ban): a
+        process that missed the event drops the access checks it made before."""
+        return f"{self.prefix}:access-version"
 
     def events(self) -> str:
         """The pub/sub channel every process listens to."""

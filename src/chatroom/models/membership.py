@@ -8,14 +8,21 @@ from chatroom.models.database import BaseModel, utcnow
 from chatroom.models.room import Room
 from chatroom.models.user import User
 
+#: [issue 13] The room roles (SPEC §6): owners and moderators manage a room.
+OWNER, MODERATOR, MEMBER = "owner", "moderator", "member"
+ROOM_ROLES = (OWNER, MODERATOR, MEMBER)
+STAFF_ROLES = (OWNER, MODERATOR)
+
 
 class Membership(BaseModel):
-    """A user's membership of a room; ``last_read_id`` is the newest message id they read."""
+    """A user's membership of a room; ``last_read_id`` is the newest message id they read,
+    ``role`` their room role (``owner``, ``moderator`` or ``member``)."""
 
     user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="memberships")
     room = peewee.ForeignKeyField(Room, on_delete="CASCADE", backref="memberships")
     last_read_id = peewee.BigIntegerField(default=0)
     joined = peewee.DateTimeField(default=utcnow)
+    role = peewee.CharField(max_length=16, default=MEMBER)
 
     class Meta:
         indexes = ((("user", "room"), True),)
@@ -57,6 +64,11 @@ class Membership(BaseModel):
     def read_markers(cls, user: User | int) -> dict[str, int]:
         """The user's rooms by name (in name order), each with the newest id they read."""
         return {m.room.name: m.last_read_id for m in cls.for_user(user)}
+
+    @classmethod
+    def roles_of(cls, user: User | int) -> dict[str, str]:
+        """[issue 13] The user's role in each of their rooms, by room name."""
+        return {m.room.name: m.role for m in cls.for_user(user)}
 
     @classmethod
     def mark_read(cls, user_id: int, room_id: int, message_id: int) -> None:

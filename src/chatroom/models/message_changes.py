@@ -37,6 +37,7 @@ from chatroom.models.change_scripts import (
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import SendRate, SendRateExceeded
+from chatroom.models.room_rules import NONE, RuleRefused, RulesCheck, RuleStatus
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,24 @@ class MessageChangeRepository:
         return int(seq), StoredFrame(raw, orjson.loads(raw))
 
     async def commit(
-        self, room: str, user_key: str, read: StoredFrame, change: Change, rate: SendRate
+        self,
+        room: str,
+        user_key: str,
+        read: StoredFrame,
+        change: Change,
+        rate: SendRate,
+        rules: RulesCheck | None = None,
     ) -> tuple[ChangeStatus, int]:
         """Commit ``change`` if the message is still ``read``: (status, the new rev).
 
-        ``SendRateExceeded`` when the user's send bucket of the room is empty.
+        ``SendRateExceeded`` when the user's send bucket of the room is empty;
+        ``RuleRefused`` when the room's ``rules`` refuse it (issue 13).
         """
         before, after = self._events.message_envelope(room)
         mention_keys = [self.mention_key(room, u) for u in change.mention_adds]
         mention_keys += [self.mention_key(room, u) for u in change.mention_removes]
         status, value = await self._change(
-            keys=[*self._script_keys(room, user_key), *mention_keys],
+            keys=[*self._script_keys(room, user_key, rules), *mention_keys],
             args=[
                 int(change.item["id"]),
                 read.raw,
@@ -128,12 +136,14 @@ class MessageChangeRepository:
                 rate.per_second,
                 self._history_size,
                 len(change.mention_adds),
+                *_rules_args(rules),
             ],
         )
         return _outcome(status, value)
 
-    def _script_keys(self, room: str, user_key: str) -> list[str]:
-        """The keys both change scripts start with: seq, log, rev, changes, rate bucket."""
+    def _script_keys(self, room: str, user_key: str, rules: RulesCheck | None) -> list[str]:
+        """The keys both change scripts start with: seq, log, rev, changes, rate bucket,
+        the room's rules hash (issue 13)."""
         keys = self._keys
         return [
             keys.seq(room),
@@ -141,6 +151,7 @@ class MessageChangeRepository:
             keys.rev(room),
             keys.changes(room),
             keys.send_rate(room, user_key),
+            rules.key if rules is not None else keys.rules(room, 0),
         ]
 
     async def pending_archived(self, room: str, message_id: int) -> bytes | None:
@@ -150,7 +161,13 @@ class MessageChangeRepository:
         return value if value and value.startswith(b"{") else None
 
     async def commit_archived(
-        self, room: str, user_key: str, read: ArchivedCopy, change: Change, rate: SendRate
+        self,
+        room: str,
+        user_key: str,
+        read: ArchivedCopy,
+        change: Change,
+        rate: SendRate,
+        rules: RulesCheck | None = None,
     ) -> tuple[ChangeStatus, int]:
         """Commit ``change`` of a message only in the archive if it is still ``read``:
         (status, the new rev). No mention sets move: they hold retained messages only."""
@@ -158,7 +175,7 @@ class MessageChangeRepository:
         mid = int(change.item["id"])
         before, after = self._events.message_envelope(room)
         status, value = await self._archived_change(
-            keys=[*self._script_keys(room, user_key), keys.archived_change(room, mid)],
+            keys=[*self._script_keys(room, user_key, rules), keys.archived_change(room, mid)],
             args=[
                 mid,
                 "frame" if read.raw else "sql",
@@ -169,6 +186,7 @@ class MessageChangeRepository:
                 rate.burst,
                 rate.per_second,
                 before + after,
+                *_rules_args(rules),
             ],
         )
         return _outcome(status, value)
@@ -191,8 +209,16 @@ class MessageChangeRepository:
         return {room: int(n) for room, n in zip(read_marks, counts, strict=True)}
 
 
+def _rules_args(rules: RulesCheck | None) -> list[str]:
+    """The rules check's script arguments (none to check: mode ``NONE``)."""
+    return rules.args() if rules is not None else ["", NONE, "0"]
+
+
 def _outcome(status: int, value: int) -> tuple[ChangeStatus, int]:
-    """A change script's reply; ``SendRateExceeded`` when the send bucket was empty."""
+    """A change script's reply; ``SendRateExceeded`` when the send bucket was empty,
+    ``RuleRefused`` when the room's rules refused the change (issue 13)."""
     if status == ChangeStatus.RATE_LIMITED:
         raise SendRateExceeded(int(value) / 1000)
+    if status == ChangeStatus.REFUSED:
+        raise RuleRefused(RuleStatus(int(value)))
     return ChangeStatus(status), int(value)

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
+from chatroom.models.room_rules import CHECK_RULES_LUA, NONE, RuleRefused, RulesCheck, RuleStatus
 
 #: How long a ``client_id`` is remembered for dedupe: long enough for a laptop
 #: that was closed overnight to retry its queued messages.
@@ -39,21 +40,31 @@ class AppendStatus(IntEnum):
     STORED = 1
     #: The send bucket is empty: nothing stored; value is the wait in milliseconds.
     RATE_LIMITED = 2
+    #: [issue 13] The room's rules refuse it: nothing stored; value is the RuleStatus.
+    REFUSED = 3
 
 
-# One round trip per send: dedupe, rate limit, next id, append, trim, publish —
-# atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark, rev,
-# then the mention sets of mentioned users (all tagged {room}). ARGV: frame head,
-# frame tail (without its closing brace: the script adds the rev), history size, event channel,
-# envelope before the id, envelope after the id, client-id ttl, "1" when a
-# client_id was given, bucket size, bucket refill per second, archive backlog cap.
+# One round trip per send: dedupe, the room's rules, rate limit, next id, append, trim,
+# publish — atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark,
+# rev, the rules hash, then the mention sets of mentioned users (all tagged {room}).
+# ARGV: frame head, frame tail (without its closing brace: the script adds the rev),
+# history size, event channel, envelope before the id, envelope after the id, client-id
+# ttl, "1" when a client_id was given, bucket size, bucket refill per second, archive
+# backlog cap, then the rules check's user key, mode and exemption.
 # Replies {AppendStatus, value}.
-_SEND_SCRIPT = TAKE_TOKEN_LUA + Template(
-    """
+_SEND_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + CHECK_RULES_LUA
+    + Template(
+        """
 if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {$DUPLICATE, tonumber(prior)} end
 end
+-- [issue 13] a ban, a mute or read-only refuses the message in this same atomic step:
+-- a rule written before a moderation action was acknowledged binds every later send.
+local refused = check_rules(KEYS[7], ARGV[12], ARGV[13], ARGV[14])
+if refused ~= 0 then return {$REFUSED, refused} end
 local burst, rate = tonumber(ARGV[9]), tonumber(ARGV[10])
 if burst > 0 then
   local wait = take_token(KEYS[4], burst, rate, 1)
@@ -61,7 +72,7 @@ if burst > 0 then
 end
 local id = redis.call('INCR', KEYS[1])
 -- [issue 12] the room's change counter rises with every stored message; the frame
--- ends with it. KEYS[7..]: the mention sets of the users the message mentions.
+-- ends with it. KEYS[8..]: the mention sets of the users the message mentions.
 local rev = redis.call('INCR', KEYS[6])
 local frame = ARGV[1] .. id .. ARGV[2] .. ',"rev":' .. rev .. '}'
 redis.call('RPUSH', KEYS[2], frame)
@@ -72,7 +83,7 @@ local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]
 local cap = tonumber(ARGV[11])
 if cap > 0 and keep > cap then keep = cap end
 redis.call('LTRIM', KEYS[2], -keep, -1)
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   redis.call('ZADD', KEYS[i], id, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (id - keep + 1))
 end
@@ -82,7 +93,8 @@ end
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. id .. ARGV[6] .. frame)
 return {$STORED, id}
 """
-).substitute({status.name: int(status) for status in AppendStatus})
+    ).substitute({status.name: int(status) for status in AppendStatus})
+)
 
 
 class FsyncTimeout(Exception):
@@ -185,6 +197,7 @@ class MessageRepository:
         reply_to: dict | None = None,
         mentions: list[str] | None = None,
         mention_keys: list[str] | None = None,
+        rules: RulesCheck | None = None,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
 
@@ -198,6 +211,9 @@ class MessageRepository:
         else ``SendRateExceeded``; a deduplicated retry takes no token. A send
         without ``client_id`` may carry a server-made ``retry_key`` instead, so
         the server's own retry of it is deduplicated the same way (briefly).
+
+        [issue 13] ``rules``: the room's rules to check in the same step;
+        ``RuleRefused`` when they refuse the message (nothing stored).
         """
         head = _MESSAGE_PREFIX + b'"room":' + orjson.dumps(room) + b',"id":'
         tail = b',"user":%b,"text":%b,"ts":%b' % (
@@ -224,6 +240,7 @@ class MessageRepository:
             *(keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())),
             keys.archived(room),
             keys.rev(room),
+            rules.key if rules is not None else keys.rules(room, 0),
             *(mention_keys or ()),
         ]
         before_id, after_id = self.events.message_envelope(room)
@@ -239,6 +256,7 @@ class MessageRepository:
             rate.burst if rate else 0,
             rate.per_second if rate else 0,
             self._archive_backlog,
+            *(rules.args() if rules is not None else ["", NONE, "0"]),
         ]
         if self._wait_for_fsync:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -251,6 +269,8 @@ class MessageRepository:
             status, value = await self._send(keys=script_keys, args=args)
         if status == AppendStatus.RATE_LIMITED:
             raise SendRateExceeded(int(value) / 1000)
+        if status == AppendStatus.REFUSED:
+            raise RuleRefused(RuleStatus(int(value)))
         return StoredMessage(int(value), status == AppendStatus.STORED)
 
     async def last_id(self, room: str) -> int:

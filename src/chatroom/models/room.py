@@ -1,4 +1,4 @@
-"""The ``room`` table: public rooms and direct-message rooms."""
+"""The ``room`` table: public, private and direct-message rooms."""
 
 from __future__ import annotations
 
@@ -12,13 +12,21 @@ LOBBY = "lobby"
 
 
 class Room(BaseModel):
-    """A chat room. Direct rooms are named ``dm:<a>:<b>`` and visible to those two only."""
+    """A chat room. Direct rooms are named ``dm:<a>:<b>`` and visible to those two only;
+    private rooms (SPEC §6) to their members only."""
 
     name = peewee.CharField(max_length=80, unique=True)
     topic = peewee.CharField(max_length=200, default="")
     is_direct = peewee.BooleanField(default=False)
     created_by = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL")
     created = peewee.DateTimeField(default=utcnow)
+    #: [issue 13] Only members see the room (SPEC §6).
+    is_private = peewee.BooleanField(default=False)
+    #: [issue 13] Only owners and moderators (and site admins) post.
+    read_only = peewee.BooleanField(default=False)
+    #: [issue 13] Raised by every change of the room's rules (roles, bans, mutes,
+    #: read-only): orders the writes of the rules to Redis (models/room_rules.py).
+    rules_rev = peewee.BigIntegerField(default=0)
 
     @classmethod
     def by_name(cls, name: str) -> Room | None:
@@ -31,11 +39,13 @@ class Room(BaseModel):
 
     @classmethod
     def visible_to(cls, user: User | int) -> list[Room]:
-        """All public rooms and the user's direct rooms, by name."""
+        """All public rooms, and the direct and private rooms the user is a member of,
+        by name."""
         from chatroom.models.membership import Membership
 
         mine = Membership.select(Membership.room).where(Membership.user == user)
-        query = cls.select().where((~cls.is_direct) | (cls.id.in_(mine))).order_by(cls.name)
+        public = ~cls.is_direct & ~cls.is_private
+        query = cls.select().where(public | (cls.id.in_(mine))).order_by(cls.name)
         return list(query)
 
     @classmethod
@@ -62,17 +72,25 @@ class Room(BaseModel):
 
     @classmethod
     def create_public(
-        cls, name: str, topic: str, creator: int | None = None, last_read_id: int = 0
+        cls,
+        name: str,
+        topic: str,
+        creator: int | None = None,
+        last_read_id: int = 0,
+        private: bool = False,
     ) -> Room | None:
-        """A new public room, or None when the name is taken. A ``creator`` becomes its
-        first member, having read up to ``last_read_id``, in the same transaction."""
-        from chatroom.models.membership import Membership
+        """A new room (``private``: members only), or None when the name is taken. A
+        ``creator`` becomes its first member and owner, having read up to
+        ``last_read_id``, in the same transaction."""
+        from chatroom.models.membership import OWNER, Membership
 
         try:
             with cls._meta.database.atomic():
-                room = cls.create(name=name, topic=topic, created_by=creator)
+                room = cls.create(name=name, topic=topic, created_by=creator, is_private=private)
                 if creator is not None:
-                    Membership.create(user=creator, room=room, last_read_id=last_read_id)
+                    Membership.create(
+                        user=creator, room=room, last_read_id=last_read_id, role=OWNER
+                    )
         except peewee.IntegrityError:
             return None
         return room

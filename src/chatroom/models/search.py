@@ -18,6 +18,7 @@ import peewee
 
 from chatroom.models.archive import ArchivedMessage, bound_database
 from chatroom.models.membership import Membership
+from chatroom.models.moderation import RoomBan
 from chatroom.models.room import Room
 
 #: FTS5's trigram tokenizer indexes 3-character substrings; shorter terms use LIKE.
@@ -91,11 +92,13 @@ def create_bigram_index(db: peewee.Database, _migrator: object = None) -> None:
 def readable_room_ids(user_id: int) -> peewee.Select:
     """THE access filter of search: the ids of the rooms ``user_id`` may read.
 
-    Public rooms and the user's direct rooms. Private rooms (SPEC §6) add their
-    rule here, and only here.
+    Public rooms the user is not banned from, and the user's direct and private
+    rooms (SPEC §6: a ban also ends the membership).
     """
     mine = Membership.select(Membership.room).where(Membership.user == user_id)
-    return Room.select(Room.id).where((~Room.is_direct) | (Room.id.in_(mine)))
+    banned = RoomBan.select(RoomBan.room).where((RoomBan.user == user_id) & RoomBan.active())
+    public = ~Room.is_direct & ~Room.is_private & Room.id.not_in(banned)
+    return Room.select(Room.id).where(public | Room.id.in_(mine))
 
 
 def _like_pattern(term: str) -> str:

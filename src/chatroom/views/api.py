@@ -67,7 +67,9 @@ class RoomsApiHandler(JsonHandler):
     async def post(self) -> None:
         account = self.require_user()
         body = self.json_body()
-        room = await self.controllers.rooms.create(account, body.get("name"), body.get("topic"))
+        room = await self.controllers.rooms.create(
+            account, body.get("name"), body.get("topic"), body.get("private")
+        )
         self.send_json({"room": room.public()}, status=201)
 
 
