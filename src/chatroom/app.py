@@ -15,10 +15,11 @@ from chatroom.config import (
 )
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.controllers.archive import ArchiveController
+from chatroom.controllers.directory import UserDirectory
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.moderation import ModerationController
 from chatroom.logs import log_request
-from chatroom.views import account_pages, api, archive, chat_pages, files, messages_api
+from chatroom.views import account_pages, api, archive, chat_pages, files, messages_api, users_api
 from chatroom.views import moderation_api as moderation
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
@@ -46,6 +47,7 @@ class Controllers:
     files: FilesController | None = None
     archive: ArchiveController | None = None
     moderation: ModerationController | None = None
+    directory: UserDirectory | None = None  # issue 13: the add-member autocomplete
 
 
 def make_app(
@@ -75,6 +77,7 @@ def make_app(
         (rf"/api/rooms/{ROOM}/mutes", moderation.MutesHandler),
         (rf"/api/rooms/{ROOM}/mutes/{USER}", moderation.MuteHandler),
         (rf"/api/rooms/{ROOM}/audit", moderation.RoomAuditHandler),
+        (r"/api/users", users_api.UsersApiHandler),  # issue 13: usernames by prefix
         (r"/api/search", archive.SearchHandler),
         (rf"/api/rooms/{ROOM}/files", files.UploadHandler),
         (r"/files/([A-Za-z0-9_-]+)(?:/[^/]*)?", files.FileHandler),

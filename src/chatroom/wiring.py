@@ -29,6 +29,7 @@ from chatroom.controllers.admin import AdminController
 from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.auth import PASSWORD_HASHER
+from chatroom.controllers.directory import UserDirectory
 from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import ConnectionCaps
 from chatroom.controllers.mentions import MentionResolver
@@ -253,6 +254,7 @@ class ControllerGraph:
             files=self.files,
             archive=self.archive,
             moderation=self.moderation,
+            directory=UserDirectory(self.run_blocking),
         )
 
 
