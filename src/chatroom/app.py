@@ -19,7 +19,16 @@ from chatroom.controllers.directory import UserDirectory
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.moderation import ModerationController
 from chatroom.logs import log_request
-from chatroom.views import account_pages, api, archive, chat_pages, files, messages_api, users_api
+from chatroom.views import (
+    account_pages,
+    api,
+    archive,
+    chat_pages,
+    files,
+    messages_api,
+    room_settings_api,
+    users_api,
+)
 from chatroom.views import moderation_api as moderation
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
@@ -69,7 +78,7 @@ def make_app(
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
         (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),
-        (rf"/api/rooms/{ROOM}", moderation.RoomHandler),  # issue 13: SPEC §6
+        (rf"/api/rooms/{ROOM}", room_settings_api.RoomSettingsHandler),  # issue 13: SPEC §6
         (rf"/api/rooms/{ROOM}/members", moderation.MembersHandler),
         (rf"/api/rooms/{ROOM}/members/{USER}", moderation.MemberHandler),
         (rf"/api/rooms/{ROOM}/bans", moderation.BansHandler),
