@@ -11,6 +11,7 @@ from typing import Any
 import tornado.locale
 
 from chatroom.config import Config
+from chatroom.views.room_strings import room_settings_strings
 
 
 def error_messages(locale: tornado.locale.Locale, **params: Any) -> dict[str, str]:
@@ -155,4 +156,5 @@ def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, A
         "mentions_count": _("%(count)s mentions of you"),
         "notify_mention": _("%(user)s mentioned you in #%(room)s"),
         "errors": error_messages(locale, max_chars=max_chars),
+        **room_settings_strings(locale),  # issue 13: room moderation
     }

@@ -26,7 +26,7 @@ export function xsrfToken() {
 
 // POST /api/rooms, unless the name exists already (asked first, so that it is not a
 // failed request in the console): {res, data}.
-function createRoom(name) {
+function createRoom(name, isPrivate) {
   return fetchRooms()
     .then((res) => (res.ok ? res.json() : null))
     .catch(() => null)
@@ -37,7 +37,7 @@ function createRoom(name) {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-XSRFToken': xsrfToken() },
-        body: JSON.stringify({ name: name }),
+        body: JSON.stringify({ name: name, private: isPrivate }),
       }).then((res) => res.json().catch(() => ({})).then((body) => ({ res: res, data: body })));
     });
 }
@@ -58,7 +58,8 @@ export function setUpForms({ els, conn, keys }) {
       };
       showError('');
       if (button) button.disabled = true;
-      createRoom(name)
+      const priv = form.querySelector('input[name="private"]'); // issue 13
+      createRoom(name, Boolean(priv && priv.checked))
         .then(({ res, data }) => {
           if (res.status === 201) {
             const created = data && data.room && typeof data.room.name === 'string' ? data.room.name : name;
