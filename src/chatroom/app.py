@@ -16,6 +16,7 @@ from chatroom.config import (
 from chatroom.controllers import AuthController, ChatController, HealthController, RoomController
 from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.blocks import BlockController
+from chatroom.controllers.directory import UserDirectory
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.moderation import ModerationController
 from chatroom.controllers.signup import SignupController
@@ -31,6 +32,8 @@ from chatroom.views import (
     files,
     invites_api,
     messages_api,
+    room_settings_api,
+    users_api,
 )
 from chatroom.views import moderation_api as moderation
 from chatroom.views.base import NotFoundHandler
@@ -63,6 +66,7 @@ class Controllers:
     blocks: BlockController | None = None
     site_admin: SiteAdminController | None = None
     moderation: ModerationController | None = None
+    directory: UserDirectory | None = None  # issue 13: the add-member autocomplete
 
 
 def make_app(
@@ -84,7 +88,7 @@ def make_app(
         (r"/api/rooms", api.RoomsApiHandler),
         (rf"/api/rooms/{ROOM}/messages", messages_api.RoomMessagesHandler),  # issue 12
         (rf"/api/rooms/{ROOM}/messages/([0-9]+)", messages_api.MessageHandler),
-        (rf"/api/rooms/{ROOM}", moderation.RoomHandler),  # issue 13: SPEC §6
+        (rf"/api/rooms/{ROOM}", room_settings_api.RoomSettingsHandler),  # issue 13: SPEC §6
         (rf"/api/rooms/{ROOM}/members", moderation.MembersHandler),
         (rf"/api/rooms/{ROOM}/members/{USER}", moderation.MemberHandler),
         (rf"/api/rooms/{ROOM}/bans", moderation.BansHandler),
@@ -92,6 +96,7 @@ def make_app(
         (rf"/api/rooms/{ROOM}/mutes", moderation.MutesHandler),
         (rf"/api/rooms/{ROOM}/mutes/{USER}", moderation.MuteHandler),
         (rf"/api/rooms/{ROOM}/audit", moderation.RoomAuditHandler),
+        (r"/api/users", users_api.UsersApiHandler),  # issue 13: usernames by prefix
         (r"/api/search", archive.SearchHandler),
         # issue 13 (SPEC §6): invites, blocks, the site admin page
         (r"/api/invites", invites_api.InvitesApiHandler),

@@ -30,6 +30,7 @@ from chatroom.controllers.archive import ArchiveController
 from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.blocks import BlockController
+from chatroom.controllers.directory import UserDirectory
 from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import ConnectionCaps
 from chatroom.controllers.mentions import MentionResolver
@@ -274,6 +275,7 @@ class ControllerGraph:
             blocks=self.blocks,
             site_admin=self.site_admin,
             moderation=self.moderation,
+            directory=UserDirectory(self.run_blocking),
         )
 
 

@@ -255,7 +255,7 @@ async def test_unknown_query_parameters_and_bad_cursors_are_400(app, room):
 async def test_wrong_methods_are_405_with_allow(app, room):
     alice, _ = room
     for method, path, allowed in (
-        ("GET", "/api/rooms/general", "DELETE, PATCH"),
+        ("PUT", "/api/rooms/general", "GET, DELETE, PATCH"),
         ("POST", "/api/rooms/general/mutes/bob", "DELETE"),
         ("PATCH", "/api/rooms/general/members", "GET, POST"),
     ):

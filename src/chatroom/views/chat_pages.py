@@ -109,7 +109,8 @@ class CreateRoomHandler(PageHandler):
             return
         name = self.get_body_argument("name", "").strip()
         try:
-            await self.controllers.rooms.create(account, name)
+            private = self.get_body_argument("private", "") == "1"  # issue 13
+            await self.controllers.rooms.create(account, name, private=private)
         except ChatError as exc:
             if exc.code != "conflict":
                 raise

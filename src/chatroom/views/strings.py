@@ -12,6 +12,7 @@ from typing import Any
 import tornado.locale
 
 from chatroom.config import Config
+from chatroom.views.room_strings import room_settings_strings
 
 
 def error_messages(locale: tornado.locale.Locale, **params: Any) -> dict[str, str]:
@@ -181,4 +182,5 @@ def client_strings(locale: tornado.locale.Locale, max_chars: int) -> dict[str, A
         "blocked_now": _("You blocked %(user)s: their messages are hidden."),
         "unblocked_now": _("You unblocked %(user)s."),
         "errors": error_messages(locale, max_chars=max_chars),
+        **room_settings_strings(locale),  # issue 13: room moderation
     }

@@ -71,7 +71,9 @@ export function createActions(app) {
     if (state.li === li) return;
     detach();
     const own = li.dataset.user === config.me;
-    for (const act of ['edit', 'delete']) tools.querySelector('[data-act="' + act + '"]').hidden = !own;
+    tools.querySelector('[data-act="edit"]').hidden = !own;
+    // issue 13: the room's staff delete anyone's message.
+    tools.querySelector('[data-act="delete"]').hidden = !(own || (app.roomStatus && app.roomStatus.isStaff()));
     const block = tools.querySelector('[data-act="block"]');
     block.hidden = own || !app.blocking;
     if (!block.hidden) {

@@ -38,14 +38,14 @@ export function sendJson(method, path, body) {
 
 // POST /api/rooms, unless the name exists already (asked first, so that it is not a
 // failed request in the console): {res, data}.
-function createRoom(name) {
+function createRoom(name, isPrivate) {
   return fetchRooms()
     .then((res) => (res.ok ? res.json() : null))
     .catch(() => null)
     .then((data) => {
       const rooms = data && Array.isArray(data.rooms) ? data.rooms : [];
       if (rooms.some((r) => r && r.name === name)) return { res: { status: 409 }, data: null };
-      return sendJson('POST', '/api/rooms', { name: name });
+      return sendJson('POST', '/api/rooms', { name: name, private: isPrivate });
     });
 }
 
@@ -65,7 +65,8 @@ export function setUpForms({ els, conn, keys }) {
       };
       showError('');
       if (button) button.disabled = true;
-      createRoom(name)
+      const priv = form.querySelector('input[name="private"]'); // issue 13
+      createRoom(name, Boolean(priv && priv.checked))
         .then(({ res, data }) => {
           if (res.status === 201) {
             const created = data && data.room && typeof data.room.name === 'string' ? data.room.name : name;

@@ -26,6 +26,8 @@
  *   reactions.js   reaction chips
  *   emoji.js       the emoji picker with its recently used row
  *   blocking.js    hiding blocked users' messages, Block / Unblock (SPEC §6)
+ *   room_status.js what moderation left this user here: locks, staff level, removed, refusals
+ *   room_settings.js the room settings panel for the room's staff (issue 13)
  *
  * The page works without this script (server-rendered history, a plain form POST to
  * send); with it, the form is intercepted and everything is live. User data is only
@@ -45,6 +47,8 @@ import { createMessageList } from './messages.js';
 import { createNotices } from './notices.js';
 import { createPeople } from './people.js';
 import { createReply } from './reply.js';
+import { createRoomSettings } from './room_settings.js';
+import { createRoomStatus } from './room_status.js';
 import { createRoom } from './room.js';
 import { createScrollback } from './scrollback.js';
 import { createSearch } from './search.js';
@@ -64,6 +68,7 @@ function onFrame(app, f) {
       app.sidebar.onHello(f);
       app.room.join();
       app.sidebar.followAll();
+      app.roomStatus.onHello(f); // issue 13
       break;
     case 'joined':
       if (here) app.room.onJoined(f);
@@ -77,6 +82,7 @@ function onFrame(app, f) {
     case 'edited': case 'deleted': case 'reaction': case 'updated': // issue 12
       if (here) app.room.onChange(f);
       break;
+    case 'removed': app.roomStatus.onRemoved(f); break; // issue 13
     case 'ack': app.sender.onAck(f); break;
     case 'presence': app.people.onPresence(f); break;
     case 'typing': app.people.onTyping(f); break;
@@ -94,6 +100,7 @@ function onError(app, f) {
     if (code === 'rate_limited') app.sidebar.followLater(f.room, f.retry_after);
     return; // otherwise (deleted, or storage down) stay quiet
   }
+  if (code === 'forbidden' && app.roomStatus.onRefused(f, cid)) return; // issue 13: muted, read-only
   if (app.sender.onError(code, cid, f)) return;
   if (f.room === app.config.room) app.room.onJoinError(code);
   app.notices.alert(code, errorText(code));
@@ -170,6 +177,8 @@ function start() {
   app.actions = createActions(app);
   app.editing = createEditing(app);
   app.reply = createReply(app);
+  app.roomStatus = createRoomStatus(app); // issue 13
+  app.roomSettings = createRoomSettings(app);
   const composer = createComposer(app);
   setUpForms(app);
   listenToKeys(app);

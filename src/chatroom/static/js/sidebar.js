@@ -177,6 +177,7 @@ export function createSidebar(app) {
         for (const r of data.rooms) {
           if (!r || typeof r.name !== 'string' || (r.is_direct && !r.member)) continue;
           ensureItem(r.name);
+          if (r.private === true && app.roomStatus) app.roomStatus.markPrivate(r.name); // issue 13
           if (r.name === ROOM) continue;
           state.unread.set(r.name, r.member ? Math.max(0, Number(r.unread) || 0) : 0);
           state.mentions.set(r.name, r.member ? Math.max(0, Number(r.mentions) || 0) : 0);
