@@ -205,6 +205,8 @@ class ArchiveController(ArchiveReader):
                 return copied
             await self._sql(store.store_batch, room_id, store.parse_items(window.items))
             mark = await self._advance(name, window.last)
+            if self._rooms is not None:  # SPEC §8: the send path's floor for the room
+                self._rooms.epochs.note(room_id, window.last)
             copied += len(window.items)
             self._archived.inc(len(window.items))
             if window.last >= window.seq:

@@ -37,7 +37,7 @@ from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
 from chatroom.controllers.session_watch import SESSION_ENDED, SessionWatch
 from chatroom.metrics import Metrics
-from chatroom.models import MessageRepository, PresenceRepository
+from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
 from chatroom.models.limits import SendRate, SendRateExceeded
 from chatroom.models.messages import FsyncTimeout
 
@@ -144,17 +144,24 @@ class ChatController:
 
     @client_verb
     async def join(
-        self, conn: Connection, room: object, since: object = None, since_rev: object = None
+        self,
+        conn: Connection,
+        room: object,
+        since: object = None,
+        since_rev: object = None,
+        epoch: object = None,
     ) -> None:
         """Subscribe the connection to a room and send ``joined`` with the history.
 
         The room's full history goes to a connection once: a later ``join`` of
         the same room without ``since`` is answered as if ``since`` were the
-        newest id this connection already has of it.
+        newest id this connection already has of it. [SPEC §8] A ``since`` with an
+        ``epoch`` that is not the room's gets ``reset: true`` and the whole window.
         """
         since_id = None if since is None else validation.message_id(since, "since")
         # [issue 12] catch-up of edits, deletes and reactions (SPEC §5)
         rev = None if since_rev is None else validation.message_id(since_rev, "since_rev")
+        their_epoch = validation.epoch(epoch)
         validation.room_name(room)
         state = self._connections.get(conn)
         if state is not None:
@@ -166,13 +173,18 @@ class ChatController:
         sub, new = self._hub.subscribe(ref.name, conn)
         if not new:
             state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
+        asked_since = since_id is not None
         if since_id is None:
             since_id = state.has_up_to.get(ref.name)
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
                 first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
-                page = await self._messages.history(ref.name, since_id, rev)
+                page = await self._history(ref, since_id, rev)
+                reset = asked_since and their_epoch is not None and their_epoch != page.epoch
+                if reset or self._hub.epoch_moved(ref.name, page.epoch):
+                    # Another life of the room's history (SPEC §8): all of it, afresh.
+                    reset, page = True, await self._messages.history(ref.name)
                 online = await self._presence.online(ref.name)
         except Exception:
             await self._unsubscribe(conn, ref.name)
@@ -183,11 +195,24 @@ class ChatController:
             with contextlib.suppress(*REDIS_DOWN):
                 await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
             return
-        conn.deliver(frames.joined(page, online, updates=rev is not None))
-        state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
-        self._hub.joined(ref.name, sub, page.last_id, page.rev)  # [issue 12] rev
+        conn.deliver(frames.joined(page, online, updates=rev is not None, reset=reset))
+        if reset:
+            state.has_up_to[ref.name] = page.last_id
+        else:
+            state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
+        self._hub.joined(ref.name, sub, page.last_id, page.rev, page.epoch, reset)
         if first:
             await self._presence_loop.announce(ref.name, conn.account.name, "online")
+
+    async def _history(self, ref: RoomRef, since: int | None, since_rev: int | None) -> HistoryPage:
+        """The room's history for a join; [SPEC §8] a room without an epoch (new, or
+        emptied by Redis) gets one first, its ids continuing after the archive's."""
+        page = await self._messages.history(ref.name, since, since_rev)
+        if page.epoch is None:
+            await self._rooms.epochs.ensure(ref.id, ref.name)
+            page = await self._messages.history(ref.name, since, since_rev)
+        self._rooms.epochs.note(ref.id, page.last_id)
+        return page
 
     @client_verb
     async def leave(self, conn: Connection, room: object) -> None:
@@ -259,6 +284,8 @@ class ChatController:
                     cid,
                     rate,
                     objects,
+                    epochs=self._rooms.epochs,  # SPEC §8
+                    room_id=ref.id,
                     **fields,
                 )
             except Exception:

@@ -13,12 +13,13 @@ import uuid
 
 import redis.exceptions
 
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.errors import UnavailableError, storage_guard
 from chatroom.controllers.inflight import SHUTTING_DOWN
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository
 from chatroom.models.limits import SendRate
-from chatroom.models.messages import StoredMessage
+from chatroom.models.messages import EpochFloorNeeded, StoredMessage
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
 # so that logging set up for it (and its tests) still sees them.
@@ -43,6 +44,8 @@ async def append_retrying(
     client_id: str | None,
     rate: SendRate,
     files: list[dict] | None = None,
+    epochs: RoomEpochs | None = None,
+    room_id: int = 0,
     **fields: object,
 ) -> StoredMessage:
     """One append; when Redis fails mid-call, retry it for a while (not once ``stopping``).
@@ -52,16 +55,35 @@ async def append_retrying(
     ``client_id``, or a key made here), so a stored message is found, never
     stored twice, and ``unavailable`` means "not stored" unless Redis stays
     unreachable for longer than the retries.
+
+    [SPEC §8] With ``epochs``, each try carries the room's floor as this process knows
+    it; a room without an epoch gets its floor from SQL and the send goes again.
     """
     retry_key = None if client_id is not None else uuid.uuid4().hex
     delay = REDIS_RETRY_FIRST_SECONDS
     deadline = time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
+    floor = epochs.cached(room_id) if epochs is not None else 0
     while True:
         try:
             with storage_guard():
-                return await messages.append(
-                    room, user, text, client_id, rate, retry_key=retry_key, files=files, **fields
+                stored = await messages.append(
+                    room,
+                    user,
+                    text,
+                    client_id,
+                    rate,
+                    retry_key=retry_key,
+                    files=files,
+                    floor=floor,
+                    **fields,
                 )
+            if epochs is not None:
+                epochs.note(room_id, stored.id)
+            return stored
+        except EpochFloorNeeded:
+            assert epochs is not None  # only asked for with UNKNOWN_FLOOR
+            floor = await epochs.floor(room_id)
+            continue
         except UnavailableError:
             if time.monotonic() + delay > deadline or stopping.is_set():
                 raise

@@ -8,6 +8,7 @@ from typing import TypeVar
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.errors import (
     ConflictError,
     ForbiddenError,
@@ -41,6 +42,8 @@ class RoomController:
         self._run = run
         self._messages = messages
         self._quota = quota
+        #: [SPEC §8] the rooms' id floors and epochs, shared with the chat and the archiver.
+        self.epochs = RoomEpochs(run, messages.epochs)
         #: [issue 12] Set by the composition root: per room, the caller's unread mentions.
         self.mention_counts: Callable[[str, dict[str, int]], Awaitable[dict[str, int]]] | None = (
             None
@@ -79,16 +82,22 @@ class RoomController:
         ]
 
     async def memberships(self, account: Account) -> list[dict]:
-        """The caller's rooms as ``hello`` lists them: name, unread, last_id, mentions."""
+        """The caller's rooms as ``hello`` lists them: name, unread, last_id, mentions, epoch."""
         read = await self._run(Membership.read_markers, account.id)
-        last_ids = await self._stored(self._messages.last_ids(list(read)))
+        heads = await self._stored(self._messages.heads(list(read)))
+        without = [name for name, (_, epoch) in heads.items() if epoch is None]
+        if without:  # SPEC §8: new rooms, or Redis lost them; rare, once per room
+            ids = await self._run(Room.ids_of, without)
+            await self.epochs.ensure_all(ids)
+            heads.update(await self._stored(self._messages.heads(without)))
         mentions = await self._mentions(account, read)
         return [
             {
                 "name": name,
-                "unread": max(0, last_ids[name] - mark),
-                "last_id": last_ids[name],
+                "unread": max(0, heads[name][0] - mark),
+                "last_id": heads[name][0],
                 "mentions": mentions.get(name, 0),
+                "epoch": heads[name][1],  # SPEC §8
             }
             for name, mark in read.items()
         ]

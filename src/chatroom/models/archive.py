@@ -27,6 +27,8 @@ import peewee
 import redis.asyncio as aioredis
 
 from chatroom.models.database import BaseModel
+from chatroom.models.epochs import START_EPOCH_LUA, epoch_event, epoch_keys, new_epoch
+from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.membership import Membership
 from chatroom.models.messages import history_item
@@ -456,20 +458,23 @@ return 1
 """
 
 # Redis went back (restored from an older snapshot, or emptied) below what SQL holds:
-# the counter and watermark become the archive's highest id, so ids never go back, and
-# the retained messages (archived ones, and ones reusing archived ids that the archive
-# would ignore) are dropped. KEYS: seq, watermark, log. ARGV: the highest archived id.
-# Returns {the counter before, the watermark before}, or {} when the counter is not behind.
-_RAISE_SCRIPT = """
+# the room starts a new epoch (models/epochs.py): the counter and watermark become the
+# archive's highest id, so ids never go back, and the retained messages (archived ones,
+# and ones reusing archived ids that the archive would ignore) are dropped.
+# KEYS: seq, watermark, log, changes, epoch. ARGV: the highest archived id, a new epoch,
+# the channel, the epoch event. Returns {the counter before, the watermark before},
+# or {} when the counter is not behind.
+_RAISE_SCRIPT = (
+    START_EPOCH_LUA
+    + """
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local top = tonumber(ARGV[1])
 if seq >= top then return {} end
 local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
-redis.call('SET', KEYS[1], top)
-redis.call('SET', KEYS[2], top)
-redis.call('DEL', KEYS[3])
+start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], top, ARGV[2], ARGV[3], ARGV[4])
 return {seq, mark}
 """
+)
 
 # Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
 _LOCK_SCRIPT = """
@@ -502,9 +507,12 @@ class RetainedRange:
 class ArchiveState:
     """The archive's Redis keys: watermarks, the retained ranges it copies, its locks."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, keys: RedisKeys, events: EventBus | None = None
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        self._events = events or EventBus(redis, keys)
         self._range = redis.register_script(_RANGE_SCRIPT)
         self._advance = redis.register_script(_ADVANCE_SCRIPT)
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
@@ -565,10 +573,12 @@ class ArchiveState:
     async def raise_counter(self, room: str, archived_id: int) -> tuple[int, int] | None:
         """When the room's counter is below ``archived_id`` (the archive's highest id):
         counter and watermark become ``archived_id`` and the retained list is dropped;
-        returns (counter, watermark) as they were. None when the counter was not behind."""
-        keys = self._keys
+        returns (counter, watermark) as they were. None when the counter was not behind.
+        The room starts a new epoch (SPEC §8), announced on the bus."""
+        epoch = new_epoch()
         before = await self._raise(
-            keys=[keys.seq(room), keys.archived(room), keys.log(room)], args=[archived_id]
+            keys=epoch_keys(self._keys, room),
+            args=[archived_id, epoch, self._events.room_channel(room), epoch_event(room, epoch)],
         )
         return (int(before[0]), int(before[1])) if before else None
 

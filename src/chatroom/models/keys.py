@@ -47,6 +47,10 @@ class RedisKeys:
         """The room's change counter (SPEC §5): raised by every message, edit, delete, reaction."""
         return f"{self.prefix}:{{{room}}}:rev"
 
+    def epoch(self, room: str) -> str:
+        """The room's epoch (SPEC §8): a new one each time Redis lost the room's history."""
+        return f"{self.prefix}:{{{room}}}:epoch"
+
     def changes(self, room: str) -> str:
         """Sorted set of the room's changed messages: id scored by the rev of its last change."""
         return f"{self.prefix}:{{{room}}}:changes"

@@ -16,6 +16,7 @@ from string import Template
 import orjson
 import redis.asyncio as aioredis
 
+from chatroom.models.epochs import START_EPOCH_LUA, EpochRepository, epoch_event, new_epoch
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
@@ -39,17 +40,32 @@ class AppendStatus(IntEnum):
     STORED = 1
     #: The send bucket is empty: nothing stored; value is the wait in milliseconds.
     RATE_LIMITED = 2
+    #: [SPEC §8] The room has no epoch and the caller did not know its floor: nothing
+    #: stored; ask again with the floor (``EpochFloorNeeded``).
+    NEED_FLOOR = 3
 
 
-# One round trip per send: dedupe, rate limit, next id, append, trim, publish —
+# One round trip per send: epoch, dedupe, rate limit, next id, append, trim, publish —
 # atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark, rev,
-# then the mention sets of mentioned users (all tagged {room}). ARGV: frame head,
-# frame tail (without its closing brace: the script adds the rev), history size, event channel,
-# envelope before the id, envelope after the id, client-id ttl, "1" when a
-# client_id was given, bucket size, bucket refill per second, archive backlog cap.
+# change index, epoch, then the mention sets of mentioned users (all tagged {room}).
+# ARGV: frame head, frame tail (without its closing brace: the script adds the rev),
+# history size, event channel, envelope before the id, envelope after the id,
+# client-id ttl, "1" when a client_id was given, bucket size, bucket refill per
+# second, archive backlog cap, the room's id floor (UNKNOWN_FLOOR: not known), a new
+# epoch and its event (used only if the room needs one, see models/epochs.py).
 # Replies {AppendStatus, value}.
-_SEND_SCRIPT = TAKE_TOKEN_LUA + Template(
-    """
+_SEND_SCRIPT = (
+    TAKE_TOKEN_LUA
+    + START_EPOCH_LUA
+    + Template(
+        """
+local floor = tonumber(ARGV[12])
+local has_epoch = redis.call('EXISTS', KEYS[8]) == 1
+if not has_epoch or tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
+  if not has_epoch and floor < 0 then return {$NEED_FLOOR, 0} end
+  start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], math.max(floor, 0), ARGV[13],
+              ARGV[4], ARGV[14])
+end
 if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {$DUPLICATE, tonumber(prior)} end
@@ -61,7 +77,7 @@ if burst > 0 then
 end
 local id = redis.call('INCR', KEYS[1])
 -- [issue 12] the room's change counter rises with every stored message; the frame
--- ends with it. KEYS[7..]: the mention sets of the users the message mentions.
+-- ends with it. KEYS[9..]: the mention sets of the users the message mentions.
 local rev = redis.call('INCR', KEYS[6])
 local frame = ARGV[1] .. id .. ARGV[2] .. ',"rev":' .. rev .. '}'
 redis.call('RPUSH', KEYS[2], frame)
@@ -72,7 +88,7 @@ local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]
 local cap = tonumber(ARGV[11])
 if cap > 0 and keep > cap then keep = cap end
 redis.call('LTRIM', KEYS[2], -keep, -1)
-for i = 7, #KEYS do
+for i = 9, #KEYS do
   redis.call('ZADD', KEYS[i], id, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (id - keep + 1))
 end
@@ -82,7 +98,12 @@ end
 redis.call('PUBLISH', ARGV[4], ARGV[5] .. id .. ARGV[6] .. frame)
 return {$STORED, id}
 """
-).substitute({status.name: int(status) for status in AppendStatus})
+    ).substitute({status.name: int(status) for status in AppendStatus})
+)
+
+
+class EpochFloorNeeded(Exception):
+    """The room has no epoch (new, or Redis lost it): send again with its floor."""
 
 
 class FsyncTimeout(Exception):
@@ -112,6 +133,8 @@ class HistoryPage:
     rev: int | None = None
     #: [issue 12] with ``since_rev``: retained messages before ``items`` changed since.
     updates: list[bytes] = field(default_factory=list)
+    #: [SPEC §8] the room's epoch when the page was read (None: it has none yet).
+    epoch: str | None = None
 
     @property
     def gap(self) -> bool:
@@ -167,6 +190,8 @@ class MessageRepository:
         # its fsync go in one pipeline, still one round trip.
         self._wait_for_fsync = wait_for_fsync
         self._send = redis.register_script(_SEND_SCRIPT)
+        #: [SPEC §8] the rooms' epochs.
+        self.epochs = EpochRepository(redis, keys, self.events)
 
     @property
     def history_size(self) -> int:
@@ -185,6 +210,7 @@ class MessageRepository:
         reply_to: dict | None = None,
         mentions: list[str] | None = None,
         mention_keys: list[str] | None = None,
+        floor: int = 0,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
 
@@ -198,6 +224,11 @@ class MessageRepository:
         else ``SendRateExceeded``; a deduplicated retry takes no token. A send
         without ``client_id`` may carry a server-made ``retry_key`` instead, so
         the server's own retry of it is deduplicated the same way (briefly).
+
+        [SPEC §8] ``floor``: the highest id known to be used in the room (the archive's,
+        what this process saw). A room without an epoch, or whose counter is below the
+        floor, starts a new epoch first (``models.epochs``); with ``UNKNOWN_FLOOR`` a
+        room without an epoch stores nothing and raises ``EpochFloorNeeded``.
         """
         head = _MESSAGE_PREFIX + b'"room":' + orjson.dumps(room) + b',"id":'
         tail = b',"user":%b,"text":%b,"ts":%b' % (
@@ -224,14 +255,17 @@ class MessageRepository:
             *(keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())),
             keys.archived(room),
             keys.rev(room),
+            keys.changes(room),
+            keys.epoch(room),
             *(mention_keys or ()),
         ]
+        epoch = new_epoch()
         before_id, after_id = self.events.message_envelope(room)
         args = [
             head,
             tail,
             self._history_size,
-            self.events.channel,
+            self.events.room_channel(room),
             before_id,
             after_id,
             ttl,
@@ -239,6 +273,9 @@ class MessageRepository:
             rate.burst if rate else 0,
             rate.per_second if rate else 0,
             self._archive_backlog,
+            floor,
+            epoch,
+            epoch_event(room, epoch),
         ]
         if self._wait_for_fsync:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -251,6 +288,8 @@ class MessageRepository:
             status, value = await self._send(keys=script_keys, args=args)
         if status == AppendStatus.RATE_LIMITED:
             raise SendRateExceeded(int(value) / 1000)
+        if status == AppendStatus.NEED_FLOOR:
+            raise EpochFloorNeeded(room)
         return StoredMessage(int(value), status == AppendStatus.STORED)
 
     async def last_id(self, room: str) -> int:
@@ -266,6 +305,20 @@ class MessageRepository:
             values = await pipe.execute()
         return {room: int(v or 0) for room, v in zip(rooms, values, strict=True)}
 
+    async def heads(self, rooms: list[str]) -> dict[str, tuple[int, str | None]]:
+        """[SPEC §8] Each room's newest id (0 for none) and epoch (None for none yet)."""
+        if not rooms:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.get(self._keys.seq(room))
+                pipe.get(self._keys.epoch(room))
+            values = await pipe.execute()
+        return {
+            room: (int(seq or 0), epoch.decode() if epoch else None)
+            for room, seq, epoch in zip(rooms, values[0::2], values[1::2], strict=True)
+        }
+
     async def history(
         self, room: str, since: int | None = None, since_rev: int | None = None
     ) -> HistoryPage:
@@ -279,9 +332,10 @@ class MessageRepository:
             # [archive] the log may hold a backlog for the archive: read only the newest.
             pipe.lrange(self._keys.log(room), -self._history_size, -1)
             pipe.get(self._keys.rev(room))
+            pipe.get(self._keys.epoch(room))
             if since_rev is not None:
                 pipe.zrangebyscore(self._keys.changes(room), f"({since_rev}", "+inf")
-            seq, entries, rev, *changed = await pipe.execute()
+            seq, entries, rev, epoch, *changed = await pipe.execute()
         # Trimming happens on append; a smaller --history-size applies at once.
         entries = entries[-self._history_size :]
         last_id = int(seq or 0)
@@ -299,7 +353,13 @@ class MessageRepository:
             indexes = sorted(int(i) - oldest for i in changed[0])
             updates = [history_item(entries[i]) for i in indexes if 0 <= i < before]
         return HistoryPage(
-            room, [history_item(e) for e in selected], last_id, missing, int(rev or 0), updates
+            room,
+            [history_item(e) for e in selected],
+            last_id,
+            missing,
+            int(rev or 0),
+            updates,
+            epoch.decode() if epoch else None,
         )
 
     async def retained_counts(self, rooms: list[str]) -> dict[str, int]:
