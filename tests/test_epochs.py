@@ -107,6 +107,31 @@ async def test_a_counter_behind_the_floor_starts_a_new_epoch_on_the_send_path(ap
     reset = await alice.next("joined", reset=True)
     assert reset["epoch"] != old_epoch
     assert [m["id"] for m in reset["messages"]] in ([], [7])
+    # The 3 messages the replica had, not archived yet, are not lost: the new epoch
+    # left them for the archiver, which copies them to SQL.
+    graph.archive.stop()
+    await graph.archive.archive_once()
+    archived = [m.message_id for m in ArchivedMessage.select().order_by(ArchivedMessage.message_id)]
+    assert archived[:3] == [1, 2, 3] and archived[-1] == 7
+    assert await graph.redis.llen(keys.orphans("lobby")) == 0
+
+
+async def test_a_process_that_saw_more_than_redis_holds_starts_a_new_epoch(app):
+    """Its subscription drops, and Redis comes back with fewer messages than were
+    published (a failover to a replica that lagged): on resubscribing, the process
+    starts a new epoch above what it saw, and resyncs its sockets."""
+    alice = await app.client("alice")
+    for i in range(5):
+        await sent(alice, f"m{i}", f"c{i}")
+    graph = app.server.controllers
+    keys = graph.keys
+    await graph.redis.set(keys.seq("lobby"), 3)
+    await graph.redis.ltrim(keys.log("lobby"), 0, 2)
+    await graph.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    reset = await alice.next("joined", reset=True)
+    assert reset["messages"] == []
+    assert await graph.messages.last_id("lobby") == 5  # above every id it published
+    assert await sent(alice, "next", "n1") == 6
 
 
 async def test_concurrent_first_sends_after_a_flush_share_one_epoch(app, redis_url):

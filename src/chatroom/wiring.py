@@ -47,6 +47,7 @@ from chatroom.models.archive import ArchiveState
 from chatroom.models.file_storage import open_storage
 from chatroom.models.limits import SendRate, UploadQuota
 from chatroom.models.message_changes import MessageChangeRepository
+from chatroom.models.messages import DurabilityWait
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
@@ -85,7 +86,7 @@ class ControllerGraph:
         config: Config,
         redis: aioredis.Redis,
         run_blocking: BlockingRunner,
-        wait_for_fsync: bool,
+        wait_for_fsync: DurabilityWait | None,
         hasher: argon2.PasswordHasher,
         presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository],
     ) -> None:
@@ -153,6 +154,7 @@ class ControllerGraph:
             ConnectionCaps(config.max_sockets_per_user, config.joins_per_minute),
         )
         chat.files = self.files  # sends may carry uploaded files
+        chat.send_retry_seconds = config.effective_redis_failover_timeout  # SPEC §8
         chat.changes = self.message_changes  # issue 12: edit, delete, react, reply
         return chat
 
@@ -240,14 +242,14 @@ def build_controllers(
     redis: aioredis.Redis,
     run_blocking: BlockingRunner,
     *,
-    wait_for_fsync: bool = False,
+    wait_for_fsync: DurabilityWait | None = None,
     hasher: argon2.PasswordHasher = PASSWORD_HASHER,
     presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository] = PresenceRepository,
 ) -> ControllerGraph:
     """Every controller of one process on ``redis`` and ``run_blocking``, set by ``config``.
 
-    ``wait_for_fsync``: each send waits for WAITAOF (see
-    ``storage.strict_durability_needs_waitaof``). ``hasher`` and ``presence`` are
+    ``wait_for_fsync``: what each send waits for under ``--durability strict`` (see
+    ``storage.strict_durability_wait``). ``hasher`` and ``presence`` are
     what tests replace (cheap argon2 parameters, a presence repository that pauses).
     """
     return ControllerGraph(config, redis, run_blocking, wait_for_fsync, hasher, presence)

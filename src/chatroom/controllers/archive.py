@@ -167,6 +167,8 @@ class ArchiveController(ArchiveReader):
         check_all = time.monotonic() >= self._next_counter_check
         if check_all:
             self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
+        for name, waiting in (await self._state.orphan_counts(list(room_ids))).items():
+            copied += await self._archive_orphans(name, room_ids[name], waiting)
         for name, (seq, mark) in positions.items():
             top = None
             if mark is None:  # a new room, a 0.1 data dir, or Redis lost the key
@@ -206,11 +208,25 @@ class ArchiveController(ArchiveReader):
             await self._sql(store.store_batch, room_id, store.parse_items(window.items))
             mark = await self._advance(name, window.last)
             if self._rooms is not None:  # SPEC §8: the send path's floor for the room
-                self._rooms.epochs.note(room_id, window.last)
+                self._rooms.epochs.note(name, window.last)
             copied += len(window.items)
             self._archived.inc(len(window.items))
             if window.last >= window.seq:
                 return copied
+
+    async def _archive_orphans(self, name: str, room_id: int, waiting: int) -> int:
+        """Copy the messages a new epoch took out of the room's log (SPEC §8) to SQL."""
+        copied = 0
+        while copied < waiting:
+            items = await self._state.orphans(name, self._batch)
+            if not items:
+                break
+            await self._sql(store.store_batch, room_id, store.parse_items(items))
+            await self._state.drop_orphans(name, len(items))
+            copied += len(items)
+            self._archived.inc(len(items))
+        log.warning("archive: copied %d messages of %s left by a new epoch", copied, name)
+        return copied
 
     async def _counter_behind(self, name: str, top: int) -> None:
         """Redis went back (an older snapshot, or emptied) below the archive: new messages

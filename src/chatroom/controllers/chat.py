@@ -32,7 +32,11 @@ from chatroom.controllers.limits import ConnectionCaps, SendLimiter, SendLimits
 from chatroom.controllers.message_changes import ChangeResult, MessageChanges
 from chatroom.controllers.presence_loop import PresenceLoop
 from chatroom.controllers.readmarks import ReadMarkerBuffer
-from chatroom.controllers.redis_outage import REDIS_DOWN, append_retrying
+from chatroom.controllers.redis_outage import (
+    AMBIGUOUS_SEND_RETRY_SECONDS,
+    REDIS_DOWN,
+    append_retrying,
+)
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.rooms import RoomController
 from chatroom.controllers.session_watch import SESSION_ENDED, SessionWatch
@@ -66,7 +70,9 @@ class ChatController:
         self._access = RoomAccessCache()
         self._limiter = SendLimiter(self._limits, self._caps, self.metrics)
         self._sessions = SessionWatch()
-        self._hub = FanoutHub(messages, presence, self.metrics, self._apply_control)
+        self._hub = FanoutHub(
+            messages, presence, self.metrics, self._apply_control, epochs=rooms.epochs
+        )
         self._control = ControlEvents(self._access, self._sessions, self._connections, self._hub)
         self._presence_loop = PresenceLoop(
             self._hub, messages, presence, lambda: self.connection_count
@@ -77,6 +83,8 @@ class ChatController:
         self.files: FilesController | None = None
         #: [issue 12] Set by the composition root: edits, deletes, reactions, replies.
         self.changes: MessageChanges | None = None
+        #: [SPEC §8] How long a send retries while Redis does not answer (a failover).
+        self.send_retry_seconds = AMBIGUOUS_SEND_RETRY_SECONDS
 
     @property
     def connection_count(self) -> int:
@@ -211,7 +219,7 @@ class ChatController:
         if page.epoch is None:
             await self._rooms.epochs.ensure(ref.id, ref.name)
             page = await self._messages.history(ref.name, since, since_rev)
-        self._rooms.epochs.note(ref.id, page.last_id)
+        self._rooms.epochs.note(ref.name, page.last_id)
         return page
 
     @client_verb
@@ -286,6 +294,7 @@ class ChatController:
                     objects,
                     epochs=self._rooms.epochs,  # SPEC §8
                     room_id=ref.id,
+                    retry_seconds=self.send_retry_seconds,
                     **fields,
                 )
             except Exception:

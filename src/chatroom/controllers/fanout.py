@@ -25,6 +25,7 @@ import orjson
 
 from chatroom.controllers import frames
 from chatroom.controllers.connection import Connection
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.redis_outage import REDIS_DOWN, Resubscribe
 from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
@@ -86,8 +87,12 @@ class FanoutHub:
         presence: PresenceRepository,
         metrics: Metrics,
         on_control: Callable[[dict], None],
+        epochs: RoomEpochs | None = None,
     ) -> None:
         self._messages = messages
+        # [SPEC §8] every message id seen here raises the room's floor for this
+        # process's sends: a failover that loses a published message is then noticed.
+        self._epochs = epochs
         self._presence = presence
         self._on_control = on_control
         self._out_messages = metrics.frames_out.labels("message")
@@ -154,10 +159,12 @@ class FanoutHub:
 
     def drop_room(self, room: str) -> Iterable[Connection]:
         """Unsubscribe everyone from ``room`` (it was deleted); the connections it had."""
-        self._forget_room(room)
+        self._forget_room(room, deleted=True)
         return self._subscribers.pop(room, {}).keys()
 
-    def _forget_room(self, room: str) -> None:
+    def _forget_room(self, room: str, deleted: bool = False) -> None:
+        if deleted and self._epochs is not None:
+            self._epochs.forget(room)
         self._room_last.pop(room, None)
         self._room_rev.pop(room, None)
         self._room_epoch.pop(room, None)
@@ -223,6 +230,8 @@ class FanoutHub:
             reconnect.caught_up()
             async for event in events:
                 if event.message_id:
+                    if self._epochs is not None:
+                        self._epochs.note(event.room, event.message_id)
                     await self._check_continuity(event)
                 elif event.frame.startswith(EPOCH_FRAME_PREFIX):  # SPEC §8, never relayed
                     await self._new_epoch(event)
@@ -247,6 +256,13 @@ class FanoutHub:
             return
         page = await self._messages.history(room, min(s.last_id for s in ready))
         if self.epoch_moved(room, page.epoch):  # SPEC §8: lost while we were away
+            await self._reset(room)
+            return
+        seen = self._room_last.get(room, 0)
+        if page.last_id < seen and self._epochs is not None:
+            # SPEC §8: Redis holds fewer messages than were published here (a failover
+            # to a replica that had not received them): a new epoch above them.
+            await self._epochs.went_back(room, seen)
             await self._reset(room)
             return
         online: list[str] | None = None

@@ -31,7 +31,8 @@ REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, O
 #: wait this long first and double up to the cap: delivery resumes with the acks.
 REDIS_RETRY_FIRST_SECONDS = 0.05
 REDIS_RETRY_MAX_SECONDS = 0.5
-#: How long a send is retried when Redis fails mid-call...
+#: How long a send is retried when Redis fails mid-call, by default with one Redis
+#: (``--redis-failover-timeout``: 30 s with Sentinel or Cluster, SPEC §8)...
 AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
 
 
@@ -46,6 +47,7 @@ async def append_retrying(
     files: list[dict] | None = None,
     epochs: RoomEpochs | None = None,
     room_id: int = 0,
+    retry_seconds: float = AMBIGUOUS_SEND_RETRY_SECONDS,
     **fields: object,
 ) -> StoredMessage:
     """One append; when Redis fails mid-call, retry it for a while (not once ``stopping``).
@@ -54,15 +56,16 @@ async def append_retrying(
     message was stored. Every retry carries the same dedupe key (the client's
     ``client_id``, or a key made here), so a stored message is found, never
     stored twice, and ``unavailable`` means "not stored" unless Redis stays
-    unreachable for longer than the retries.
+    unreachable for longer than the retries (``retry_seconds``: long enough for a
+    Sentinel or Cluster failover to finish, with Redis replicated).
 
     [SPEC §8] With ``epochs``, each try carries the room's floor as this process knows
     it; a room without an epoch gets its floor from SQL and the send goes again.
     """
     retry_key = None if client_id is not None else uuid.uuid4().hex
     delay = REDIS_RETRY_FIRST_SECONDS
-    deadline = time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
-    floor = epochs.cached(room_id) if epochs is not None else 0
+    deadline = time.monotonic() + retry_seconds
+    floor = epochs.cached(room) if epochs is not None else 0
     while True:
         try:
             with storage_guard():
@@ -78,11 +81,11 @@ async def append_retrying(
                     **fields,
                 )
             if epochs is not None:
-                epochs.note(room_id, stored.id)
+                epochs.note(room, stored.id)
             return stored
         except EpochFloorNeeded:
             assert epochs is not None  # only asked for with UNKNOWN_FLOOR
-            floor = await epochs.floor(room_id)
+            floor = await epochs.floor(room_id, room)
             continue
         except UnavailableError:
             if time.monotonic() + delay > deadline or stopping.is_set():

@@ -461,7 +461,7 @@ return 1
 # the room starts a new epoch (models/epochs.py): the counter and watermark become the
 # archive's highest id, so ids never go back, and the retained messages (archived ones,
 # and ones reusing archived ids that the archive would ignore) are dropped.
-# KEYS: seq, watermark, log, changes, epoch. ARGV: the highest archived id, a new epoch,
+# KEYS: seq, watermark, log, changes, epoch, orphans. ARGV: the highest archived id, a new epoch,
 # the channel, the epoch event. Returns {the counter before, the watermark before},
 # or {} when the counter is not behind.
 _RAISE_SCRIPT = (
@@ -471,7 +471,8 @@ local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local top = tonumber(ARGV[1])
 if seq >= top then return {} end
 local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
-start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], top, ARGV[2], ARGV[3], ARGV[4])
+start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], top, ARGV[2], ARGV[3],
+            ARGV[4])
 return {seq, mark}
 """
 )
@@ -581,6 +582,26 @@ class ArchiveState:
             args=[archived_id, epoch, self._events.room_channel(room), epoch_event(room, epoch)],
         )
         return (int(before[0]), int(before[1])) if before else None
+
+    async def orphan_counts(self, rooms: list[str]) -> dict[str, int]:
+        """How many messages wait in each room's orphans list (SPEC §8): those a new
+        epoch took out of the log before they were archived. Rooms with none are left out."""
+        if not rooms:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.llen(self._keys.orphans(room))
+            counts = await pipe.execute()
+        return {room: int(n) for room, n in zip(rooms, counts, strict=True) if n}
+
+    async def orphans(self, room: str, count: int) -> list[bytes]:
+        """The oldest ``count`` orphans of the room, as history items."""
+        frames = await self._redis.lrange(self._keys.orphans(room), 0, count - 1)
+        return [history_item(f) for f in frames]
+
+    async def drop_orphans(self, room: str, count: int) -> None:
+        """The oldest ``count`` orphans are archived (a new epoch only appends)."""
+        await self._redis.ltrim(self._keys.orphans(room), count, -1)
 
     async def acquire(self, name: str, token: str, ttl_ms: int) -> bool:
         """Take the lock ``name`` (or extend it when ``token`` holds it) for ``ttl_ms``."""

@@ -30,19 +30,27 @@ from chatroom.models.keys import RedisKeys
 #: stores nothing when the epoch is missing and asks for it (SQL is not on its path).
 UNKNOWN_FLOOR = -1
 
-# start_epoch(seq, watermark, log, changes, epoch key, floor, epoch, channel, event):
-# raise the counter (and the watermark) to the floor when they are below it, dropping
-# the retained list and the change index that no longer line up with the ids; set
-# the epoch; publish the event. Returns the counter as it was.
+# start_epoch(seq, watermark, log, changes, epoch key, orphans, floor, epoch, channel,
+# event): when the counter is below the floor, raise it (and the watermark) to the
+# floor; the retained messages the archive may not have yet (ids above the watermark)
+# move to the orphans list, which the archiver copies to SQL, and the retained list
+# and the change index, whose ids no longer line up with the counter, are dropped.
+# Then set the epoch and publish the event. Returns the counter as it was.
 START_EPOCH_LUA = """
-local function start_epoch(k_seq, k_mark, k_log, k_changes, k_epoch, floor, epoch, channel, event)
+local function start_epoch(k_seq, k_mark, k_log, k_changes, k_epoch, k_orphans, floor,
+                           epoch, channel, event)
   local seq = tonumber(redis.call('GET', k_seq) or '0')
   if seq < floor then
+    local mark = tonumber(redis.call('GET', k_mark) or '0')
+    if seq > mark then
+      local items = redis.call('LRANGE', k_log, mark - seq, -1)
+      for i = 1, #items, 1000 do
+        redis.call('RPUSH', k_orphans, unpack(items, i, math.min(i + 999, #items)))
+      end
+    end
     redis.call('SET', k_seq, floor)
     redis.call('DEL', k_log, k_changes)
-    if tonumber(redis.call('GET', k_mark) or '0') < floor then
-      redis.call('SET', k_mark, floor)
-    end
+    if mark < floor then redis.call('SET', k_mark, floor) end
   end
   redis.call('SET', k_epoch, epoch)
   redis.call('PUBLISH', channel, event)
@@ -51,15 +59,16 @@ end
 """
 
 # Start a new epoch when the room has none or its counter is below the floor;
-# else nothing. KEYS: seq, watermark, log, changes, epoch. ARGV: floor, new epoch,
-# channel, event. Returns the room's epoch.
+# else nothing. KEYS: seq, watermark, log, changes, epoch, orphans. ARGV: floor, new
+# epoch, channel, event. Returns the room's epoch.
 _ENSURE_SCRIPT = (
     START_EPOCH_LUA
     + """
 local current = redis.call('GET', KEYS[5])
 local floor = tonumber(ARGV[1])
 if current and tonumber(redis.call('GET', KEYS[1]) or '0') >= floor then return current end
-start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], floor, ARGV[2], ARGV[3], ARGV[4])
+start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], floor, ARGV[2], ARGV[3],
+            ARGV[4])
 return ARGV[2]
 """
 )
@@ -88,6 +97,7 @@ def epoch_keys(keys: RedisKeys, room: str) -> list[str]:
         keys.log(room),
         keys.changes(room),
         keys.epoch(room),
+        keys.orphans(room),
     ]
 
 

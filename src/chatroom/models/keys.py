@@ -51,6 +51,11 @@ class RedisKeys:
         """The room's epoch (SPEC §8): a new one each time Redis lost the room's history."""
         return f"{self.prefix}:{{{room}}}:epoch"
 
+    def orphans(self, room: str) -> str:
+        """Messages a new epoch took out of the room's log before the archive had them:
+        the archiver copies them to SQL (SPEC §8)."""
+        return f"{self.prefix}:{{{room}}}:orphans"
+
     def changes(self, room: str) -> str:
         """Sorted set of the room's changed messages: id scored by the rev of its last change."""
         return f"{self.prefix}:{{{room}}}:changes"

@@ -47,7 +47,8 @@ class AppendStatus(IntEnum):
 
 # One round trip per send: epoch, dedupe, rate limit, next id, append, trim, publish —
 # atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark, rev,
-# change index, epoch, then the mention sets of mentioned users (all tagged {room}).
+# change index, epoch, orphans, then the mention sets of mentioned users (all tagged
+# {room}).
 # ARGV: frame head, frame tail (without its closing brace: the script adds the rev),
 # history size, event channel, envelope before the id, envelope after the id,
 # client-id ttl, "1" when a client_id was given, bucket size, bucket refill per
@@ -63,8 +64,8 @@ local floor = tonumber(ARGV[12])
 local has_epoch = redis.call('EXISTS', KEYS[8]) == 1
 if not has_epoch or tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
   if not has_epoch and floor < 0 then return {$NEED_FLOOR, 0} end
-  start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], math.max(floor, 0), ARGV[13],
-              ARGV[4], ARGV[14])
+  start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], KEYS[9], math.max(floor, 0),
+              ARGV[13], ARGV[4], ARGV[14])
 end
 if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
@@ -77,7 +78,7 @@ if burst > 0 then
 end
 local id = redis.call('INCR', KEYS[1])
 -- [issue 12] the room's change counter rises with every stored message; the frame
--- ends with it. KEYS[9..]: the mention sets of the users the message mentions.
+-- ends with it. KEYS[10..]: the mention sets of the users the message mentions.
 local rev = redis.call('INCR', KEYS[6])
 local frame = ARGV[1] .. id .. ARGV[2] .. ',"rev":' .. rev .. '}'
 redis.call('RPUSH', KEYS[2], frame)
@@ -88,7 +89,7 @@ local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]
 local cap = tonumber(ARGV[11])
 if cap > 0 and keep > cap then keep = cap end
 redis.call('LTRIM', KEYS[2], -keep, -1)
-for i = 9, #KEYS do
+for i = 10, #KEYS do
   redis.call('ZADD', KEYS[i], id, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (id - keep + 1))
 end
@@ -107,7 +108,36 @@ class EpochFloorNeeded(Exception):
 
 
 class FsyncTimeout(Exception):
-    """--durability strict: the message was stored but not fsynced in time."""
+    """--durability strict: the message was stored but not fsynced (or replicated) in time."""
+
+
+#: How long a send waits for its fsync / replica under --durability strict.
+DURABILITY_WAIT_MS = 1000
+
+
+@dataclass(frozen=True)
+class DurabilityWait:
+    """--durability strict: what each send waits for, in the same pipeline (one round
+    trip) and on the same connection as the send script.
+
+    ``waitaof``: ``WAITAOF 1 <replicas>`` (Redis >= 7.2: the master's AOF fsynced,
+    and that many replicas' too). Else ``WAIT <replicas>`` (that many replicas
+    received it; the master fsyncs every write itself, ``appendfsync always``).
+    """
+
+    replicas: int = 0
+    waitaof: bool = True
+
+    def command(self) -> tuple:
+        if self.waitaof:
+            return ("WAITAOF", 1, self.replicas, DURABILITY_WAIT_MS)
+        return ("WAIT", self.replicas, DURABILITY_WAIT_MS)
+
+    def satisfied(self, reply: object) -> bool:
+        if self.waitaof:
+            local, replicas = reply  # type: ignore[misc]
+            return int(local) >= 1 and int(replicas) >= self.replicas
+        return int(reply) >= self.replicas  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -176,7 +206,7 @@ class MessageRepository:
         redis: aioredis.Redis,
         keys: RedisKeys,
         history_size: int,
-        wait_for_fsync: bool = False,
+        wait_for_fsync: bool | DurabilityWait | None = False,
         events: EventBus | None = None,
         archive_backlog: int = 0,
     ) -> None:
@@ -186,9 +216,11 @@ class MessageRepository:
         self._history_size = history_size
         # [archive] the most messages a room keeps in Redis while the archive is behind.
         self._archive_backlog = archive_backlog
-        # --durability strict on a Redis with WAITAOF: the send and the wait for
-        # its fsync go in one pipeline, still one round trip.
-        self._wait_for_fsync = wait_for_fsync
+        # --durability strict on a Redis with WAITAOF, or with replicas: the send and
+        # the wait for its fsync (and replica) go in one pipeline, still one round trip.
+        if wait_for_fsync is True:
+            wait_for_fsync = DurabilityWait()
+        self._durability = wait_for_fsync or None
         self._send = redis.register_script(_SEND_SCRIPT)
         #: [SPEC §8] the rooms' epochs.
         self.epochs = EpochRepository(redis, keys, self.events)
@@ -257,6 +289,7 @@ class MessageRepository:
             keys.rev(room),
             keys.changes(room),
             keys.epoch(room),
+            keys.orphans(room),
             *(mention_keys or ()),
         ]
         epoch = new_epoch()
@@ -277,13 +310,13 @@ class MessageRepository:
             epoch,
             epoch_event(room, epoch),
         ]
-        if self._wait_for_fsync:
+        if self._durability is not None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 await self._send(keys=script_keys, args=args, client=pipe)
-                pipe.execute_command("WAITAOF", 1, 0, 1000)
-                (status, value), (fsynced_local, _) = await pipe.execute()
-            if status == AppendStatus.STORED and fsynced_local < 1:
-                raise FsyncTimeout(f"message {value} of {room} not fsynced within 1s")
+                pipe.execute_command(*self._durability.command())
+                (status, value), waited = await pipe.execute()
+            if status == AppendStatus.STORED and not self._durability.satisfied(waited):
+                raise FsyncTimeout(f"message {value} of {room} not safely stored within 1s")
         else:
             status, value = await self._send(keys=script_keys, args=args)
         if status == AppendStatus.RATE_LIMITED:

@@ -1,0 +1,174 @@
+"""Real replicated Redis topologies on loopback, started by the tests (SPEC §8): a
+master with a replica watched by three Sentinels, and a Redis Cluster. Each node is
+the machine's ``redis-server`` (7.x), on a free TCP port, in a temp directory;
+everything is stopped at the end. A missing ``redis-server`` skips the test, which
+scripts/test (CHATROOM_TEST_REQUIRE_ALL=1) turns into a failure."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.processes import free_port
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+MASTER_NAME = "chat"
+#: Sentinel: a master is down after this long without an answer; failovers are quick.
+DOWN_AFTER_MS = 500
+FAILOVER_TIMEOUT_MS = 3000
+
+
+def require_redis_server() -> str:
+    if REDIS_SERVER is None or REDIS_CLI is None:
+        pytest.skip("redis-server/redis-cli are not on PATH (apt-get install redis-server)")
+    return REDIS_SERVER
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``check()`` until it returns something true; that value."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except (redis.RedisError, OSError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+
+
+class RedisNode:
+    """One ``redis-server`` process (a data node or a Sentinel) on 127.0.0.1."""
+
+    def __init__(self, directory: Path, *args: str, sentinel_conf: str | None = None) -> None:
+        self.port = free_port()
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        if sentinel_conf is not None:
+            conf = directory / "sentinel.conf"
+            conf.write_text(f"port {self.port}\nbind 127.0.0.1\n{sentinel_conf}")
+            command = [require_redis_server(), str(conf), "--sentinel"]
+        else:
+            command = [
+                require_redis_server(),
+                *("--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--dir", str(directory), "--save", "", "--protected-mode", "no"),
+                *args,
+            ]
+        with open(directory / "redis.log", "wb") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_for(self.ping, 10, f"redis-server on port {self.port}")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=1)
+
+    def ping(self) -> bool:
+        with self.client() as client:
+            return bool(client.ping())
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies on the spot, as a crashed machine would."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class SentinelTopology:
+    """A master, one replica, three Sentinels (quorum 2), fsyncing every write so that
+    ``--durability strict`` (WAIT 1 on Redis 7.0) applies."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.nodes: list[RedisNode] = []
+
+    def start(self) -> None:
+        root = self.root
+        durable = ("--appendonly", "yes", "--appendfsync", "always")
+        self.master = self._add(RedisNode(root / "master", *durable))
+        self.replica = self._add(
+            RedisNode(root / "replica", *durable, "--replicaof", "127.0.0.1", str(self.master.port))
+        )
+        conf = (
+            f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+        )
+        self.sentinels = [
+            self._add(RedisNode(root / f"sentinel{i}", sentinel_conf=conf)) for i in range(3)
+        ]
+        wait_for(self._replicating, 15, "the replica to sync")
+        wait_for(self._sentinels_ready, 15, "the Sentinels to find the replica and each other")
+
+    def _add(self, node: RedisNode) -> RedisNode:
+        self.nodes.append(node)
+        return node
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{MASTER_NAME}"
+
+    def _replicating(self) -> bool:
+        with self.replica.client() as client:
+            return client.info("replication").get("master_link_status") == "up"
+
+    def _sentinels_ready(self) -> bool:
+        for sentinel in self.sentinels:
+            with sentinel.client() as client:
+                if not client.sentinel_slaves(MASTER_NAME):
+                    return False
+                if len(client.sentinel_sentinels(MASTER_NAME)) < 2:
+                    return False
+        return True
+
+    def master_port(self) -> int:
+        with self.sentinels[0].client() as client:
+            return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
+
+    def wait_for_failover(self, timeout: float = 30) -> float:
+        """After the master died: wait until the replica is master; the seconds it took."""
+        started = time.monotonic()
+
+        def promoted() -> bool:
+            with self.replica.client() as client:
+                role = client.info("replication").get("role") == "master"
+            return role and self.master_port() == self.replica.port
+
+        wait_for(promoted, timeout, "Sentinel to promote the replica", interval=0.1)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+
+@contextlib.contextmanager
+def sentinel_topology(root: Path) -> Iterator[SentinelTopology]:
+    topology = SentinelTopology(root)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
