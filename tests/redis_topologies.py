@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -52,8 +53,10 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.05):
 class RedisNode:
     """One ``redis-server`` process (a data node or a Sentinel) on 127.0.0.1."""
 
-    def __init__(self, directory: Path, *args: str, sentinel_conf: str | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, directory: Path, *args: str, sentinel_conf: str | None = None, port: int = 0
+    ) -> None:
+        self.port = port or free_port()
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         if sentinel_conf is not None:
@@ -65,11 +68,18 @@ class RedisNode:
                 require_redis_server(),
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--dir", str(directory), "--save", "", "--protected-mode", "no"),
+                # A replica's first sync starts at once (the default waits 5 s for others).
+                *("--repl-diskless-sync-delay", "0"),
                 *args,
             ]
-        with open(directory / "redis.log", "wb") as log:
+        self._command = command
+        self.start()
+
+    def start(self) -> None:
+        """Start (again, after ``kill``: on the same port, with the same files)."""
+        with open(self.directory / "redis.log", "ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self._command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         wait_for(self.ping, 10, f"redis-server on port {self.port}")
 
@@ -96,28 +106,54 @@ class RedisNode:
 
 
 class SentinelTopology:
-    """A master, one replica, three Sentinels (quorum 2), fsyncing every write so that
-    ``--durability strict`` (WAIT 1 on Redis 7.0) applies."""
+    """A master, ``replicas`` replicas, three Sentinels (quorum 2), fsyncing every write
+    so that ``--durability strict`` (WAIT 1 on Redis 7.0) applies."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, replicas: int = 1) -> None:
         self.root = root
+        self.replica_count = replicas
         self.nodes: list[RedisNode] = []
 
     def start(self) -> None:
         root = self.root
         durable = ("--appendonly", "yes", "--appendfsync", "always")
         self.master = self._add(RedisNode(root / "master", *durable))
-        self.replica = self._add(
-            RedisNode(root / "replica", *durable, "--replicaof", "127.0.0.1", str(self.master.port))
-        )
-        conf = (
+        self.replicas = [
+            self._add(
+                RedisNode(
+                    root / f"replica{i}",
+                    *durable,
+                    *("--replicaof", "127.0.0.1", str(self.master.port)),
+                )
+            )
+            for i in range(self.replica_count)
+        ]
+        self.replica = self.replicas[0]
+        # Each Sentinel is told the others and the replicas up front (with fixed ids), so
+        # none waits for the 2 s hello messages to find them.
+        ports = [free_port() for _ in range(3)]
+        ids = [secrets.token_hex(20) for _ in ports]
+        common = (
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master.port} 2\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+            + "".join(
+                f"sentinel known-replica {MASTER_NAME} 127.0.0.1 {r.port}\n" for r in self.replicas
+            )
         )
-        self.sentinels = [
-            self._add(RedisNode(root / f"sentinel{i}", sentinel_conf=conf)) for i in range(3)
-        ]
+        self.sentinels = []
+        for i, port in enumerate(ports):
+            conf = (
+                common
+                + f"sentinel myid {ids[i]}\n"
+                + "".join(
+                    f"sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {p} {ids[j]}\n"
+                    for j, p in enumerate(ports)
+                    if j != i
+                )
+            )
+            node = RedisNode(root / f"sentinel{i}", sentinel_conf=conf, port=port)
+            self.sentinels.append(self._add(node))
         wait_for(self._replicating, 15, "the replica to sync")
         wait_for(self._sentinels_ready, 15, "the Sentinels to find the replica and each other")
 
@@ -131,13 +167,16 @@ class SentinelTopology:
         return f"redis+sentinel://{hosts}/{MASTER_NAME}"
 
     def _replicating(self) -> bool:
-        with self.replica.client() as client:
-            return client.info("replication").get("master_link_status") == "up"
+        for replica in self.replicas:
+            with replica.client() as client:
+                if client.info("replication").get("master_link_status") != "up":
+                    return False
+        return True
 
     def _sentinels_ready(self) -> bool:
         for sentinel in self.sentinels:
             with sentinel.client() as client:
-                if not client.sentinel_slaves(MASTER_NAME):
+                if len(client.sentinel_slaves(MASTER_NAME)) < self.replica_count:
                     return False
                 if len(client.sentinel_sentinels(MASTER_NAME)) < 2:
                     return False
@@ -147,16 +186,43 @@ class SentinelTopology:
         with self.sentinels[0].client() as client:
             return int(client.sentinel_get_master_addr_by_name(MASTER_NAME)[1])
 
+    def wait_for_replica(self, node: RedisNode, timeout: float = 30) -> None:
+        """Wait until Sentinel made ``node`` (an old master started again) a replica."""
+
+        def replicating() -> bool:
+            with node.client() as client:
+                return client.info("replication").get("master_link_status") == "up"
+
+        wait_for(replicating, timeout, "the old master to rejoin as a replica", interval=0.1)
+
     def wait_for_failover(self, timeout: float = 30) -> float:
-        """After the master died: wait until the replica is master; the seconds it took."""
+        """After the master died: wait until every Sentinel names a replica as the master,
+        healthy, and the other replicas follow it; the seconds it took."""
         started = time.monotonic()
+        dead = self.master
 
         def promoted() -> bool:
-            with self.replica.client() as client:
-                role = client.info("replication").get("role") == "master"
-            return role and self.master_port() == self.replica.port
+            ports = set()
+            for sentinel in self.sentinels:
+                with sentinel.client() as client:
+                    state = client.sentinel_masters().get(MASTER_NAME, {})
+                if state.get("flags") != "master" or state.get("port") == dead.port:
+                    return False
+                ports.add(state["port"])
+            if len(ports) != 1:
+                return False
+            (port,) = ports
+            for replica in self.replicas:
+                with replica.client() as client:
+                    info = client.info("replication")
+                if replica.port == port:
+                    if info.get("role") != "master":
+                        return False
+                elif info.get("master_port") != port or info.get("master_link_status") != "up":
+                    return False
+            return True
 
-        wait_for(promoted, timeout, "Sentinel to promote the replica", interval=0.1)
+        wait_for(promoted, timeout, "Sentinel to promote a replica", interval=0.1)
         return time.monotonic() - started
 
     def stop(self) -> None:
@@ -165,8 +231,8 @@ class SentinelTopology:
 
 
 @contextlib.contextmanager
-def sentinel_topology(root: Path) -> Iterator[SentinelTopology]:
-    topology = SentinelTopology(root)
+def sentinel_topology(root: Path, replicas: int = 1) -> Iterator[SentinelTopology]:
+    topology = SentinelTopology(root, replicas)
     try:
         topology.start()
         yield topology

@@ -40,6 +40,38 @@ class SentinelBlockingPool(aiosentinel.SentinelConnectionPool, aioredis.Blocking
     connections."""
 
 
+class ChatSentinel(aiosentinel.Sentinel):
+    """redis-py's Sentinel manager, with ``discover_master`` safe for concurrent callers.
+
+    redis-py's own moves the Sentinel that answered to the front of its list by a
+    swap taken across an ``await``: concurrent lookups (every connection being made
+    again after a failover) corrupt the list, one Sentinel appearing twice and
+    another lost — never asked again and never closed. Here the list is read as a
+    snapshot and reordered without an ``await`` in between."""
+
+    async def discover_master(self, service_name: str) -> tuple[str, int]:
+        errors = []
+        for sentinel in list(self.sentinels):
+            try:
+                masters = await sentinel.sentinel_masters()
+            except (
+                sync_redis.ConnectionError,
+                sync_redis.ResponseError,
+                sync_redis.TimeoutError,
+            ) as exc:
+                errors.append(f"{sentinel}: {exc!r}")
+                continue
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):
+                if self.sentinels[0] is not sentinel and sentinel in self.sentinels:
+                    self.sentinels.remove(sentinel)
+                    self.sentinels.insert(0, sentinel)
+                return state["ip"], state["port"]
+        raise aiosentinel.MasterNotFoundError(
+            f"No master found for {service_name!r}: {'; '.join(errors)}"
+        )
+
+
 def make_redis(url: str) -> aioredis.Redis:
     """The shared client: a waiting pool, so a burst queues instead of failing.
 
@@ -62,7 +94,7 @@ def _sentinel_client(target: RedisTarget) -> aioredis.Redis:
     sentinel_kwargs = dict(_SENTINEL_SOCKET)
     if target.sentinel_password is not None:
         sentinel_kwargs["password"] = target.sentinel_password
-    sentinel = aiosentinel.Sentinel(
+    sentinel = ChatSentinel(
         list(target.nodes),
         sentinel_kwargs=sentinel_kwargs,
         username=target.username,
@@ -77,7 +109,7 @@ def _sentinel_client(target: RedisTarget) -> aioredis.Redis:
         max_connections=MAX_CONNECTIONS,
         timeout=POOL_TIMEOUT_SECONDS,
     )
-    client.chatroom_sentinel = sentinel  # closed with the client (close_redis)
+    client.chatroom_sentinels = list(sentinel.sentinels)  # closed with it (close_redis)
     return client
 
 
@@ -92,14 +124,17 @@ def _cluster_client(target: RedisTarget) -> aiocluster.RedisCluster:
 
 
 async def close_redis(client: aioredis.Redis) -> None:
-    """Close a client of ``make_redis`` and every connection it holds (its Sentinels')."""
+    """Close a client of ``make_redis`` and every connection it holds (its Sentinels',
+    its per-node clients in a Cluster)."""
+    calls = getattr(client, "chatroom_node_calls", None)
+    if calls is not None:
+        await calls.aclose()
     await client.aclose()
     pool = getattr(client, "connection_pool", None)
     if pool is not None:
         await pool.disconnect()
-    sentinel = getattr(client, "chatroom_sentinel", None)
-    for each in sentinel.sentinels if sentinel is not None else ():
-        await each.aclose()
+    for sentinel in getattr(client, "chatroom_sentinels", ()):
+        await sentinel.aclose()
 
 
 @contextlib.contextmanager

@@ -48,6 +48,7 @@ from chatroom.models.file_storage import open_storage
 from chatroom.models.limits import SendRate, UploadQuota
 from chatroom.models.message_changes import MessageChangeRepository
 from chatroom.models.messages import DurabilityWait
+from chatroom.redis_urls import parse_redis_url
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
@@ -100,6 +101,12 @@ class ControllerGraph:
     @cached_property
     def keys(self) -> RedisKeys:
         return RedisKeys(self.config.redis_prefix)
+
+    @cached_property
+    def replicas(self) -> int:
+        """[SPEC §8] 1 where Redis has replicas (Sentinel, Cluster), else 0."""
+        url = self.config.redis_url
+        return 1 if url is not None and parse_redis_url(url).replicated else 0
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -196,7 +203,7 @@ class ControllerGraph:
         """The archiver loop (one process at a time works), paging back and search."""
         archive = ArchiveController(
             self.run_blocking,
-            ArchiveState(self.redis, self.keys),
+            ArchiveState(self.redis, self.keys, self.events, self.replicas),
             self.messages,
             self.rooms,
             self.metrics,

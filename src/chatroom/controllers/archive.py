@@ -192,7 +192,7 @@ class ArchiveController(ArchiveReader):
     async def _archive_room(self, name: str, room_id: int, mark: int, known: bool) -> int:
         copied = 0
         while True:
-            window = await self._state.retained(name, mark, self._batch)
+            window = await self._state.retained(name, mark, self._batch, replicated=True)
             if window.first_retained > mark + 1:
                 # Trimmed before they were archived: past --archive-backlog (or, in a
                 # data dir from before the archive existed, never archived at all).

@@ -32,6 +32,7 @@ from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.membership import Membership
 from chatroom.models.messages import history_item
+from chatroom.models.replication import node_calls
 from chatroom.models.room import Room
 
 T = TypeVar("T")
@@ -398,9 +399,11 @@ def search(query: SearchQuery) -> list[ArchivedMessage]:
 # -- the Redis side ---------------------------------------------------------------
 
 # The retained messages with ids in (after, after + count], atomically with the
-# room's counter. KEYS: seq, log. ARGV: after, count.
+# room's counter. KEYS: seq, log, and (with replicas) a key this script writes, so that
+# a WAIT after it covers the messages read. ARGV: after, count.
 # Returns {seq, first retained id, id of the first item, items...}.
 _RANGE_SCRIPT = """
+if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', 60000) end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local len = redis.call('LLEN', KEYS[2])
 local first = seq - len + 1
@@ -489,6 +492,14 @@ return 1
 """
 
 
+#: How long the archiver waits for a replica to confirm what it is about to archive.
+REPLICA_WAIT_MS = 1000
+
+
+class NotReplicated(Exception):
+    """No replica confirmed the messages the archiver read: archive them later."""
+
+
 @dataclass(frozen=True)
 class RetainedRange:
     """Retained messages of a room as history items, oldest first; ``items[0]`` has
@@ -509,10 +520,16 @@ class ArchiveState:
     """The archive's Redis keys: watermarks, the retained ranges it copies, its locks."""
 
     def __init__(
-        self, redis: aioredis.Redis, keys: RedisKeys, events: EventBus | None = None
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        events: EventBus | None = None,
+        replicas: int = 0,
     ) -> None:
         self._redis = redis
         self._keys = keys
+        #: [SPEC §8] Sentinel or Cluster: the archive takes only what a replica has.
+        self._replicas = replicas
         self._events = events or EventBus(redis, keys)
         self._range = redis.register_script(_RANGE_SCRIPT)
         self._advance = redis.register_script(_ADVANCE_SCRIPT)
@@ -536,11 +553,25 @@ class ArchiveState:
             for room, seq, mark in zip(rooms, seqs, marks, strict=True)
         }
 
-    async def retained(self, room: str, after: int, count: int) -> RetainedRange:
-        """The retained messages with ids in (after, after + count], as history items."""
-        seq, first_retained, first, *frames = await self._range(
-            keys=[self._keys.seq(room), self._keys.log(room)], args=[after, count]
-        )
+    async def retained(
+        self, room: str, after: int, count: int, replicated: bool = False
+    ) -> RetainedRange:
+        """The retained messages with ids in (after, after + count], as history items.
+
+        ``replicated`` (SPEC §8, with replicas): only once a replica has them too, else
+        ``NotReplicated``: a message the master loses in a failover is never archived,
+        so its sender's retry, stored again on the new master, is not a duplicate."""
+        keys = [self._keys.seq(room), self._keys.log(room)]
+        if replicated and self._replicas:
+            reply, waited = await node_calls(self._redis).call_then(
+                keys[0], self._range, [*keys, self._keys.sync(room)], [after, count],
+                "WAIT", self._replicas, REPLICA_WAIT_MS,
+            )  # fmt: skip
+            if int(waited) < self._replicas:
+                raise NotReplicated(f"no replica confirmed the messages of {room} in time")
+            seq, first_retained, first, *frames = reply
+        else:
+            seq, first_retained, first, *frames = await self._range(keys=keys, args=[after, count])
         return RetainedRange(
             int(seq), int(first_retained), int(first), [history_item(f) for f in frames]
         )

@@ -56,6 +56,11 @@ class RedisKeys:
         the archiver copies them to SQL (SPEC §8)."""
         return f"{self.prefix}:{{{room}}}:orphans"
 
+    def sync(self, room: str) -> str:
+        """Written by the archiver before it waits for a replica (SPEC §8): WAIT counts
+        the connection's writes."""
+        return f"{self.prefix}:{{{room}}}:sync"
+
     def changes(self, room: str) -> str:
         """Sorted set of the room's changed messages: id scored by the rev of its last change."""
         return f"{self.prefix}:{{{room}}}:changes"

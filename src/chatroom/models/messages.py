@@ -20,6 +20,7 @@ from chatroom.models.epochs import START_EPOCH_LUA, EpochRepository, epoch_event
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
+from chatroom.models.replication import node_calls
 
 #: How long a ``client_id`` is remembered for dedupe: long enough for a laptop
 #: that was closed overnight to retry its queued messages.
@@ -69,7 +70,12 @@ if not has_epoch or tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
 end
 if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
-  if prior then return {$DUPLICATE, tonumber(prior)} end
+  if prior then
+    -- A write of this connection, so that a WAIT/WAITAOF after it (--durability
+    -- strict) covers the original too: replication and the AOF are in order.
+    redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
+    return {$DUPLICATE, tonumber(prior)}
+  end
 end
 local burst, rate = tonumber(ARGV[9]), tonumber(ARGV[10])
 if burst > 0 then
@@ -222,6 +228,7 @@ class MessageRepository:
             wait_for_fsync = DurabilityWait()
         self._durability = wait_for_fsync or None
         self._send = redis.register_script(_SEND_SCRIPT)
+        self._calls = node_calls(redis)
         #: [SPEC §8] the rooms' epochs.
         self.epochs = EpochRepository(redis, keys, self.events)
 
@@ -311,11 +318,12 @@ class MessageRepository:
             epoch_event(room, epoch),
         ]
         if self._durability is not None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._send(keys=script_keys, args=args, client=pipe)
-                pipe.execute_command(*self._durability.command())
-                (status, value), waited = await pipe.execute()
-            if status == AppendStatus.STORED and not self._durability.satisfied(waited):
+            (status, value), waited = await self._calls.call_then(
+                keys.seq(room), self._send, script_keys, args, *self._durability.command()
+            )
+            stored = status in (AppendStatus.STORED, AppendStatus.DUPLICATE)
+            if stored and not self._durability.satisfied(waited):
+                # A retry (DUPLICATE) too: its original may be the write that was not safe.
                 raise FsyncTimeout(f"message {value} of {room} not safely stored within 1s")
         else:
             status, value = await self._send(keys=script_keys, args=args)
