@@ -29,6 +29,23 @@ DOWN_AFTER_MS = 500
 FAILOVER_TIMEOUT_MS = 3000
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too, so at most 55535."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no free port pair for a cluster node")
+
+
 def require_redis_server() -> str:
     if REDIS_SERVER is None or REDIS_CLI is None:
         pytest.skip("redis-server/redis-cli are not on PATH (apt-get install redis-server)")
@@ -233,6 +250,69 @@ class SentinelTopology:
 @contextlib.contextmanager
 def sentinel_topology(root: Path, replicas: int = 1) -> Iterator[SentinelTopology]:
     topology = SentinelTopology(root, replicas)
+    try:
+        topology.start()
+        yield topology
+    finally:
+        topology.stop()
+
+
+class ClusterTopology:
+    """A Redis Cluster of ``masters`` masters (and ``replicas`` replicas each), made with
+    ``redis-cli --cluster create``."""
+
+    def __init__(self, root: Path, masters: int = 3, replicas: int = 0) -> None:
+        self.root = root
+        self.masters, self.replicas = masters, replicas
+        self.nodes: list[RedisNode] = []
+
+    def start(self) -> None:
+        require_redis_server()
+        for i in range(self.masters * (1 + self.replicas)):
+            self.nodes.append(
+                RedisNode(
+                    self.root / f"node{i}",
+                    *("--cluster-enabled", "yes", "--cluster-node-timeout", "1000"),
+                    *("--cluster-config-file", str(self.root / f"node{i}" / "nodes.conf")),
+                    *("--appendonly", "yes"),
+                    port=free_cluster_port(),
+                )
+            )
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas",
+             str(self.replicas), "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_for(self._ok, 30, "the cluster to be ok on every node")
+
+    def _ok(self) -> bool:
+        for node in self.nodes:
+            with node.client() as client:
+                if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                    return False
+        return True
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
+
+    def node_of_slot(self, slot: int) -> RedisNode:
+        with self.nodes[0].client() as client:
+            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = int(master[1])
+                    return next(n for n in self.nodes if n.port == port)
+        raise AssertionError(f"no node holds slot {slot}")
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+
+@contextlib.contextmanager
+def cluster_topology(root: Path, masters: int = 3, replicas: int = 0) -> Iterator[ClusterTopology]:
+    topology = ClusterTopology(root, masters, replicas)
     try:
         topology.start()
         yield topology
