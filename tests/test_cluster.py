@@ -105,6 +105,8 @@ async def test_a_flush_of_one_master_starts_new_epochs_on_its_rooms(cluster, two
     for i in range(3):
         await alice.send(f"m{i}", client_id=f"c{i}")
         await alice.answer()
+    await bob.next("message", id=3)  # both processes saw them
+    await alice.next("message", id=3)
     keys = RedisKeys()
     with cluster.nodes[0].client() as client:
         slot = int(client.execute_command("CLUSTER", "KEYSLOT", keys.seq("lobby")))

@@ -232,6 +232,8 @@ class ArchiveController(ArchiveReader):
         """Redis went back (an older snapshot, or emptied) below the archive: new messages
         would reuse archived ids, which the archive ignores. Raise the counter to the
         archive's highest id so ids never go back (SPEC §8); see docs/archive.md."""
+        if self._rooms is not None:  # and above every id this process saw in the room
+            top = max(top, self._rooms.epochs.cached(name))
         before = await self._state.raise_counter(name, top)
         if before is None:  # a message arrived meanwhile and the counter caught up
             return

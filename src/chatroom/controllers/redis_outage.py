@@ -66,6 +66,7 @@ async def append_retrying(
     delay = REDIS_RETRY_FIRST_SECONDS
     deadline = time.monotonic() + retry_seconds
     floor = epochs.cached(room) if epochs is not None else 0
+    checked = epochs is None  # without epochs (tests, tools): 0 is the floor
     while True:
         try:
             with storage_guard():
@@ -78,6 +79,7 @@ async def append_retrying(
                     retry_key=retry_key,
                     files=files,
                     floor=floor,
+                    floor_checked=checked,
                     **fields,
                 )
             if epochs is not None:
@@ -85,7 +87,7 @@ async def append_retrying(
             return stored
         except EpochFloorNeeded:
             assert epochs is not None  # only asked for with UNKNOWN_FLOOR
-            floor = await epochs.floor(room_id, room)
+            floor, checked = await epochs.floor(room_id, room), True
             continue
         except UnavailableError:
             if time.monotonic() + delay > deadline or stopping.is_set():

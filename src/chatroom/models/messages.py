@@ -53,8 +53,10 @@ class AppendStatus(IntEnum):
 # ARGV: frame head, frame tail (without its closing brace: the script adds the rev),
 # history size, event channel, envelope before the id, envelope after the id,
 # client-id ttl, "1" when a client_id was given, bucket size, bucket refill per
-# second, archive backlog cap, the room's id floor (UNKNOWN_FLOOR: not known), a new
-# epoch and its event (used only if the room needs one, see models/epochs.py).
+# second, archive backlog cap, the room's id floor as the caller knows it
+# (UNKNOWN_FLOOR: not at all), a new epoch and its event (used only if the room needs
+# one, see models/epochs.py), "1" when the floor includes the archive's highest id
+# (else a room without an epoch stores nothing: NEED_FLOOR).
 # Replies {AppendStatus, value}.
 _SEND_SCRIPT = (
     TAKE_TOKEN_LUA
@@ -64,7 +66,7 @@ _SEND_SCRIPT = (
 local floor = tonumber(ARGV[12])
 local has_epoch = redis.call('EXISTS', KEYS[8]) == 1
 if not has_epoch or tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
-  if not has_epoch and floor < 0 then return {$NEED_FLOOR, 0} end
+  if not has_epoch and ARGV[15] ~= '1' then return {$NEED_FLOOR, 0} end
   start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], KEYS[9], math.max(floor, 0),
               ARGV[13], ARGV[4], ARGV[14])
 end
@@ -250,6 +252,7 @@ class MessageRepository:
         mentions: list[str] | None = None,
         mention_keys: list[str] | None = None,
         floor: int = 0,
+        floor_checked: bool = True,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
 
@@ -264,10 +267,12 @@ class MessageRepository:
         without ``client_id`` may carry a server-made ``retry_key`` instead, so
         the server's own retry of it is deduplicated the same way (briefly).
 
-        [SPEC §8] ``floor``: the highest id known to be used in the room (the archive's,
-        what this process saw). A room without an epoch, or whose counter is below the
-        floor, starts a new epoch first (``models.epochs``); with ``UNKNOWN_FLOOR`` a
-        room without an epoch stores nothing and raises ``EpochFloorNeeded``.
+        [SPEC §8] ``floor``: the highest id known to be used in the room (what this
+        process saw; with ``floor_checked``, the archive's too). A room whose counter
+        is below the floor starts a new epoch first (``models.epochs``). A room
+        without an epoch needs a ``floor_checked`` floor (what one process saw may lag
+        behind the others): without one, nothing is stored and ``EpochFloorNeeded``
+        is raised.
         """
         head = _MESSAGE_PREFIX + b'"room":' + orjson.dumps(room) + b',"id":'
         tail = b',"user":%b,"text":%b,"ts":%b' % (
@@ -316,6 +321,7 @@ class MessageRepository:
             floor,
             epoch,
             epoch_event(room, epoch),
+            "1" if floor_checked else "0",
         ]
         if self._durability is not None:
             (status, value), waited = await self._calls.call_then(
