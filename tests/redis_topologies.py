@@ -265,6 +265,8 @@ class ClusterTopology:
         self.root = root
         self.masters, self.replicas = masters, replicas
         self.nodes: list[RedisNode] = []
+        # With replicas, every write is fsynced: --durability strict (WAIT 1 on 7.0).
+        self.fsync = "always" if replicas else "everysec"
 
     def start(self) -> None:
         require_redis_server()
@@ -274,7 +276,8 @@ class ClusterTopology:
                     self.root / f"node{i}",
                     *("--cluster-enabled", "yes", "--cluster-node-timeout", "1000"),
                     *("--cluster-config-file", str(self.root / f"node{i}" / "nodes.conf")),
-                    *("--appendonly", "yes"),
+                    *("--appendonly", "yes", "--appendfsync", self.fsync),
+                    *("--repl-diskless-sync-delay", "0"),
                     port=free_cluster_port(),
                 )
             )
@@ -297,8 +300,36 @@ class ClusterTopology:
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
 
-    def node_of_slot(self, slot: int) -> RedisNode:
+    def master_of(self, key: str) -> RedisNode:
+        """The node that owns ``key``'s slot now."""
         with self.nodes[0].client() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        return self.node_of_slot(slot)
+
+    def wait_for_failover(self, dead: RedisNode, key: str, timeout: float = 30) -> float:
+        """After ``dead`` (the master of ``key``) was killed: wait until another node
+        serves the slot and the cluster is ok again; the seconds it took."""
+        started = time.monotonic()
+        alive = [n for n in self.nodes if n is not dead]
+
+        def moved() -> bool:
+            for node in alive:
+                with node.client() as client:
+                    if b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                        return False
+            with alive[0].client() as client:
+                slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+                for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if start <= slot <= end:
+                        return int(master[1]) != dead.port
+            return False
+
+        wait_for(moved, timeout, "a replica to take over the slot", interval=0.1)
+        return time.monotonic() - started
+
+    def node_of_slot(self, slot: int) -> RedisNode:
+        alive = next(n for n in self.nodes if n.process.poll() is None)
+        with alive.client() as client:
             for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
                 if start <= slot <= end:
                     port = int(master[1])

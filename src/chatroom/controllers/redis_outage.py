@@ -11,10 +11,8 @@ import logging
 import time
 import uuid
 
-import redis.exceptions
-
 from chatroom.controllers.epochs import RoomEpochs
-from chatroom.controllers.errors import UnavailableError, storage_guard
+from chatroom.controllers.errors import REDIS_UNAVAILABLE, UnavailableError, storage_guard
 from chatroom.controllers.inflight import SHUTTING_DOWN
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository
@@ -26,7 +24,7 @@ from chatroom.models.messages import EpochFloorNeeded, StoredMessage
 log = logging.getLogger("chatroom.controllers.chat")
 
 #: The errors of a Redis server that is down or unreachable.
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+REDIS_DOWN = (*REDIS_UNAVAILABLE, OSError)
 #: Retries after a Redis failure, of a send and of the event subscription alike,
 #: wait this long first and double up to the cap: delivery resumes with the acks.
 REDIS_RETRY_FIRST_SECONDS = 0.05

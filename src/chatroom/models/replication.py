@@ -12,6 +12,8 @@ tries again once.
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.exceptions
@@ -24,6 +26,8 @@ _MOVED = (
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,
 )
+#: How often a script that met a moving slot is sent again (after a fresh slot table).
+MOVED_ATTEMPTS = 4
 #: Each per-node client's pool: the waits are few (strict sends, archiver passes).
 NODE_CONNECTIONS = 16
 
@@ -59,7 +63,7 @@ class NodeCalls:
     ) -> tuple[object, object]:
         """``script(keys, args)`` then ``command``, pipelined on the node of ``key``:
         both replies."""
-        for attempt in (1, 2):
+        for attempt in range(1, MOVED_ATTEMPTS + 1):
             client = self._client_for(key)
             try:
                 async with client.pipeline(transaction=False) as pipe:
@@ -67,15 +71,12 @@ class NodeCalls:
                     pipe.execute_command(*command)
                     reply, waited = await pipe.execute()
                 return reply, waited
-            except redis.exceptions.ResponseError as exc:
-                moved = str(exc).startswith(("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN"))
-                if (
-                    attempt == 2
-                    or not moved
-                    or not isinstance(self._redis, aiocluster.RedisCluster)
-                ):
-                    raise
-                await self._redis.nodes_manager.initialize()
+            except _MOVED:
+                cluster = self._redis
+                if attempt == MOVED_ATTEMPTS or not isinstance(cluster, aiocluster.RedisCluster):
+                    raise  # the topology is still changing: the caller retries later
+                await asyncio.sleep(0.05 * attempt)
+                await cluster.nodes_manager.initialize()
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
