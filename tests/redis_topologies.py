@@ -327,6 +327,26 @@ class ClusterTopology:
         wait_for(moved, timeout, "a replica to take over the slot", interval=0.1)
         return time.monotonic() - started
 
+    def migrate_slot(self, key: str, to: RedisNode, pause: float = 0.0) -> None:
+        """Move ``key``'s slot to ``to`` as ``redis-cli --cluster reshard`` does: mark it
+        importing/migrating, MIGRATE its keys a few at a time (``pause`` between
+        batches, so that clients meet the slot half-moved: ASK, TRYAGAIN), then give
+        the slot to ``to`` on every node."""
+        source = self.master_of(key)
+        with source.client() as src, to.client() as dst:
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            src_id = src.execute_command("CLUSTER", "MYID").decode()
+            dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 3):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+                time.sleep(pause)
+            for node in self.nodes:
+                if node.process.poll() is None:
+                    with node.client() as client:
+                        client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
     def node_of_slot(self, slot: int) -> RedisNode:
         alive = next(n for n in self.nodes if n.process.poll() is None)
         with alive.client() as client:
