@@ -196,3 +196,16 @@ async def test_a_slot_migrates_while_chatting(cluster, two_hosts, capsys):
             f"\n[cluster] slot migrated under load: {len(acked)} acked, "
             f"{sum(s.refused for s in senders)} unavailable answers, none lost or doubled"
         )
+
+
+async def test_deleting_a_room_removes_its_keys_on_its_node(cluster, two_hosts):
+    one, _ = two_hosts
+    alice = await one.client("alice")
+    for i in range(3):
+        await alice.send(f"m{i}", client_id=f"c{i}")
+        await alice.answer()
+    messages = one.server.controllers.messages
+    assert await messages.delete_room("lobby") == 3
+    node = cluster.master_of(RedisKeys().seq("lobby"))
+    with node.client() as client:
+        assert client.keys("chatroom:{lobby}:*") == []
