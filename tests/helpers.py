@@ -72,6 +72,13 @@ class Api:
         return await self.login(name)
 
 
+def without_epoch(rooms: list[dict]) -> list[dict]:
+    """``hello.rooms`` without each room's ``epoch`` (SPEC §8), which is random; checks
+    that every room has one."""
+    assert all(isinstance(r.get("epoch"), str) for r in rooms), rooms
+    return [{k: v for k, v in r.items() if k != "epoch"} for r in rooms]
+
+
 def body(response: HTTPResponse) -> Any:
     return orjson.loads(response.body)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatroom.redaction import REDACTED, redact_url
+from chatroom.redis_urls import parse_redis_url
 from chatroom.settings import (
     ConfigError,
     Setting,
@@ -82,9 +83,18 @@ class Config:
     redis_url: str | None = setting(
         None,
         show_default="an embedded redis-server in the data directory",
-        help="redis://host:port/db of an external Redis (needed for several hosts).",
+        help="redis://host:port/db of an external Redis (needed for several hosts); "
+        "redis+sentinel://h1:26379,h2:26379/<master>[/db] or redis+cluster://h1:7000,h2:7001.",
     )
     redis_prefix: str = setting("chatroom", help="Prefix of every Redis key, to share one Redis.")
+    redis_failover_timeout: float | None = setting(
+        None,
+        min=0.5,
+        max=600,
+        show_default="30 with Sentinel or Cluster, 3 with one Redis",
+        help="Seconds a send keeps retrying while Redis does not answer (a failover, a "
+        "restart) before it is answered unavailable.",
+    )
     history_size: int = setting(100, min=1, max=MAX_HISTORY_SIZE, help="Messages kept per room.")
     processes: int = setting(1, min=0, help="Worker processes; 0: one per CPU.")
     allowed_origins: tuple[str, ...] = setting(
@@ -268,6 +278,8 @@ class Config:
         for entry in settings():
             entry.check(getattr(self, entry.name))
         # What one setting's range cannot say: formats and relations between settings.
+        if self.redis_url is not None:
+            parse_redis_url(self.redis_url)  # a malformed Sentinel/Cluster URL stops here
         if not _PREFIX_RE.match(self.redis_prefix):
             raise ConfigError("redis_prefix may hold letters, digits and _.:- (1..64 characters)")
         if 0 < self.archive_backlog < self.history_size:
@@ -294,6 +306,15 @@ class Config:
     @property
     def uses_embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def effective_redis_failover_timeout(self) -> float:
+        """How long a send retries while Redis does not answer: the setting, else 30 s
+        where a failover can happen (Sentinel, Cluster) and 3 s with one Redis."""
+        if self.redis_failover_timeout is not None:
+            return self.redis_failover_timeout
+        replicated = self.redis_url is not None and parse_redis_url(self.redis_url).replicated
+        return 30.0 if replicated else 3.0
 
     @property
     def effective_database_url(self) -> str:

@@ -22,7 +22,7 @@ from chatroom.controllers.signup import SignupController
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
-from chatroom.storage import initialise_database, make_redis
+from chatroom.storage import close_redis, initialise_database, make_redis
 from chatroom.wiring import build_controllers, make_files_controller
 
 T = TypeVar("T")
@@ -94,8 +94,7 @@ async def _run_admin(
         async with operator_database(config, run_blocking):
             return await action(admin)
     finally:
-        await redis.aclose()
-        await redis.connection_pool.disconnect()
+        await close_redis(redis)
         run_blocking.shutdown()
 
 

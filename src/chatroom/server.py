@@ -23,7 +23,8 @@ from chatroom.controllers import BlockingRunner
 from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
-from chatroom.storage import initialise_database, make_redis, strict_durability_needs_waitaof
+from chatroom.models.messages import DurabilityWait
+from chatroom.storage import close_redis, initialise_database, make_redis, strict_durability_wait
 from chatroom.views.body_limit import BodyLimit
 from chatroom.views.files import UPLOAD_PATH
 from chatroom.views.metrics import make_metrics_app
@@ -53,7 +54,7 @@ class ChatServer:
         config: Config,
         redis_url: str,
         cookie_secret: str,
-        wait_for_fsync: bool = False,
+        wait_for_fsync: DurabilityWait | None = None,
         worker_index: int = 0,
     ) -> None:
         self.config = config
@@ -123,8 +124,7 @@ class ChatServer:
         await self.chat.read_markers.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 1.0)
-        await self.redis.aclose()
-        await self.redis.connection_pool.disconnect()
+        await close_redis(self.redis)
         self.run_blocking.shutdown()
         self.controllers.shutdown()  # the password and file thread pools
         self.database.close()
@@ -155,7 +155,7 @@ async def run_until_signal(
     cookie_secret: str,
     sockets: list[socket.socket],
     embedded: EmbeddedRedis | None = None,
-    wait_for_fsync: bool = False,
+    wait_for_fsync: DurabilityWait | None = None,
     worker_index: int = 0,
 ) -> None:
     server = ChatServer(config, redis_url, cookie_secret, wait_for_fsync, worker_index)
@@ -196,9 +196,9 @@ def serve(config: Config, echo=print) -> int:
         if embedded is not None:
             embedded.start()
         redis_url = embedded.url if embedded else config.redis_url
-        wait_for_fsync = False
+        wait_for_fsync = None
         if config.durability == "strict" and embedded is None:
-            wait_for_fsync = strict_durability_needs_waitaof(redis_url)
+            wait_for_fsync = strict_durability_wait(redis_url)
         if initialise_database(config):
             echo(f"Initialised a new database at {redact_url(config.effective_database_url)}")
         sockets = tornado.netutil.bind_sockets(config.port, config.host)

@@ -54,7 +54,9 @@ from chatroom.models.archive_state import ArchiveState
 from chatroom.models.file_storage import open_storage
 from chatroom.models.limits import SendRate, UploadQuota
 from chatroom.models.message_changes import MessageChangeRepository
+from chatroom.models.messages import DurabilityWait
 from chatroom.models.room_rules import RoomRulesRepository
+from chatroom.redis_urls import parse_redis_url
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
@@ -93,7 +95,7 @@ class ControllerGraph:
         config: Config,
         redis: aioredis.Redis,
         run_blocking: BlockingRunner,
-        wait_for_fsync: bool,
+        wait_for_fsync: DurabilityWait | None,
         hasher: argon2.PasswordHasher,
         presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository],
     ) -> None:
@@ -107,6 +109,12 @@ class ControllerGraph:
     @cached_property
     def keys(self) -> RedisKeys:
         return RedisKeys(self.config.redis_prefix)
+
+    @cached_property
+    def replicas(self) -> int:
+        """[SPEC §8] 1 where Redis has replicas (Sentinel, Cluster), else 0."""
+        url = self.config.redis_url
+        return 1 if url is not None and parse_redis_url(url).replicated else 0
 
     @cached_property
     def metrics(self) -> Metrics:
@@ -167,7 +175,7 @@ class ControllerGraph:
     @cached_property
     def chat(self) -> ChatController:
         config = self.config
-        return ChatController(
+        chat = ChatController(
             self.rooms,
             self.messages,
             self.presence,
@@ -179,6 +187,8 @@ class ControllerGraph:
             changes=self.message_changes,  # issue 12: edit, delete, react, reply
             rules=self.room_rules,  # issue 13: bans, mutes, read-only
         )
+        chat.send_retry_seconds = config.effective_redis_failover_timeout  # SPEC §8
+        return chat
 
     @cached_property
     def room_rules(self) -> RoomRules:
@@ -233,7 +243,7 @@ class ControllerGraph:
         """The archiver loop (one process at a time works), paging back and search."""
         archive = ArchiveController(
             self.run_blocking,
-            ArchiveState(self.redis, self.keys),
+            ArchiveState(self.redis, self.keys, self.events, self.replicas),
             self.messages,
             self.rooms,
             self.metrics,
@@ -284,14 +294,14 @@ def build_controllers(
     redis: aioredis.Redis,
     run_blocking: BlockingRunner,
     *,
-    wait_for_fsync: bool = False,
+    wait_for_fsync: DurabilityWait | None = None,
     hasher: argon2.PasswordHasher = PASSWORD_HASHER,
     presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository] = PresenceRepository,
 ) -> ControllerGraph:
     """Every controller of one process on ``redis`` and ``run_blocking``, set by ``config``.
 
-    ``wait_for_fsync``: each send waits for WAITAOF (see
-    ``storage.strict_durability_needs_waitaof``). ``hasher`` and ``presence`` are
+    ``wait_for_fsync``: what each send waits for under ``--durability strict`` (see
+    ``storage.strict_durability_wait``). ``hasher`` and ``presence`` are
     what tests replace (cheap argon2 parameters, a presence repository that pauses).
     """
     return ControllerGraph(config, redis, run_blocking, wait_for_fsync, hasher, presence)

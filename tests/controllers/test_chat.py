@@ -20,6 +20,7 @@ from chatroom.controllers.limits import MAX_IGNORED_RETRIES
 from chatroom.models import MessageRepository, PresenceRepository, RedisKeys
 from chatroom.storage import make_redis
 from tests.controllers.conftest import FRAME_TIMEOUT, ChatEnv, RecordingConnection
+from tests.helpers import without_epoch
 
 
 def message_ids(conn: RecordingConnection, room: str = "lobby") -> list[int]:
@@ -34,6 +35,8 @@ async def test_connect_says_hello_first_with_the_users_rooms(env: ChatEnv) -> No
     alice = await env.user("Alice")
     await env.messages.append("lobby", "someone", "before")
     conn = await env.connect(alice)
+    (_, epoch) = (await env.messages.heads(["lobby"]))["lobby"]
+    assert isinstance(epoch, str)  # SPEC §8
     assert conn.frames == [
         {
             "type": "hello",
@@ -46,6 +49,7 @@ async def test_connect_says_hello_first_with_the_users_rooms(env: ChatEnv) -> No
                     "mentions": 0,
                     "private": False,
                     "role": "member",
+                    "epoch": epoch,
                 }
             ],
         }
@@ -187,7 +191,7 @@ async def test_leave_stops_delivery_to_that_connection_only(env: ChatEnv) -> Non
     await env.sync("lobby", a2, b1)
     assert message_ids(a1) == [] and message_ids(a2) == [1] and message_ids(b1) == [1]
     # Membership stays: lobby is still in alice's rooms with the message unread.
-    assert await env.rooms.memberships(alice) == [
+    assert without_epoch(await env.rooms.memberships(alice)) == [
         {
             "name": "lobby",
             "unread": 1,

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatroom.models import MessageRepository, RedisKeys
+from chatroom.models.epochs import EPOCH_FRAME_PREFIX
 from chatroom.models.events import Event
 
 #: Every wait on Redis pub/sub is bounded: a lost event fails the test fast.
@@ -21,7 +22,12 @@ def ids(page) -> list[int]:
 
 
 async def next_event(events) -> Event:
-    return await asyncio.wait_for(anext(events), EVENT_TIMEOUT)
+    """The next event that is not an ``epoch`` announcement (a room's first message
+    starts its epoch, SPEC §8: tests/test_epochs.py looks at those)."""
+    while True:
+        event = await asyncio.wait_for(anext(events), EVENT_TIMEOUT)
+        if not event.frame.startswith(EPOCH_FRAME_PREFIX):
+            return event
 
 
 async def no_event(events, wait: float = 0.2) -> None:

@@ -167,6 +167,8 @@ class ArchiveController(ArchiveReader):
         check_all = time.monotonic() >= self._next_counter_check
         if check_all:
             self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
+        for name, waiting in (await self._state.orphan_counts(list(room_ids))).items():
+            copied += await self._archive_orphans(name, room_ids[name], waiting)
         for name, (seq, mark) in positions.items():
             top = None
             if mark is None:  # a new room, a 0.1 data dir, or Redis lost the key
@@ -190,7 +192,7 @@ class ArchiveController(ArchiveReader):
     async def _archive_room(self, name: str, room_id: int, mark: int, known: bool) -> int:
         copied = 0
         while True:
-            window = await self._state.retained(name, mark, self._batch)
+            window = await self._state.retained(name, mark, self._batch, replicated=True)
             if window.first_retained > mark + 1:
                 # Trimmed before they were archived: past --archive-backlog (or, in a
                 # data dir from before the archive existed, never archived at all).
@@ -205,15 +207,33 @@ class ArchiveController(ArchiveReader):
                 return copied
             await self._sql(store.store_batch, room_id, store.parse_items(window.items))
             mark = await self._advance(name, window.last)
+            if self._rooms is not None:  # SPEC §8: the send path's floor for the room
+                self._rooms.epochs.note(name, window.last)
             copied += len(window.items)
             self._archived.inc(len(window.items))
             if window.last >= window.seq:
                 return copied
 
+    async def _archive_orphans(self, name: str, room_id: int, waiting: int) -> int:
+        """Copy the messages a new epoch took out of the room's log (SPEC §8) to SQL."""
+        copied = 0
+        while copied < waiting:
+            items = await self._state.orphans(name, self._batch)
+            if not items:
+                break
+            await self._sql(store.store_batch, room_id, store.parse_items(items))
+            await self._state.drop_orphans(name, len(items))
+            copied += len(items)
+            self._archived.inc(len(items))
+        log.warning("archive: copied %d messages of %s left by a new epoch", copied, name)
+        return copied
+
     async def _counter_behind(self, name: str, top: int) -> None:
         """Redis went back (an older snapshot, or emptied) below the archive: new messages
         would reuse archived ids, which the archive ignores. Raise the counter to the
         archive's highest id so ids never go back (SPEC §8); see docs/archive.md."""
+        if self._rooms is not None:  # and above every id this process saw in the room
+            top = max(top, self._rooms.epochs.cached(name))
         before = await self._state.raise_counter(name, top)
         if before is None:  # a message arrived meanwhile and the counter caught up
             return

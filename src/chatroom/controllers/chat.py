@@ -65,10 +65,12 @@ class ChatController:
         self._access = RoomAccessCache()
         self._limiter = SendLimiter(self._limits, self._caps, self.metrics)
         self._sessions = SessionWatch()
-        self._hub = FanoutHub(messages, presence, self.metrics, self._apply_control)
+        self._hub = FanoutHub(
+            messages, presence, self.metrics, self._apply_control, epochs=rooms.epochs
+        )
         sockets = self._caps.sockets_per_user
         self._registry = ConnectionRegistry(
-            self._hub, messages, presence, self._limiter, self._sessions, sockets
+            self._hub, messages, presence, self._limiter, self._sessions, sockets, rooms.epochs
         )
         states = self._registry.states
         self._control = ControlEvents(
@@ -86,7 +88,17 @@ class ChatController:
             messages, self._limits, self._limiter, self.metrics, stopping, files, changes
         )
         self._posting.rules = rules
+        self._posting.epochs = rooms.epochs  # SPEC §8
         self._posting.forget_access = self._access.forget  # a ban found by a script
+
+    @property
+    def send_retry_seconds(self) -> float:
+        """[SPEC §8] How long a send retries while Redis does not answer (a failover)."""
+        return self._posting.retry_seconds
+
+    @send_retry_seconds.setter
+    def send_retry_seconds(self, seconds: float) -> None:
+        self._posting.retry_seconds = seconds
 
     @property
     def connection_count(self) -> int:
@@ -130,23 +142,30 @@ class ChatController:
 
     @client_verb
     async def join(
-        self, conn: Connection, room: object, since: object = None, since_rev: object = None
+        self,
+        conn: Connection,
+        room: object,
+        since: object = None,
+        since_rev: object = None,
+        epoch: object = None,
     ) -> None:
         """Subscribe the connection to a room and send ``joined`` with the history.
 
         The room's full history goes to a connection once: a later ``join`` of
         the same room without ``since`` is answered as if ``since`` were the
-        newest id this connection already has of it.
+        newest id this connection already has of it. [SPEC §8] A ``since`` with an
+        ``epoch`` that is not the room's gets ``reset: true`` and the whole window.
         """
         since_id = None if since is None else validation.message_id(since, "since")
         # [issue 12] catch-up of edits, deletes and reactions (SPEC §5)
         rev = None if since_rev is None else validation.message_id(since_rev, "since_rev")
+        their_epoch = validation.epoch(epoch)
         validation.room_name(room)
         state = self._registry.states.get(conn)
         if state is not None:
             self._limiter.take_join(state.limits)
         ref = await self._room_for(conn.account, room)
-        await self._registry.join(conn, ref, since_id, rev)
+        await self._registry.join(conn, ref, since_id, rev, their_epoch)
 
     @client_verb
     async def leave(self, conn: Connection, room: object) -> None:

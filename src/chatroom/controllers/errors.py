@@ -127,10 +127,25 @@ class UnavailableError(ChatError):
     code = "unavailable"
 
 
+#: The errors of a Redis that does not answer, or (SPEC §8) of a Sentinel or Cluster
+#: between two topologies: no master for the slot yet (CLUSTERDOWN), a slot moving
+#: (TRYAGAIN), a MOVED the cluster client could not follow. None of them ran the
+#: command: nothing was stored.
+REDIS_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
+    redis.exceptions.RedisClusterException,
+)
+
+
 @contextlib.contextmanager
 def storage_guard() -> Iterator[None]:
     """Turn a Redis outage into ``UnavailableError`` (nothing stored, retry later)."""
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except REDIS_UNAVAILABLE as exc:
         raise UnavailableError("storage is unavailable; nothing was stored, retry later") from exc

@@ -30,9 +30,11 @@ import orjson
 
 from chatroom.controllers import frames
 from chatroom.controllers.connection import Connection
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.redis_outage import REDIS_DOWN, Resubscribe
 from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
+from chatroom.models.epochs import EPOCH_FRAME_PREFIX
 from chatroom.models.events import Event
 from chatroom.models.messages import message_frame
 
@@ -67,10 +69,12 @@ class Subscription:
             self.last_id = event.message_id
         self.conn.deliver(event.frame)
 
-    def release(self, last_id: int) -> None:
-        """The ``joined`` frame (history up to ``last_id``) is out: deliver what waited."""
+    def release(self, last_id: int, reset: bool = False) -> None:
+        """The ``joined`` frame (history up to ``last_id``) is out: deliver what waited.
+
+        ``reset`` (SPEC §8): that frame started the room afresh, at ``last_id``."""
         held, self.pending = self.pending or [], None
-        self.last_id = max(self.last_id, last_id)
+        self.last_id = last_id if reset else max(self.last_id, last_id)
         for event in held:
             self.offer(event)
 
@@ -88,8 +92,12 @@ class FanoutHub:
         presence: PresenceRepository,
         metrics: Metrics,
         on_control: Callable[[dict], None],
+        epochs: RoomEpochs | None = None,
     ) -> None:
         self._messages = messages
+        # [SPEC §8] every message id seen here raises the room's floor for this
+        # process's sends: a failover that loses a published message is then noticed.
+        self._epochs = epochs
         self._presence = presence
         self._on_control = on_control
         self._out_messages = metrics.frames_out.labels("message")
@@ -106,6 +114,9 @@ class FanoutHub:
         # messages (by id) was just sent, so that their older change frames still
         # arriving are not applied on top of it.
         self._covered: dict[str, tuple[int, set[int]]] = {}
+        # [SPEC §8] The epoch of each subscribed room as this process knows it: a new
+        # one (an ``epoch`` event, or seen after a resubscribe) resyncs its sockets.
+        self._room_epoch: dict[str, str] = {}
         self.listening = asyncio.Event()
         #: [issue 13] Awaited each time the subscription is confirmed, before catching up.
         self.on_subscribed: Callable[[], Awaitable[None]] | None = None
@@ -124,13 +135,29 @@ class FanoutHub:
             sub.pending = []
         return sub, False
 
-    def joined(self, room: str, sub: Subscription, last_id: int, rev: int | None = None) -> None:
-        """``joined`` (history up to ``last_id``, changes up to ``rev``) went out:
-        release what ``sub`` held."""
-        sub.release(last_id)
+    def joined(
+        self,
+        room: str,
+        sub: Subscription,
+        last_id: int,
+        rev: int | None = None,
+        epoch: str | None = None,
+        reset: bool = False,
+    ) -> None:
+        """``joined`` (history up to ``last_id``, changes up to ``rev``, of ``epoch``)
+        went out: release what ``sub`` held."""
+        sub.release(last_id, reset)
         self._room_last[room] = max(self._room_last.get(room, 0), last_id)
         if rev is not None:  # [issue 12] the first subscriber's join starts the count
             self._room_rev.setdefault(room, rev)
+        if epoch is not None:  # SPEC §8: the first subscriber's join tells the epoch
+            self._room_epoch.setdefault(room, epoch)
+
+    def epoch_moved(self, room: str, epoch: str | None) -> bool:
+        """Whether ``room``'s epoch as known here is not ``epoch`` (a join that read the
+        history around an epoch change: it answers with the room afresh)."""
+        known = self._room_epoch.get(room)
+        return known is not None and epoch is not None and known != epoch
 
     def unsubscribe(self, room: str, conn: Connection) -> Subscription | None:
         """Remove the connection's subscription to ``room``; None if it had none."""
@@ -138,9 +165,7 @@ class FanoutHub:
         sub = subs.pop(conn, None) if subs is not None else None
         if sub is not None and not subs:
             del self._subscribers[room]
-            self._room_last.pop(room, None)
-            self._room_rev.pop(room, None)
-            self._covered.pop(room, None)
+            self._forget_room(room)
         return sub
 
     def holds(self, room: str, sub: Subscription) -> bool:
@@ -149,10 +174,16 @@ class FanoutHub:
 
     def drop_room(self, room: str) -> Iterable[Connection]:
         """Unsubscribe everyone from ``room`` (it was deleted); the connections it had."""
+        self._forget_room(room, deleted=True)
+        return self._subscribers.pop(room, {}).keys()
+
+    def _forget_room(self, room: str, deleted: bool = False) -> None:
+        if deleted and self._epochs is not None:
+            self._epochs.forget(room)
         self._room_last.pop(room, None)
         self._room_rev.pop(room, None)
+        self._room_epoch.pop(room, None)
         self._covered.pop(room, None)
-        return self._subscribers.pop(room, {}).keys()
 
     def presence_entries(self) -> list[tuple[str, str, str]]:
         """(room, user name, conn_id) of every local subscription: the presence heartbeat."""
@@ -218,7 +249,12 @@ class FanoutHub:
                 if event.room in self._subscribers and not await self._check_revs(event):
                     continue  # [issue 12] a change whose result was just sent
                 if event.message_id:
+                    if self._epochs is not None:
+                        self._epochs.note(event.room, event.message_id)
                     await self._check_continuity(event)
+                elif event.frame.startswith(EPOCH_FRAME_PREFIX):  # SPEC §8, never relayed
+                    await self._new_epoch(event)
+                    continue
                 self.deliver(event)
 
     async def _check_continuity(self, event: Event) -> None:
@@ -238,6 +274,16 @@ class FanoutHub:
         if not ready:
             return
         page = await self._messages.history(room, min(s.last_id for s in ready))
+        if self.epoch_moved(room, page.epoch):  # SPEC §8: lost while we were away
+            await self._reset(room)
+            return
+        seen = self._room_last.get(room, 0)
+        if page.last_id < seen and self._epochs is not None:
+            # SPEC §8: Redis holds fewer messages than were published here (a failover
+            # to a replica that had not received them): a new epoch above them.
+            await self._epochs.went_back(room, seen)
+            await self._reset(room)
+            return
         online: list[str] | None = None
         for sub in ready:
             items, missing = page.after(sub.last_id)
@@ -255,6 +301,34 @@ class FanoutHub:
             sub.conn.deliver(frames.joined(partial, online))
             sub.last_id = partial.last_id
         self._room_last[room] = max(self._room_last.get(room, 0), page.last_id)
+
+    # -- [SPEC §8] epochs ------------------------------------------------------
+
+    async def _new_epoch(self, event: Event) -> None:
+        """A room started a new epoch: resync its subscribers here, unless done already."""
+        try:
+            epoch = orjson.loads(event.frame).get("epoch")
+        except orjson.JSONDecodeError:
+            return
+        if self.epoch_moved(event.room, epoch):
+            await self._reset(event.room)
+
+    async def _reset(self, room: str) -> None:
+        """Send each subscriber of ``room`` the whole retained window of its current
+        epoch (``joined`` with ``reset: true``): the client drops its copy of the room."""
+        ready = [s for s in self._subscribers.get(room, {}).values() if s.pending is None]
+        page = await self._messages.history(room)
+        online = await self._presence.online(room)
+        frame = frames.joined(page, online, reset=True)
+        for sub in ready:
+            sub.conn.deliver(frame)
+            sub.last_id = page.last_id
+        self._room_last[room] = page.last_id
+        if page.rev is not None:
+            self._room_rev[room] = page.rev
+        if page.epoch is not None:
+            self._room_epoch[room] = page.epoch
+        log.warning("room %s has a new epoch (Redis lost its history): resynced", room)
 
     # -- [issue 12] changes missed while unsubscribed -------------------------
 

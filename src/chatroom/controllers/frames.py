@@ -26,13 +26,20 @@ def hello(user: str, rooms: list[dict]) -> bytes:
     return encode({"type": "hello", "user": user, "rooms": rooms})
 
 
-def joined(page: HistoryPage, online: list[str], updates: bool = False) -> bytes:
-    """The ``joined`` frame; ``updates`` (SPEC §5 catch-up) when the join had ``since_rev``."""
+def joined(
+    page: HistoryPage, online: list[str], updates: bool = False, reset: bool = False
+) -> bytes:
+    """The ``joined`` frame; ``updates`` (SPEC §5 catch-up) when the join had ``since_rev``;
+    ``reset`` (SPEC §8) when the client's copy of the room belongs to another epoch."""
     # The history items are stored pre-encoded; splice them in rather than
     # decoding and re-encoding up to history_size messages per join.
     extra = b"" if page.rev is None else b',"rev":%d' % page.rev
     if updates:
         extra += b',"updates":[' + b",".join(page.updates) + b"]"
+    if page.epoch is not None:
+        extra += b',"epoch":' + orjson.dumps(page.epoch)
+    if reset:
+        extra += b',"reset":true'
     return b"".join(
         (
             b'{"type":"joined","room":',

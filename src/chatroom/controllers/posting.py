@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.errors import (
     BadRequestError,
     ForbiddenError,
@@ -27,7 +28,7 @@ from chatroom.controllers.errors import (
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.limits import SendLimiter, SendLimits
 from chatroom.controllers.message_changes import MessageChanges
-from chatroom.controllers.redis_outage import append_retrying
+from chatroom.controllers.redis_outage import AMBIGUOUS_SEND_RETRY_SECONDS, append_retrying
 from chatroom.controllers.room_rules import RemovedError, RoomRules
 from chatroom.controllers.room_values import RoomRef
 from chatroom.metrics import Metrics
@@ -59,6 +60,10 @@ class Posting:
         self.files = files
         #: Replies and mentions (SPEC §5), and the edit, delete and react verbs.
         self.changes = changes
+        #: [SPEC §8] How long a send retries while Redis does not answer (a failover).
+        self.retry_seconds = AMBIGUOUS_SEND_RETRY_SECONDS
+        #: [SPEC §8] The rooms' epochs and id floors (set by ``ChatController``).
+        self.epochs: RoomEpochs | None = None
         #: [issue 13] The rooms' rules (bans, mutes, read-only) the send script checks.
         self.rules: RoomRules | None = None
         #: [issue 13] Forget a (user id, room) access check: a script found a ban.
@@ -145,6 +150,9 @@ class Posting:
                 cid,
                 rate,
                 objects,
+                epochs=self.epochs,  # SPEC §8
+                room_id=ref.id,
+                retry_seconds=self.retry_seconds,
                 **fields,
             )
 

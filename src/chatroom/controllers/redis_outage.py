@@ -11,26 +11,26 @@ import logging
 import time
 import uuid
 
-import redis.exceptions
-
-from chatroom.controllers.errors import UnavailableError, storage_guard
+from chatroom.controllers.epochs import RoomEpochs
+from chatroom.controllers.errors import REDIS_UNAVAILABLE, UnavailableError, storage_guard
 from chatroom.controllers.inflight import SHUTTING_DOWN
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository
 from chatroom.models.limits import SendRate
-from chatroom.models.messages import StoredMessage
+from chatroom.models.messages import EpochFloorNeeded, StoredMessage
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
 # so that logging set up for it (and its tests) still sees them.
 log = logging.getLogger("chatroom.controllers.chat")
 
 #: The errors of a Redis server that is down or unreachable.
-REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+REDIS_DOWN = (*REDIS_UNAVAILABLE, OSError)
 #: Retries after a Redis failure, of a send and of the event subscription alike,
 #: wait this long first and double up to the cap: delivery resumes with the acks.
 REDIS_RETRY_FIRST_SECONDS = 0.05
 REDIS_RETRY_MAX_SECONDS = 0.5
-#: How long a send is retried when Redis fails mid-call...
+#: How long a send is retried when Redis fails mid-call, by default with one Redis
+#: (``--redis-failover-timeout``: 30 s with Sentinel or Cluster, SPEC §8)...
 AMBIGUOUS_SEND_RETRY_SECONDS = 3.0
 
 
@@ -43,6 +43,9 @@ async def append_retrying(
     client_id: str | None,
     rate: SendRate,
     files: list[dict] | None = None,
+    epochs: RoomEpochs | None = None,
+    room_id: int = 0,
+    retry_seconds: float = AMBIGUOUS_SEND_RETRY_SECONDS,
     **fields: object,
 ) -> StoredMessage:
     """One append; when Redis fails mid-call, retry it for a while (not once ``stopping``).
@@ -51,17 +54,39 @@ async def append_retrying(
     message was stored. Every retry carries the same dedupe key (the client's
     ``client_id``, or a key made here), so a stored message is found, never
     stored twice, and ``unavailable`` means "not stored" unless Redis stays
-    unreachable for longer than the retries.
+    unreachable for longer than the retries (``retry_seconds``: long enough for a
+    Sentinel or Cluster failover to finish, with Redis replicated).
+
+    [SPEC §8] With ``epochs``, each try carries the room's floor as this process knows
+    it; a room without an epoch gets its floor from SQL and the send goes again.
     """
     retry_key = None if client_id is not None else uuid.uuid4().hex
     delay = REDIS_RETRY_FIRST_SECONDS
-    deadline = time.monotonic() + AMBIGUOUS_SEND_RETRY_SECONDS
+    deadline = time.monotonic() + retry_seconds
+    floor = epochs.cached(room) if epochs is not None else 0
+    checked = epochs is None  # without epochs (tests, tools): 0 is the floor
     while True:
         try:
             with storage_guard():
-                return await messages.append(
-                    room, user, text, client_id, rate, retry_key=retry_key, files=files, **fields
+                stored = await messages.append(
+                    room,
+                    user,
+                    text,
+                    client_id,
+                    rate,
+                    retry_key=retry_key,
+                    files=files,
+                    floor=floor,
+                    floor_checked=checked,
+                    **fields,
                 )
+            if epochs is not None:
+                epochs.note(room, stored.id)
+            return stored
+        except EpochFloorNeeded:
+            assert epochs is not None  # only asked for with UNKNOWN_FLOOR
+            floor, checked = await epochs.floor(room_id, room), True
+            continue
         except UnavailableError:
             if time.monotonic() + delay > deadline or stopping.is_set():
                 raise

@@ -20,6 +20,7 @@ from typing import TypeVar
 from chatroom.controllers import frames
 from chatroom.controllers.accounts import SessionInfo
 from chatroom.controllers.connection import Connection, ConnectionState
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.errors import RateLimitedError, TooManyConnectionsError, storage_guard
 from chatroom.controllers.fanout import FanoutHub
 from chatroom.controllers.limits import SendLimiter, SocketLimits
@@ -27,7 +28,7 @@ from chatroom.controllers.presence_loop import PresenceLoop
 from chatroom.controllers.redis_outage import REDIS_DOWN
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.session_watch import SESSION_ENDED, SessionWatch
-from chatroom.models import MessageRepository, PresenceRepository
+from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
 
 T = TypeVar("T")
 
@@ -43,6 +44,7 @@ class ConnectionRegistry:
         limiter: SendLimiter,
         sessions: SessionWatch,
         sockets_per_user: int,
+        epochs: RoomEpochs,
     ) -> None:
         self.states: dict[Connection, ConnectionState] = {}
         self._hub = hub
@@ -51,6 +53,7 @@ class ConnectionRegistry:
         self._limiter = limiter
         self._sessions = sessions
         self._sockets_per_user = sockets_per_user
+        self._epochs = epochs
         self.presence_loop = PresenceLoop(hub, messages, presence, lambda: len(self.states))
         self._cleanups: set[asyncio.Task] = set()
 
@@ -117,23 +120,34 @@ class ConnectionRegistry:
     # -- rooms ---------------------------------------------------------------
 
     async def join(
-        self, conn: Connection, ref: RoomRef, since_id: int | None, rev: int | None
+        self,
+        conn: Connection,
+        ref: RoomRef,
+        since_id: int | None,
+        rev: int | None,
+        their_epoch: str | None = None,
     ) -> None:
         """Subscribe ``conn`` to ``ref`` and send it ``joined`` (``since_id``: None for
-        "what this connection does not have yet"; ``rev``: the changes since, or None)."""
+        "what this connection does not have yet"; ``rev``: the changes since, or None;
+        ``their_epoch``: the epoch the client's ``since`` belongs to, SPEC §8)."""
         state = self.states.get(conn)
         if state is None:  # closed while the room was looked up
             return
         sub, new = self._hub.subscribe(ref.name, conn)
         if not new:
             state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
+        asked_since = since_id is not None
         if since_id is None:
             since_id = state.has_up_to.get(ref.name)
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
                 first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
-                page = await self._messages.history(ref.name, since_id, rev)
+                page = await self._history(ref, since_id, rev)
+                reset = asked_since and their_epoch is not None and their_epoch != page.epoch
+                if reset or self._hub.epoch_moved(ref.name, page.epoch):
+                    # Another life of the room's history (SPEC §8): all of it, afresh.
+                    reset, page = True, await self._messages.history(ref.name)
                 online = await self._presence.online(ref.name)
         except Exception:
             await self.leave(conn, ref.name)
@@ -145,11 +159,24 @@ class ConnectionRegistry:
             with contextlib.suppress(*REDIS_DOWN):
                 await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
             return
-        conn.deliver(frames.joined(page, online, updates=rev is not None))
-        state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
-        self._hub.joined(ref.name, sub, page.last_id, page.rev)  # [issue 12] rev
+        conn.deliver(frames.joined(page, online, updates=rev is not None, reset=reset))
+        if reset:
+            state.has_up_to[ref.name] = page.last_id
+        else:
+            state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
+        self._hub.joined(ref.name, sub, page.last_id, page.rev, page.epoch, reset)
         if first:
             await self.presence_loop.announce(ref.name, conn.account.name, "online")
+
+    async def _history(self, ref: RoomRef, since: int | None, since_rev: int | None) -> HistoryPage:
+        """The room's history for a join; [SPEC §8] a room without an epoch (new, or
+        emptied by Redis) gets one first, its ids continuing after the archive's."""
+        page = await self._messages.history(ref.name, since, since_rev)
+        if page.epoch is None:
+            await self._epochs.ensure(ref.id, ref.name)
+            page = await self._messages.history(ref.name, since, since_rev)
+        self._epochs.note(ref.name, page.last_id)
+        return page
 
     async def leave(self, conn: Connection, room: str) -> None:
         """Unsubscribe ``conn`` from ``room`` (nothing if it was not subscribed)."""

@@ -8,6 +8,7 @@ from typing import TypeVar
 from chatroom.controllers import validation
 from chatroom.controllers.accounts import Account
 from chatroom.controllers.blocking import BlockingRunner
+from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.errors import (
     BadRequestError,
     ConflictError,
@@ -44,6 +45,8 @@ class RoomController:
         self._run = run
         self._messages = messages
         self._quota = quota
+        #: [SPEC §8] the rooms' id floors and epochs, shared with the chat and the archiver.
+        self.epochs = RoomEpochs(run, messages.epochs)
         #: [issue 12] Set by the composition root: per room, the caller's unread mentions.
         self.mention_counts: Callable[[str, dict[str, int]], Awaitable[dict[str, int]]] | None = (
             None
@@ -91,19 +94,25 @@ class RoomController:
 
     async def memberships(self, account: Account) -> list[dict]:
         """The caller's rooms as ``hello`` lists them: name, unread, last_id, mentions,
-        private, role."""
+        private, role, epoch."""
         mine = await self._run(Membership.for_user, account.id)
         read = {m.room.name: m.last_read_id for m in mine}
-        last_ids = await self._stored(self._messages.last_ids(list(read)))
+        heads = await self._stored(self._messages.heads(list(read)))
+        without = [name for name, (_, epoch) in heads.items() if epoch is None]
+        if without:  # SPEC §8: new rooms, or Redis lost them; rare, once per room
+            ids = await self._run(Room.ids_of, without)
+            await self.epochs.ensure_all(ids)
+            heads.update(await self._stored(self._messages.heads(without)))
         mentions = await self._mentions(account, read)
         return [
             {
                 "name": m.room.name,
-                "unread": max(0, last_ids[m.room.name] - m.last_read_id),
-                "last_id": last_ids[m.room.name],
+                "unread": max(0, heads[m.room.name][0] - m.last_read_id),
+                "last_id": heads[m.room.name][0],
                 "mentions": mentions.get(m.room.name, 0),
                 "private": m.room.is_private,
                 "role": m.role,
+                "epoch": heads[m.room.name][1],  # SPEC §8
             }
             for m in mine
         ]

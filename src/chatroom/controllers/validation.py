@@ -81,6 +81,19 @@ def client_id(value: object) -> str | None:
     return value
 
 
+#: [SPEC §8] The longest epoch a client may send back (the server makes 16 characters).
+MAX_EPOCH_CHARS = 64
+
+
+def epoch(value: object) -> str | None:
+    """A room's epoch as a client sends it back with ``join`` (any string it was given)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_EPOCH_CHARS:
+        raise BadRequestError(f"epoch must be a string of 1-{MAX_EPOCH_CHARS} characters")
+    return value
+
+
 def message_id(value: object, field: str = "id") -> int:
     # bool is an int subclass in Python; true/false are not ids.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:

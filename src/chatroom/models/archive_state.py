@@ -14,13 +14,18 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from chatroom.models.epochs import START_EPOCH_LUA, epoch_event, epoch_keys, new_epoch
+from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.messages import history_item
+from chatroom.models.replication import node_calls
 
 # The retained messages with ids in (after, after + count], atomically with the
-# room's counter. KEYS: seq, log. ARGV: after, count.
+# room's counter. KEYS: seq, log, and (with replicas) a key this script writes, so that
+# a WAIT after it covers the messages read. ARGV: after, count.
 # Returns {seq, first retained id, id of the first item, items...}.
 _RANGE_SCRIPT = """
+if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', 60000) end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local len = redis.call('LLEN', KEYS[2])
 local first = seq - len + 1
@@ -78,20 +83,24 @@ return 1
 """
 
 # Redis went back (restored from an older snapshot, or emptied) below what SQL holds:
-# the counter and watermark become the archive's highest id, so ids never go back, and
-# the retained messages (archived ones, and ones reusing archived ids that the archive
-# would ignore) are dropped. KEYS: seq, watermark, log. ARGV: the highest archived id.
-# Returns {the counter before, the watermark before}, or {} when the counter is not behind.
-_RAISE_SCRIPT = """
+# the room starts a new epoch (models/epochs.py): the counter and watermark become the
+# archive's highest id, so ids never go back, and the retained messages (archived ones,
+# and ones reusing archived ids that the archive would ignore) are dropped.
+# KEYS: seq, watermark, log, changes, epoch, orphans. ARGV: the highest archived id, a new epoch,
+# the channel, the epoch event. Returns {the counter before, the watermark before},
+# or {} when the counter is not behind.
+_RAISE_SCRIPT = (
+    START_EPOCH_LUA
+    + """
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local top = tonumber(ARGV[1])
 if seq >= top then return {} end
 local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
-redis.call('SET', KEYS[1], top)
-redis.call('SET', KEYS[2], top)
-redis.call('DEL', KEYS[3])
+start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], top, ARGV[2], ARGV[3],
+            ARGV[4])
 return {seq, mark}
 """
+)
 
 # Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
 _LOCK_SCRIPT = """
@@ -103,6 +112,14 @@ else
 end
 return 1
 """
+
+
+#: How long the archiver waits for a replica to confirm what it is about to archive.
+REPLICA_WAIT_MS = 1000
+
+
+class NotReplicated(Exception):
+    """No replica confirmed the messages the archiver read: archive them later."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +141,18 @@ class RetainedRange:
 class ArchiveState:
     """The archive's Redis keys: watermarks, the retained ranges it copies, its locks."""
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        events: EventBus | None = None,
+        replicas: int = 0,
+    ) -> None:
         self._redis = redis
         self._keys = keys
+        #: [SPEC §8] Sentinel or Cluster: the archive takes only what a replica has.
+        self._replicas = replicas
+        self._events = events or EventBus(redis, keys)
         self._range = redis.register_script(_RANGE_SCRIPT)
         self._advance = redis.register_script(_ADVANCE_SCRIPT)
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
@@ -149,11 +175,25 @@ class ArchiveState:
             for room, seq, mark in zip(rooms, seqs, marks, strict=True)
         }
 
-    async def retained(self, room: str, after: int, count: int) -> RetainedRange:
-        """The retained messages with ids in (after, after + count], as history items."""
-        seq, first_retained, first, *frames = await self._range(
-            keys=[self._keys.seq(room), self._keys.log(room)], args=[after, count]
-        )
+    async def retained(
+        self, room: str, after: int, count: int, replicated: bool = False
+    ) -> RetainedRange:
+        """The retained messages with ids in (after, after + count], as history items.
+
+        ``replicated`` (SPEC §8, with replicas): only once a replica has them too, else
+        ``NotReplicated``: a message the master loses in a failover is never archived,
+        so its sender's retry, stored again on the new master, is not a duplicate."""
+        keys = [self._keys.seq(room), self._keys.log(room)]
+        if replicated and self._replicas:
+            reply, waited = await node_calls(self._redis).call_then(
+                keys[0], self._range, [*keys, self._keys.sync(room)], [after, count],
+                "WAIT", self._replicas, REPLICA_WAIT_MS,
+            )  # fmt: skip
+            if int(waited) < self._replicas:
+                raise NotReplicated(f"no replica confirmed the messages of {room} in time")
+            seq, first_retained, first, *frames = reply
+        else:
+            seq, first_retained, first, *frames = await self._range(keys=keys, args=[after, count])
         return RetainedRange(
             int(seq), int(first_retained), int(first), [history_item(f) for f in frames]
         )
@@ -187,12 +227,34 @@ class ArchiveState:
     async def raise_counter(self, room: str, archived_id: int) -> tuple[int, int] | None:
         """When the room's counter is below ``archived_id`` (the archive's highest id):
         counter and watermark become ``archived_id`` and the retained list is dropped;
-        returns (counter, watermark) as they were. None when the counter was not behind."""
-        keys = self._keys
+        returns (counter, watermark) as they were. None when the counter was not behind.
+        The room starts a new epoch (SPEC §8), announced on the bus."""
+        epoch = new_epoch()
         before = await self._raise(
-            keys=[keys.seq(room), keys.archived(room), keys.log(room)], args=[archived_id]
+            keys=epoch_keys(self._keys, room),
+            args=[archived_id, epoch, self._events.room_channel(room), epoch_event(room, epoch)],
         )
         return (int(before[0]), int(before[1])) if before else None
+
+    async def orphan_counts(self, rooms: list[str]) -> dict[str, int]:
+        """How many messages wait in each room's orphans list (SPEC §8): those a new
+        epoch took out of the log before they were archived. Rooms with none are left out."""
+        if not rooms:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.llen(self._keys.orphans(room))
+            counts = await pipe.execute()
+        return {room: int(n) for room, n in zip(rooms, counts, strict=True) if n}
+
+    async def orphans(self, room: str, count: int) -> list[bytes]:
+        """The oldest ``count`` orphans of the room, as history items."""
+        frames = await self._redis.lrange(self._keys.orphans(room), 0, count - 1)
+        return [history_item(f) for f in frames]
+
+    async def drop_orphans(self, room: str, count: int) -> None:
+        """The oldest ``count`` orphans are archived (a new epoch only appends)."""
+        await self._redis.ltrim(self._keys.orphans(room), count, -1)
 
     async def acquire(self, name: str, token: str, ttl_ms: int) -> bool:
         """Take the lock ``name`` (or extend it when ``token`` holds it) for ``ttl_ms``."""

@@ -80,6 +80,10 @@ class EventBus:
         """The pub/sub channel (a Lua script that publishes must use this one)."""
         return self._channel
 
+    def room_channel(self, room: str) -> str:
+        """The channel a script publishes ``room``'s events on."""
+        return self._channel
+
     @staticmethod
     def message_envelope(room: str) -> tuple[bytes, bytes]:
         """What a script puts before and after a stored message's id (nobody excluded)."""

@@ -47,6 +47,20 @@ class RedisKeys:
         """The room's change counter (SPEC §5): raised by every message, edit, delete, reaction."""
         return f"{self.prefix}:{{{room}}}:rev"
 
+    def epoch(self, room: str) -> str:
+        """The room's epoch (SPEC §8): a new one each time Redis lost the room's history."""
+        return f"{self.prefix}:{{{room}}}:epoch"
+
+    def orphans(self, room: str) -> str:
+        """Messages a new epoch took out of the room's log before the archive had them:
+        the archiver copies them to SQL (SPEC §8)."""
+        return f"{self.prefix}:{{{room}}}:orphans"
+
+    def sync(self, room: str) -> str:
+        """Written by the archiver before it waits for a replica (SPEC §8): WAIT counts
+        the connection's writes."""
+        return f"{self.prefix}:{{{room}}}:sync"
+
     def changes(self, room: str) -> str:
         """Sorted set of the room's changed messages: id scored by the rev of its last change."""
         return f"{self.prefix}:{{{room}}}:changes"

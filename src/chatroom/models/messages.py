@@ -16,9 +16,11 @@ from string import Template
 import orjson
 import redis.asyncio as aioredis
 
+from chatroom.models.epochs import START_EPOCH_LUA, EpochRepository, epoch_event, new_epoch
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.limits import TAKE_TOKEN_LUA, SendRate, SendRateExceeded
+from chatroom.models.replication import node_calls
 from chatroom.models.room_rules import CHECK_RULES_LUA, NONE, RuleRefused, RulesCheck, RuleStatus
 
 #: How long a ``client_id`` is remembered for dedupe: long enough for a laptop
@@ -42,28 +44,49 @@ class AppendStatus(IntEnum):
     RATE_LIMITED = 2
     #: [issue 13] The room's rules refuse it: nothing stored; value is the RuleStatus.
     REFUSED = 3
+    #: [SPEC §8] The room has no epoch and the caller did not know its floor: nothing
+    #: stored; ask again with the floor (``EpochFloorNeeded``).
+    NEED_FLOOR = 4
 
 
-# One round trip per send: dedupe, the room's rules, rate limit, next id, append, trim,
-# publish — atomically. KEYS: seq, log, client-id key, rate bucket, archive watermark,
-# rev, the rules hash, then the mention sets of mentioned users (all tagged {room}).
+# One round trip per send: epoch, dedupe, the room's rules, rate limit, next id, append,
+# trim, publish — atomically. KEYS: seq, log, client-id key, rate bucket, archive
+# watermark, rev, change index, epoch, orphans, the rules hash, then the mention sets of
+# mentioned users (all tagged {room}).
 # ARGV: frame head, frame tail (without its closing brace: the script adds the rev),
-# history size, event channel, envelope before the id, envelope after the id, client-id
-# ttl, "1" when a client_id was given, bucket size, bucket refill per second, archive
-# backlog cap, then the rules check's user key, mode and exemption.
+# history size, event channel, envelope before the id, envelope after the id,
+# client-id ttl, "1" when a client_id was given, bucket size, bucket refill per
+# second, archive backlog cap, the room's id floor as the caller knows it
+# (UNKNOWN_FLOOR: not at all), a new epoch and its event (used only if the room needs
+# one, see models/epochs.py), "1" when the floor includes the archive's highest id
+# (else a room without an epoch stores nothing: NEED_FLOOR), then the rules check's
+# user key, mode and exemption (issue 13).
 # Replies {AppendStatus, value}.
 _SEND_SCRIPT = (
     TAKE_TOKEN_LUA
+    + START_EPOCH_LUA
     + CHECK_RULES_LUA
     + Template(
         """
+local floor = tonumber(ARGV[12])
+local has_epoch = redis.call('EXISTS', KEYS[8]) == 1
+if not has_epoch or tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
+  if not has_epoch and ARGV[15] ~= '1' then return {$NEED_FLOOR, 0} end
+  start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], KEYS[9], math.max(floor, 0),
+              ARGV[13], ARGV[4], ARGV[14])
+end
 if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
-  if prior then return {$DUPLICATE, tonumber(prior)} end
+  if prior then
+    -- A write of this connection, so that a WAIT/WAITAOF after it (--durability
+    -- strict) covers the original too: replication and the AOF are in order.
+    redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
+    return {$DUPLICATE, tonumber(prior)}
+  end
 end
 -- [issue 13] a ban, a mute or read-only refuses the message in this same atomic step:
 -- a rule written before a moderation action was acknowledged binds every later send.
-local refused = check_rules(KEYS[7], ARGV[12], ARGV[13], ARGV[14])
+local refused = check_rules(KEYS[10], ARGV[16], ARGV[17], ARGV[18])
 if refused ~= 0 then return {$REFUSED, refused} end
 local burst, rate = tonumber(ARGV[9]), tonumber(ARGV[10])
 if burst > 0 then
@@ -72,7 +95,7 @@ if burst > 0 then
 end
 local id = redis.call('INCR', KEYS[1])
 -- [issue 12] the room's change counter rises with every stored message; the frame
--- ends with it. KEYS[8..]: the mention sets of the users the message mentions.
+-- ends with it. KEYS[11..]: the mention sets of the users the message mentions.
 local rev = redis.call('INCR', KEYS[6])
 local frame = ARGV[1] .. id .. ARGV[2] .. ',"rev":' .. rev .. '}'
 redis.call('RPUSH', KEYS[2], frame)
@@ -83,7 +106,7 @@ local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]
 local cap = tonumber(ARGV[11])
 if cap > 0 and keep > cap then keep = cap end
 redis.call('LTRIM', KEYS[2], -keep, -1)
-for i = 8, #KEYS do
+for i = 11, #KEYS do
   redis.call('ZADD', KEYS[i], id, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (id - keep + 1))
 end
@@ -97,8 +120,41 @@ return {$STORED, id}
 )
 
 
+class EpochFloorNeeded(Exception):
+    """The room has no epoch (new, or Redis lost it): send again with its floor."""
+
+
 class FsyncTimeout(Exception):
-    """--durability strict: the message was stored but not fsynced in time."""
+    """--durability strict: the message was stored but not fsynced (or replicated) in time."""
+
+
+#: How long a send waits for its fsync / replica under --durability strict.
+DURABILITY_WAIT_MS = 1000
+
+
+@dataclass(frozen=True)
+class DurabilityWait:
+    """--durability strict: what each send waits for, in the same pipeline (one round
+    trip) and on the same connection as the send script.
+
+    ``waitaof``: ``WAITAOF 1 <replicas>`` (Redis >= 7.2: the master's AOF fsynced,
+    and that many replicas' too). Else ``WAIT <replicas>`` (that many replicas
+    received it; the master fsyncs every write itself, ``appendfsync always``).
+    """
+
+    replicas: int = 0
+    waitaof: bool = True
+
+    def command(self) -> tuple:
+        if self.waitaof:
+            return ("WAITAOF", 1, self.replicas, DURABILITY_WAIT_MS)
+        return ("WAIT", self.replicas, DURABILITY_WAIT_MS)
+
+    def satisfied(self, reply: object) -> bool:
+        if self.waitaof:
+            local, replicas = reply  # type: ignore[misc]
+            return int(local) >= 1 and int(replicas) >= self.replicas
+        return int(reply) >= self.replicas  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -124,6 +180,8 @@ class HistoryPage:
     rev: int | None = None
     #: [issue 12] with ``since_rev``: retained messages before ``items`` changed since.
     updates: list[bytes] = field(default_factory=list)
+    #: [SPEC §8] the room's epoch when the page was read (None: it has none yet).
+    epoch: str | None = None
 
     @property
     def gap(self) -> bool:
@@ -165,7 +223,7 @@ class MessageRepository:
         redis: aioredis.Redis,
         keys: RedisKeys,
         history_size: int,
-        wait_for_fsync: bool = False,
+        wait_for_fsync: bool | DurabilityWait | None = False,
         events: EventBus | None = None,
         archive_backlog: int = 0,
     ) -> None:
@@ -175,10 +233,15 @@ class MessageRepository:
         self._history_size = history_size
         # [archive] the most messages a room keeps in Redis while the archive is behind.
         self._archive_backlog = archive_backlog
-        # --durability strict on a Redis with WAITAOF: the send and the wait for
-        # its fsync go in one pipeline, still one round trip.
-        self._wait_for_fsync = wait_for_fsync
+        # --durability strict on a Redis with WAITAOF, or with replicas: the send and
+        # the wait for its fsync (and replica) go in one pipeline, still one round trip.
+        if wait_for_fsync is True:
+            wait_for_fsync = DurabilityWait()
+        self._durability = wait_for_fsync or None
         self._send = redis.register_script(_SEND_SCRIPT)
+        self._calls = node_calls(redis)
+        #: [SPEC §8] the rooms' epochs.
+        self.epochs = EpochRepository(redis, keys, self.events)
 
     @property
     def history_size(self) -> int:
@@ -197,6 +260,8 @@ class MessageRepository:
         reply_to: dict | None = None,
         mentions: list[str] | None = None,
         mention_keys: list[str] | None = None,
+        floor: int = 0,
+        floor_checked: bool = True,
         rules: RulesCheck | None = None,
     ) -> StoredMessage:
         """Store a message and publish it, in one round trip.
@@ -214,6 +279,12 @@ class MessageRepository:
 
         [issue 13] ``rules``: the room's rules to check in the same step;
         ``RuleRefused`` when they refuse the message (nothing stored).
+        [SPEC §8] ``floor``: the highest id known to be used in the room (what this
+        process saw; with ``floor_checked``, the archive's too). A room whose counter
+        is below the floor starts a new epoch first (``models.epochs``). A room
+        without an epoch needs a ``floor_checked`` floor (what one process saw may lag
+        behind the others): without one, nothing is stored and ``EpochFloorNeeded``
+        is raised.
         """
         head = _MESSAGE_PREFIX + b'"room":' + orjson.dumps(room) + b',"id":'
         tail = b',"user":%b,"text":%b,"ts":%b' % (
@@ -240,15 +311,19 @@ class MessageRepository:
             *(keys.seq(room), keys.log(room), cid_key, keys.send_rate(room, user.lower())),
             keys.archived(room),
             keys.rev(room),
+            keys.changes(room),
+            keys.epoch(room),
+            keys.orphans(room),
             rules.key if rules is not None else keys.rules(room, 0),
             *(mention_keys or ()),
         ]
+        epoch = new_epoch()
         before_id, after_id = self.events.message_envelope(room)
         args = [
             head,
             tail,
             self._history_size,
-            self.events.channel,
+            self.events.room_channel(room),
             before_id,
             after_id,
             ttl,
@@ -256,21 +331,28 @@ class MessageRepository:
             rate.burst if rate else 0,
             rate.per_second if rate else 0,
             self._archive_backlog,
+            floor,
+            epoch,
+            epoch_event(room, epoch),
+            "1" if floor_checked else "0",
             *(rules.args() if rules is not None else ["", NONE, "0"]),
         ]
-        if self._wait_for_fsync:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._send(keys=script_keys, args=args, client=pipe)
-                pipe.execute_command("WAITAOF", 1, 0, 1000)
-                (status, value), (fsynced_local, _) = await pipe.execute()
-            if status == AppendStatus.STORED and fsynced_local < 1:
-                raise FsyncTimeout(f"message {value} of {room} not fsynced within 1s")
+        if self._durability is not None:
+            (status, value), waited = await self._calls.call_then(
+                keys.seq(room), self._send, script_keys, args, *self._durability.command()
+            )
+            stored = status in (AppendStatus.STORED, AppendStatus.DUPLICATE)
+            if stored and not self._durability.satisfied(waited):
+                # A retry (DUPLICATE) too: its original may be the write that was not safe.
+                raise FsyncTimeout(f"message {value} of {room} not safely stored within 1s")
         else:
             status, value = await self._send(keys=script_keys, args=args)
         if status == AppendStatus.RATE_LIMITED:
             raise SendRateExceeded(int(value) / 1000)
         if status == AppendStatus.REFUSED:
             raise RuleRefused(RuleStatus(int(value)))
+        if status == AppendStatus.NEED_FLOOR:
+            raise EpochFloorNeeded(room)
         return StoredMessage(int(value), status == AppendStatus.STORED)
 
     async def last_id(self, room: str) -> int:
@@ -286,6 +368,20 @@ class MessageRepository:
             values = await pipe.execute()
         return {room: int(v or 0) for room, v in zip(rooms, values, strict=True)}
 
+    async def heads(self, rooms: list[str]) -> dict[str, tuple[int, str | None]]:
+        """[SPEC §8] Each room's newest id (0 for none) and epoch (None for none yet)."""
+        if not rooms:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room in rooms:
+                pipe.get(self._keys.seq(room))
+                pipe.get(self._keys.epoch(room))
+            values = await pipe.execute()
+        return {
+            room: (int(seq or 0), epoch.decode() if epoch else None)
+            for room, seq, epoch in zip(rooms, values[0::2], values[1::2], strict=True)
+        }
+
     async def history(
         self, room: str, since: int | None = None, since_rev: int | None = None
     ) -> HistoryPage:
@@ -299,9 +395,10 @@ class MessageRepository:
             # [archive] the log may hold a backlog for the archive: read only the newest.
             pipe.lrange(self._keys.log(room), -self._history_size, -1)
             pipe.get(self._keys.rev(room))
+            pipe.get(self._keys.epoch(room))
             if since_rev is not None:
                 pipe.zrangebyscore(self._keys.changes(room), f"({since_rev}", "+inf")
-            seq, entries, rev, *changed = await pipe.execute()
+            seq, entries, rev, epoch, *changed = await pipe.execute()
         # Trimming happens on append; a smaller --history-size applies at once.
         entries = entries[-self._history_size :]
         last_id = int(seq or 0)
@@ -319,7 +416,13 @@ class MessageRepository:
             indexes = sorted(int(i) - oldest for i in changed[0])
             updates = [history_item(entries[i]) for i in indexes if 0 <= i < before]
         return HistoryPage(
-            room, [history_item(e) for e in selected], last_id, missing, int(rev or 0), updates
+            room,
+            [history_item(e) for e in selected],
+            last_id,
+            missing,
+            int(rev or 0),
+            updates,
+            epoch.decode() if epoch else None,
         )
 
     async def retained_counts(self, rooms: list[str]) -> dict[str, int]:

@@ -33,6 +33,12 @@ class Room(BaseModel):
         return cls.get_or_none(cls.name == name)
 
     @classmethod
+    def ids_of(cls, names: list[str]) -> dict[str, int]:
+        """The ids of the rooms named (names of no room are left out)."""
+        query = cls.select(cls.name, cls.id).where(cls.name.in_(names))
+        return {name: room_id for name, room_id in query.tuples()}
+
+    @classmethod
     def ensure_public(cls, name: str, topic: str = "") -> Room:
         room, _ = cls.get_or_create(name=name, defaults={"topic": topic})
         return room

@@ -168,7 +168,13 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
                     frame.get("reply_to"),  # issue 12
                 )
         elif kind == "join":
-            await chat.join(self, frame.get("room"), frame.get("since"), frame.get("since_rev"))
+            await chat.join(
+                self,
+                frame.get("room"),
+                frame.get("since"),
+                frame.get("since_rev"),
+                frame.get("epoch"),  # SPEC §8
+            )
         elif kind == "edit":  # issue 12: SPEC §5
             await chat.edit(
                 self, frame.get("room"), frame.get("id"), frame.get("text"), frame.get("client_id")

@@ -2,7 +2,9 @@
  * seen), taking in its messages, the "new messages" line, unseen messages while the tab
  * is hidden, and read markers. `app` holds the other parts (see main.js).
  * SPEC §5 (issue 12): the room's `rev`; a rejoin sends `since_rev` with `since` and
- * applies `updates`; `edited`, `deleted`, `reaction` and `updated` frames change items in place. */
+ * applies `updates`; `edited`, `deleted`, `reaction` and `updated` frames change items in place.
+ * SPEC §8: a rejoin sends the room's `epoch` too; a `joined` with `reset: true` (Redis lost
+ * the room's history, ids started again above the archive's) replaces the whole list. */
 
 import { setTime } from './i18n.js';
 import { withReaction } from './reactions.js';
@@ -16,6 +18,7 @@ export function createRoom(app) {
   const state = {
     lastId: null, // last message id seen in this room (null: never joined)
     rev: null, // the room's change counter as last seen (SPEC §5; null: not known)
+    epoch: null, // which life of the room's history lastId belongs to (SPEC §8)
     joinSince: null, // the `since` of the join in flight
     firstUnread: undefined, // set by the first hello: the id the "new messages" line precedes
     markNextUnseen: false, // the tab was hidden: the next message from others gets the line
@@ -40,11 +43,16 @@ export function createRoom(app) {
     const frame = { type: 'join', room: ROOM };
     if (state.lastId !== null) frame.since = state.lastId;
     if (state.lastId !== null && state.rev !== null) frame.since_rev = state.rev; // issue 12
+    if (state.lastId !== null && state.epoch !== null) frame.epoch = state.epoch; // SPEC §8
     conn.send(frame);
   }
 
   function onJoined(f) {
-    const since = state.joinSince;
+    // SPEC §8: another life of the room's history: what we had is dropped, as on a first join.
+    const reset = f.reset === true;
+    if (reset) state.rev = null;
+    const since = reset ? null : state.joinSince;
+    if (typeof f.epoch === 'string') state.epoch = f.epoch;
     const stick = list.nearBottom();
     const messages = Array.isArray(f.messages) ? f.messages : [];
     if (since === null || state.lastId === null) {

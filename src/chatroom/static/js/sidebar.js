@@ -17,6 +17,7 @@ export function createSidebar(app) {
     unread: new Map(), // room -> unread count (other rooms)
     mentions: new Map(), // room -> unread messages mentioning this user (other rooms)
     otherLast: new Map(), // other room -> newest message id this page has accounted for
+    epochs: new Map(), // other room -> the epoch otherLast belongs to (SPEC §8)
     helloLast: new Map(), // other room -> its last_id in this socket's hello
   };
   const label = (room) => roomLabel(room, config.userKey);
@@ -121,6 +122,7 @@ export function createSidebar(app) {
       state.unread.set(r.name, Math.max(0, Number(r.unread) || 0));
       state.mentions.set(r.name, Math.max(0, Number(r.mentions) || 0));
       state.helloLast.set(r.name, Math.max(0, Number(r.last_id) || 0));
+      if (typeof r.epoch === 'string' && !state.epochs.has(r.name)) state.epochs.set(r.name, r.epoch);
     }
     renderBadges();
   }
@@ -130,13 +132,24 @@ export function createSidebar(app) {
   function followAll() {
     for (const [room, last] of state.helloLast) {
       if (!state.otherLast.has(room)) state.otherLast.set(room, last);
-      conn.send({ type: 'join', room: room, since: state.otherLast.get(room) });
+      const frame = { type: 'join', room: room, since: state.otherLast.get(room) };
+      if (state.epochs.has(room)) frame.epoch = state.epochs.get(room); // SPEC §8
+      conn.send(frame);
     }
   }
 
   function onJoined(f) {
     if (typeof f.room !== 'string' || !state.otherLast.has(f.room)) return;
     // Messages after this socket's hello are not in its unread count yet.
+    if (typeof f.epoch === 'string') state.epochs.set(f.room, f.epoch);
+    if (f.reset === true) {
+      // SPEC §8: the room's history started again (Redis lost it): its ids are new ones,
+      // and the server's unread count (the next hello or /api/rooms) is the one to trust.
+      const ids = (Array.isArray(f.messages) ? f.messages : []).map((m) => (m && Number.isInteger(m.id) ? m.id : 0));
+      state.otherLast.set(f.room, Math.max(0, ...ids));
+      state.helloLast.delete(f.room);
+      return;
+    }
     const counted = state.helloLast.has(f.room) ? state.helloLast.get(f.room) : state.otherLast.get(f.room);
     let last = state.otherLast.get(f.room);
     let added = 0;

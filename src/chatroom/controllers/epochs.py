@@ -1,0 +1,86 @@
+"""RoomEpochs: each room's id floor as this process knows it, and the epoch started
+from it when Redis lost the room's history (SPEC §8, models/epochs.py).
+
+The send path passes the floor it has in memory (no SQL on the hot path): the
+highest id this process stored, read, saw published or archived in the room. That lets the send
+script see a counter that went back (a failover to a replica that lagged) and
+start a new epoch above it at once. A room with no epoch at all (new, or wiped by
+a flush) is the one case that needs the archive's own highest id: the script
+stores nothing and asks, ``floor`` reads it from SQL once, and the send goes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatroom.controllers.blocking import BlockingRunner
+from chatroom.controllers.errors import storage_guard
+from chatroom.models.archive import newest_archived_id
+from chatroom.models.epochs import UNKNOWN_FLOOR, EpochRepository
+
+#: The most rooms whose floor is kept; past it the cache starts again (a room whose
+#: floor is forgotten only costs one SQL read if it ever loses its epoch).
+MAX_ROOMS = 100_000
+
+
+class RoomEpochs:
+    """The per-process floors (by room name; a deleted room's is forgotten, and one a
+    process missed only makes a new room of that name start above it) and the start
+    of a room's epoch."""
+
+    def __init__(self, run: BlockingRunner, repository: EpochRepository) -> None:
+        self._run = run
+        self._repository = repository
+        self._floors: dict[str, int] = {}
+        # One start per room at a time in this process: after a flush every client
+        # reconnects and joins at once, and they share the one SQL read.
+        self._starting: dict[str, asyncio.Future[str]] = {}
+
+    def cached(self, room: str) -> int:
+        """The room's floor as this process knows it; ``UNKNOWN_FLOOR`` when it does not."""
+        return self._floors.get(room, UNKNOWN_FLOOR)
+
+    def note(self, room: str, message_id: int) -> None:
+        """``message_id`` is in use in the room (stored, read, published or archived)."""
+        if message_id > self._floors.get(room, 0):
+            if len(self._floors) >= MAX_ROOMS and room not in self._floors:
+                self._floors.clear()
+            self._floors[room] = message_id
+
+    def forget(self, room: str) -> None:
+        """The room was deleted: its ids mean nothing any more."""
+        self._floors.pop(room, None)
+
+    async def floor(self, room_id: int, room: str) -> int:
+        """The room's floor with the archive's highest id read from SQL (off the loop)."""
+        archived = await self._run(newest_archived_id, room_id)
+        self.note(room, archived)
+        return max(archived, self._floors.get(room, 0))
+
+    async def ensure(self, room_id: int, room: str) -> str:
+        """The room's epoch; a new one (ids continuing after the floor) if it had none."""
+        running = self._starting.get(room)
+        if running is not None:
+            return await asyncio.shield(running)
+        task = self._starting[room] = asyncio.ensure_future(self._ensure(room_id, room))
+        return await asyncio.shield(task)  # a cancelled caller leaves it to the others
+
+    async def _ensure(self, room_id: int, room: str) -> str:
+        try:
+            floor = await self.floor(room_id, room)
+            with storage_guard():
+                return await self._repository.ensure(room, floor)
+        finally:
+            self._starting.pop(room, None)
+
+    async def went_back(self, room: str, seen: int) -> None:
+        """This process saw ids up to ``seen`` in the room, and Redis now holds fewer (a
+        failover to a replica that had not received them): a new epoch above them."""
+        self.note(room, seen)
+        with storage_guard():
+            await self._repository.ensure(room, self._floors[room])
+
+    async def ensure_all(self, rooms: dict[str, int]) -> dict[str, str]:
+        """``ensure`` for each of ``rooms`` (name -> id): their epochs."""
+        epochs = await asyncio.gather(*(self.ensure(i, name) for name, i in rooms.items()))
+        return dict(zip(rooms, epochs, strict=True))
