@@ -107,6 +107,9 @@ class ChatController:
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
         conn.deliver(frames.hello(conn.account.name, rooms))
+        state = self._registry.states.get(conn)
+        if state is not None:
+            state.greet(conn)  # [issue 13] control events' frames that came meanwhile
 
     async def disconnect(self, conn: Connection) -> None:
         """Forget a closed connection and announce presence changes."""

@@ -1,8 +1,8 @@
 """ControlEvents: what a process does when an operator's (or another process's) change
 arrives on the event bus — a room deleted, a user disabled, sessions ended, a member
-removed from a room, access checks invalidated, a block between two users. Control
-events are applied here and
-never relayed to sockets.
+removed from or added to a room, access checks invalidated, a block between two users.
+Control events are applied here and never relayed to sockets as they are (the sockets
+concerned get frames of their own: ``removed``, ``added``).
 
 Every action may carry an ``access_version``; ``access_changed`` carries only that.
 Any of them drops the access checks made before that version (``RoomAccessCache``).
@@ -52,6 +52,8 @@ class ControlEvents:
         room, user_id = control.get("room"), control.get("user_id")
         if action == "member_removed" and isinstance(room, str) and _is_int(user_id):
             self.member_removed(room, user_id, str(control.get("reason", "kicked"))[:16])
+        elif action == "member_added" and isinstance(room, str) and _is_int(user_id):
+            self.member_added(room, user_id, control)
         elif action == "room_deleted" and isinstance(room, str):
             self.room_deleted(room)
         elif action == "user_disabled" and isinstance(control.get("user_id"), int):
@@ -80,7 +82,21 @@ class ControlEvents:
                 self._on_left(conn, room)
             state.rooms.pop(room, None)
             state.has_up_to.pop(room, None)
-            conn.deliver(frame)
+            state.tell(conn, frame)
+
+    def member_added(self, room: str, user_id: int, control: dict) -> None:
+        """[issue 13] ``user_id`` was made a member of ``room``: each of their sockets
+        here gets ``added`` (the browser lists the room and follows it at once)."""
+        role, last_id = control.get("role"), control.get("last_id")
+        frame = frames.added(
+            room,
+            control.get("private") is True,
+            role if role in ("owner", "moderator", "member") else "member",
+            last_id if _is_int(last_id) and last_id >= 0 else 0,
+        )
+        for conn, state in list(self._connections.items()):
+            if conn.account.id == user_id:
+                state.tell(conn, frame)
 
     def room_deleted(self, room: str) -> None:
         """Forget the room's access checks; its sockets get ``removed`` (reason

@@ -127,10 +127,13 @@ class ModerationController:
         with storage_guard():
             last_id = await self._messages.last_id(standing.room.name)
         _, created = await self._run(Membership.ensure, target.id, standing.room.id, last_id)
+        info = await self._run(member_info, standing.room.id, target.id)
+        info = info or MemberInfo(target.name, MEMBER)
         if created:
             await self._record(account, "add_member", target.name, standing.room.name)
-        info = await self._run(member_info, standing.room.id, target.id)
-        return info or MemberInfo(target.name, MEMBER), created
+            ref = standing.room
+            await self._rules.added(ref.name, target.id, ref.is_private, info.role, last_id)
+        return info, created
 
     async def remove_member(self, account: Account, room: object, user: object) -> None:
         """Kick a member, or (on oneself) leave the room for good."""
