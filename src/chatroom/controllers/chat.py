@@ -71,9 +71,8 @@ class ChatController:
             self._hub, messages, presence, self._limiter, self._sessions, sockets
         )
         states = self._registry.states
-        self._control = ControlEvents(
-            self._access, self._sessions, states, self._hub, self._registry.left_later
-        )
+        left, lost = self._registry.left_later, rooms.access_lost  # issue 13
+        self._control = ControlEvents(self._access, self._sessions, states, self._hub, left, lost)
         self._hub.on_subscribed = self._catch_up_access  # issue 13
         self.listening = self._hub.listening
         self.in_flight = InFlight()
@@ -300,9 +299,9 @@ class ChatController:
 
     async def _catch_up_access(self) -> None:
         """[issue 13] The subscription is (re)established: access changes published
-        while it was down were missed, so checks older than Redis's version go."""
+        while it was down were missed (see ``ControlEvents.catch_up``)."""
         with contextlib.suppress(*REDIS_DOWN):
-            self._access.invalidate_before(await self._messages.events.access_version())
+            await self._control.catch_up(await self._messages.events.access_version())
 
     def _apply_control(self, control: dict) -> None:
         """A control event from the bus (operator commands, other processes)."""

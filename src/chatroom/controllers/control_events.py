@@ -13,7 +13,7 @@ instead: their change is applied by name, and the version only advances.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from chatroom.controllers import frames
 from chatroom.controllers.access_cache import RoomAccessCache
@@ -24,6 +24,9 @@ from chatroom.controllers.session_watch import SessionWatch
 # The live chat's log lines keep the logger name they had when chat.py held them all,
 # so that logging set up for it (and its tests) still sees them.
 log = logging.getLogger("chatroom.controllers.chat")
+
+#: (user id, room id)
+AccessPair = tuple[int, int]
 
 
 class ControlEvents:
@@ -36,6 +39,7 @@ class ControlEvents:
         connections: dict[Connection, ConnectionState],
         hub: FanoutHub,
         on_left: Callable[[Connection, str], None] | None = None,
+        lost: Callable[[list[AccessPair]], Awaitable[dict[AccessPair, str]]] | None = None,
     ) -> None:
         self._access = access
         self._sessions = sessions
@@ -43,6 +47,8 @@ class ControlEvents:
         self._hub = hub
         #: Called for each subscription a removal ends (the presence clean-up).
         self._on_left = on_left
+        #: Which (user id, room id) pairs lost access, and why (SQL: ``access_lost``).
+        self._lost = lost
 
     def apply(self, control: dict) -> None:
         """Apply one control event's payload; an unknown one is logged and ignored."""
@@ -111,6 +117,42 @@ class ControlEvents:
             conn.deliver(frame)
         # Their presence entries went with the room's keys; a heartbeat racing the
         # deletion may put one back, which expires and is swept like any other.
+
+    async def catch_up(self, version: int) -> None:
+        """[issue 13] The subscription is back after being down, and ``version`` is the
+        shared access version in Redis: the checks older than it go, and when it moved
+        (a change was missed) the subscriptions they covered are checked again."""
+        before = self._access.version
+        self._access.invalidate_before(version)
+        if self._access.version == before:
+            return
+        try:
+            await self.recheck()
+        except Exception:  # the database is down too: sends and joins check again
+            log.warning("could not check subscriptions again after an outage", exc_info=True)
+
+    async def recheck(self) -> int:
+        """[issue 13] The subscription was down and older access checks were dropped: a
+        kick, ban or room delete may have been missed. Check again, in SQL, each
+        subscription here whose check is gone, and remove (``removed``, with the reason
+        SQL gives) those no longer allowed. How many (user, room) pairs were removed."""
+        if self._lost is None:
+            return 0
+        names: dict[AccessPair, str] = {}
+        for conn, state in self._connections.items():
+            for name, ref in state.rooms.items():
+                if (conn.account.id, name) not in self._access:
+                    names[(conn.account.id, ref.id)] = name
+        if not names:
+            return 0
+        lost = await self._lost(list(names))
+        for (user_id, room_id), reason in lost.items():
+            name = names[(user_id, room_id)]
+            if (user_id, name) not in self._access:  # not checked again since: still lost
+                self.member_removed(name, user_id, reason)
+        if lost:
+            log.info("removed %d subscriptions whose removal was missed", len(lost))
+        return len(lost)
 
     def blocks_changed(self, room: str, user_ids: object) -> None:
         """A block between two users (SPEC §6): forget their checks of their direct
