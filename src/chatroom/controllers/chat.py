@@ -103,6 +103,7 @@ class ChatController:
         """
         if not await self._registry.admit(conn, session):
             return
+        self._control.admitted(conn, session)  # [issue 13] a role changed since the session
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
         conn.deliver(frames.hello(conn.account.name, rooms))

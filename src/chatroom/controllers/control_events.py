@@ -12,11 +12,14 @@ instead: their change is applied by name, and the version only advances.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from chatroom.controllers import frames
 from chatroom.controllers.access_cache import RoomAccessCache
+from chatroom.controllers.accounts import SessionInfo
 from chatroom.controllers.connection import Connection, ConnectionState
 from chatroom.controllers.fanout import FanoutHub
 from chatroom.controllers.session_watch import SessionWatch
@@ -27,6 +30,11 @@ log = logging.getLogger("chatroom.controllers.chat")
 
 #: (user id, room id)
 AccessPair = tuple[int, int]
+#: The site roles (SPEC §6).
+SITE_ROLES = ("admin", "user")
+#: How long a role change is remembered for sockets admitted after it whose session was
+#: read before it (a WebSocket handshake takes far less).
+ROLE_MEMORY_SECONDS = 300.0
 
 
 class ControlEvents:
@@ -49,6 +57,8 @@ class ControlEvents:
         self._on_left = on_left
         #: Which (user id, room id) pairs lost access, and why (SQL: ``access_lost``).
         self._lost = lost
+        #: [issue 13] user id -> (site role, ``time.monotonic()`` of the change), recent ones.
+        self._roles: dict[int, tuple[str, float]] = {}
 
     def apply(self, control: dict) -> None:
         """Apply one control event's payload; an unknown one is logged and ignored."""
@@ -68,6 +78,8 @@ class ControlEvents:
             self._sessions.end(("session", control["session"]))
         elif action == "sessions_ended" and isinstance(control.get("user_id"), int):
             self._sessions.end(("user", control["user_id"]))
+        elif action == "role_changed" and _is_int(user_id):
+            self.role_changed(user_id, control.get("role"))
         elif action == "blocks_changed" and isinstance(control.get("room"), str):
             self.blocks_changed(control["room"], control.get("user_ids"))
         elif action != "access_changed":
@@ -153,6 +165,28 @@ class ControlEvents:
         if lost:
             log.info("removed %d subscriptions whose removal was missed", len(lost))
         return len(lost)
+
+    def role_changed(self, user_id: int, role: object) -> None:
+        """[issue 13] ``user_id``'s site role is ``role`` now: their sockets here act with
+        it from now on (a site admin may post in read-only rooms). Remembered a while for
+        sockets whose session was read before it and that are admitted after it."""
+        if role not in SITE_ROLES:
+            return
+        now = time.monotonic()
+        self._roles = {u: r for u, r in self._roles.items() if r[1] > now - ROLE_MEMORY_SECONDS}
+        self._roles[user_id] = (role, now)
+        for conn in list(self._connections):
+            if conn.account.id == user_id and conn.account.role != role:
+                conn.account = dataclasses.replace(conn.account, role=role)
+
+    def admitted(self, conn: Connection, session: SessionInfo | None) -> None:
+        """A socket was admitted: a role change applied since its session was read
+        (which it may not show) is applied to it now."""
+        recent = self._roles.get(conn.account.id)
+        if session is None or recent is None or recent[1] < session.checked:
+            return
+        if conn.account.role != recent[0]:
+            conn.account = dataclasses.replace(conn.account, role=recent[0])
 
     def blocks_changed(self, room: str, user_ids: object) -> None:
         """A block between two users (SPEC §6): forget their checks of their direct
