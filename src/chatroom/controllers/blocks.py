@@ -26,7 +26,9 @@ from chatroom.controllers.errors import (
     NotFoundError,
     storage_guard,
 )
+from chatroom.controllers.limits import take_action
 from chatroom.models import Block, EventBus, User
+from chatroom.models.limits import ActionQuota
 
 #: The most users one account may block; more is refused (each is a row).
 MAX_BLOCKS = 1000
@@ -47,9 +49,16 @@ class BlockedUser:
 class BlockController:
     """Block and unblock; the direct-room check that enforces blocks."""
 
-    def __init__(self, run: BlockingRunner, events: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        run: BlockingRunner,
+        events: EventBus | None = None,
+        quota: ActionQuota | None = None,
+    ) -> None:
         self._run = run
         self._events = events
+        #: [issue 13] Blocks one user may make (``BLOCKS_LIMIT``), None: unlimited.
+        self._quota = quota
 
     async def _other(self, account: Account, name: object) -> User:
         user_name = validation.username(name)
@@ -66,6 +75,7 @@ class BlockController:
         Blocking again is harmless and tells the processes again (a retry after
         Redis was unavailable completes the first one).
         """
+        await take_action(self._quota, account.id, "blocks")
         other = await self._other(account, name)
         count = await self._run(Block.count_by, account.id)
         if count >= MAX_BLOCKS:
