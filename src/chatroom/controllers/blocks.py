@@ -83,19 +83,27 @@ class BlockController:
             if exists != "blocker":
                 raise BadRequestError(f"at most {MAX_BLOCKS} blocked users")
         new = await self._run(Block.add, account.id, other.id)
-        room = validation.dm_room_name(account.key, other.name_key)
-        if self._events is not None:
-            with storage_guard():
-                await self._events.publish_control(
-                    "blocks_changed", room=room, user_ids=[account.id, other.id]
-                )
+        await self._tell(account, other)
         return other.name, new
 
     async def unblock(self, account: Account, name: object) -> tuple[str, bool]:
         """Lift a block: the registered name, and whether there was one. Nothing is
-        cached about a refusal, so no process needs telling."""
+        cached about a refusal, but every process counts mentions by who blocked whom
+        (``MentionResolver.blockers``): it is told."""
         other = await self._other(account, name)
-        return other.name, await self._run(Block.remove, account.id, other.id)
+        removed = await self._run(Block.remove, account.id, other.id)
+        await self._tell(account, other)
+        return other.name, removed
+
+    async def _tell(self, account: Account, other: User) -> None:
+        """Tell every process that a block between the two was made or lifted."""
+        if self._events is None:
+            return
+        room = validation.dm_room_name(account.key, other.name_key)
+        with storage_guard():
+            await self._events.publish_control(
+                "blocks_changed", room=room, user_ids=[account.id, other.id]
+            )
 
     async def blocked(self, account: Account) -> list[BlockedUser]:
         """Whom the caller blocked, by name."""

@@ -86,6 +86,8 @@ class ChatController:
         )
         self._posting.rules = rules
         self._posting.forget_access = self._access.forget  # a ban found by a script
+        if changes is not None and changes.mentions is not None:  # issue 13: blocks
+            self._control.on_blocks = changes.mentions.forget_blocks
 
     @property
     def connection_count(self) -> int:
@@ -106,10 +108,7 @@ class ChatController:
         self._control.admitted(conn, session)  # [issue 13] a role changed since the session
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
-        conn.deliver(frames.hello(conn.account.name, rooms))
-        state = self._registry.states.get(conn)
-        if state is not None:
-            state.greet(conn)  # [issue 13] control events' frames that came meanwhile
+        self._registry.greet(conn, frames.hello(conn.account.name, rooms))
 
     async def disconnect(self, conn: Connection) -> None:
         """Forget a closed connection and announce presence changes."""

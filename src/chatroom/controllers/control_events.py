@@ -57,6 +57,8 @@ class ControlEvents:
         self._on_left = on_left
         #: Which (user id, room id) pairs lost access, and why (SQL: ``access_lost``).
         self._lost = lost
+        #: [issue 13] Called with the two users of a block made or lifted.
+        self.on_blocks: Callable[[list[int]], None] | None = None
         #: [issue 13] user id -> (site role, ``time.monotonic()`` of the change), recent ones.
         self._roles: dict[int, tuple[str, float]] = {}
 
@@ -189,13 +191,16 @@ class ControlEvents:
             conn.account = dataclasses.replace(conn.account, role=recent[0])
 
     def blocks_changed(self, room: str, user_ids: object) -> None:
-        """A block between two users (SPEC §6): forget their checks of their direct
-        room, so that their next use of it is checked again (and refused)."""
+        """A block between two users made or lifted (SPEC §6): forget their checks of
+        their direct room, so that their next use of it is checked again (and refused),
+        and who blocked them (``on_blocks``: mention counts)."""
         if not isinstance(user_ids, list):
             return
-        for user_id in user_ids:
-            if isinstance(user_id, int) and not isinstance(user_id, bool):
-                self._access.forget(user_id, room)
+        users = [user_id for user_id in user_ids if _is_int(user_id)]
+        for user_id in users:
+            self._access.forget(user_id, room)
+        if self.on_blocks is not None:
+            self.on_blocks(users)  # [issue 13] whose mentions count for whom
 
     def user_disabled(self, user_id: int) -> None:
         """Forget the user's access checks and close their sockets (1008)."""

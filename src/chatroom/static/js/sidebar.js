@@ -56,7 +56,9 @@ export function createSidebar(app) {
     list.append(li);
   }
 
+  // A mention by a user this user blocked does not count (issue 13; nor on the server).
   function mentionsMe(m) {
+    if (app.blocking && app.blocking.isBlocked(m.user)) return false;
     return !m.deleted && Array.isArray(m.mentions) && m.mentions.includes(config.me);
   }
 
