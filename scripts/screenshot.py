@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/screenshot.py [--out docs/screenshot.png] [--phone PATH]
                                            [--actions docs/message-actions.png]
+                                           [--settings docs/room-settings.png]
 
 Starts `chatroom serve` on a temporary data directory and a free port (embedded
 Redis, SQLite), registers users through the browser UI, exchanges a few
@@ -109,7 +110,50 @@ async def message_actions(browser, base_url: str, path: Path) -> None:
     print(f"saved {path}")
 
 
-async def take(base_url: str, out: Path, phone: Path | None, actions: Path | None = None) -> None:
+async def room_settings(browser, base_url: str, path: Path) -> None:
+    """The room settings panel (issue 13, docs/ui.md) open on a phone: the topic, the
+    members with their roles, a muted one, the audit log."""
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-US",
+        timezone_id="Europe/London",
+    )
+    page = await context.new_page()
+    await page.goto(base_url + "/login")
+    await page.locator("#username").fill("alice")
+    await page.locator("#password").fill(PASSWORD)
+    await page.locator("main form button[type=submit]").click()
+    await page.wait_for_selector("#connection-state[data-state=connected]")
+    xsrf = await page.locator("input[name=_xsrf]").first.input_value()
+    for method, route, data in [
+        ("POST", "/api/rooms", {"name": "team", "private": True, "topic": "The 1.2 release"}),
+        ("POST", "/api/rooms/team/members", {"user": "bob"}),
+        ("POST", "/api/rooms/team/members", {"user": "wei"}),
+        ("PUT", "/api/rooms/team/members/bob", {"role": "moderator"}),
+        ("POST", "/api/rooms/team/mutes", {"user": "wei", "seconds": 3600}),
+    ]:
+        response = await page.request.fetch(
+            base_url + route, method=method, data=data, headers={"X-XSRFToken": xsrf}
+        )
+        assert response.status in (200, 201), (route, response.status)
+    await go(page, "/rooms/team", base_url)
+    await page.get_by_role("button", name="Room settings").click()
+    await page.locator('#rs-members li[data-user="wei"] .rs-muted').wait_for()
+    await page.locator("#rs-audit li[data-action]").first.wait_for()
+    await page.screenshot(path=str(path))
+    print(f"saved {path}")
+
+
+async def take(
+    base_url: str,
+    out: Path,
+    phone: Path | None,
+    actions: Path | None = None,
+    settings: Path | None = None,
+) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -177,6 +221,8 @@ async def take(base_url: str, out: Path, phone: Path | None, actions: Path | Non
             print(f"saved {phone}")
         if actions is not None:
             await message_actions(browser, base_url, actions)
+        if settings is not None:
+            await room_settings(browser, base_url, settings)
         await browser.close()
 
 
@@ -185,6 +231,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     parser.add_argument("--phone", type=Path, default=None, help="also a 390x844 phone shot")
     parser.add_argument("--actions", type=Path, default=None, help="also the message actions")
+    parser.add_argument(
+        "--settings", type=Path, default=None, help="also the room settings panel on a phone"
+    )
     args = parser.parse_args()
     if CHROMIUM is None:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
@@ -195,7 +244,7 @@ def main() -> None:
         server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL)
         try:
             wait_until_healthy(base_url, server)
-            asyncio.run(take(base_url, args.out, args.phone, args.actions))
+            asyncio.run(take(base_url, args.out, args.phone, args.actions, args.settings))
         finally:
             server.terminate()
             server.wait(timeout=15)

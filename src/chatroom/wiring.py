@@ -32,7 +32,12 @@ from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.blocks import BlockController
 from chatroom.controllers.directory import UserDirectory
 from chatroom.controllers.files import FilesController, UploadLimits
-from chatroom.controllers.limits import ConnectionCaps
+from chatroom.controllers.limits import (
+    BLOCKS_LIMIT,
+    INVITES_LIMIT,
+    MODERATION_LIMIT,
+    ConnectionCaps,
+)
 from chatroom.controllers.mentions import MentionResolver
 from chatroom.controllers.message_changes import MessageChanges
 from chatroom.controllers.moderation import ModerationController
@@ -52,7 +57,7 @@ from chatroom.models import (
 )
 from chatroom.models.archive_state import ArchiveState
 from chatroom.models.file_storage import open_storage
-from chatroom.models.limits import SendRate, UploadQuota
+from chatroom.models.limits import ActionQuota, SendRate, UploadQuota
 from chatroom.models.message_changes import MessageChangeRepository
 from chatroom.models.messages import DurabilityWait
 from chatroom.models.room_rules import RoomRulesRepository
@@ -150,12 +155,17 @@ class ControllerGraph:
     @cached_property
     def blocks(self) -> BlockController:
         """Users blocking users (SPEC §6)."""
-        return BlockController(self.run_blocking, self.events)
+        return BlockController(self.run_blocking, self.events, self._quota("blocks", BLOCKS_LIMIT))
+
+    def _quota(self, kind: str, limit: tuple[int, int]) -> ActionQuota:
+        """[issue 13] A per-user bucket of one kind of action, in Redis."""
+        return ActionQuota(self.redis, self.keys, kind, *limit)
 
     @cached_property
     def signup(self) -> SignupController:
         """Registration under --registration, and invite codes (SPEC §6)."""
-        return SignupController(self.run_blocking, self.auth, self.config.registration)
+        quota = self._quota("invites", INVITES_LIMIT)
+        return SignupController(self.run_blocking, self.auth, self.config.registration, quota)
 
     @cached_property
     def site_admin(self) -> SiteAdminController:
@@ -199,7 +209,11 @@ class ControllerGraph:
     def moderation(self) -> ModerationController:
         """[issue 13] Members, roles, bans, mutes, room settings and deletes (SPEC §6)."""
         return ModerationController(
-            self.run_blocking, self.room_rules, self.messages, AuditLog(self.run_blocking)
+            self.run_blocking,
+            self.room_rules,
+            self.messages,
+            AuditLog(self.run_blocking),
+            self._quota("moderation", MODERATION_LIMIT),
         )
 
     @cached_property

@@ -226,15 +226,20 @@ class AdminController:
     ) -> tuple[UserInfo, bool]:
         """Make the user a site ``admin`` or a plain ``user`` (SPEC §6); the user and
         whether the role changed. Logged in the audit log, as done by ``actor`` (a
-        site admin's name; None: the operator), when it did."""
+        site admin's name; None: the operator), when it did. The user's open sockets
+        on every process take the role at once (``role_changed``; told again when
+        unchanged, so a retry after Redis was unavailable completes it)."""
         if role not in ("admin", "user"):
             raise BadRequestError("a site role is admin or user")
         user = await self._user(name)
-        if user.role == role:
-            return await self._info(user.id), False
-        await self._run(User.set_role, user.id, role)
-        await self._audit.record(actor, "promote" if role == "admin" else "demote", user.name)
-        return await self._info(user.id), True
+        changed = user.role != role
+        if changed:
+            await self._run(User.set_role, user.id, role)
+        with storage_guard():
+            await self._events.publish_control("role_changed", user_id=user.id, role=role)
+        if changed:
+            await self._audit.record(actor, "promote" if role == "admin" else "demote", user.name)
+        return await self._info(user.id), changed
 
     async def audit(self, room: object = None, limit: int = 1000) -> list[AuditRecord]:
         """The audit log, newest first: every entry, or those of one room."""

@@ -26,7 +26,9 @@ from chatroom.controllers.errors import (
     NotFoundError,
     storage_guard,
 )
+from chatroom.controllers.limits import take_action
 from chatroom.models import Block, EventBus, User
+from chatroom.models.limits import ActionQuota
 
 #: The most users one account may block; more is refused (each is a row).
 MAX_BLOCKS = 1000
@@ -47,9 +49,16 @@ class BlockedUser:
 class BlockController:
     """Block and unblock; the direct-room check that enforces blocks."""
 
-    def __init__(self, run: BlockingRunner, events: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        run: BlockingRunner,
+        events: EventBus | None = None,
+        quota: ActionQuota | None = None,
+    ) -> None:
         self._run = run
         self._events = events
+        #: [issue 13] Blocks one user may make (``BLOCKS_LIMIT``), None: unlimited.
+        self._quota = quota
 
     async def _other(self, account: Account, name: object) -> User:
         user_name = validation.username(name)
@@ -66,6 +75,7 @@ class BlockController:
         Blocking again is harmless and tells the processes again (a retry after
         Redis was unavailable completes the first one).
         """
+        await take_action(self._quota, account.id, "blocks")
         other = await self._other(account, name)
         count = await self._run(Block.count_by, account.id)
         if count >= MAX_BLOCKS:
@@ -73,19 +83,27 @@ class BlockController:
             if exists != "blocker":
                 raise BadRequestError(f"at most {MAX_BLOCKS} blocked users")
         new = await self._run(Block.add, account.id, other.id)
-        room = validation.dm_room_name(account.key, other.name_key)
-        if self._events is not None:
-            with storage_guard():
-                await self._events.publish_control(
-                    "blocks_changed", room=room, user_ids=[account.id, other.id]
-                )
+        await self._tell(account, other)
         return other.name, new
 
     async def unblock(self, account: Account, name: object) -> tuple[str, bool]:
         """Lift a block: the registered name, and whether there was one. Nothing is
-        cached about a refusal, so no process needs telling."""
+        cached about a refusal, but every process counts mentions by who blocked whom
+        (``MentionResolver.blockers``): it is told."""
         other = await self._other(account, name)
-        return other.name, await self._run(Block.remove, account.id, other.id)
+        removed = await self._run(Block.remove, account.id, other.id)
+        await self._tell(account, other)
+        return other.name, removed
+
+    async def _tell(self, account: Account, other: User) -> None:
+        """Tell every process that a block between the two was made or lifted."""
+        if self._events is None:
+            return
+        room = validation.dm_room_name(account.key, other.name_key)
+        with storage_guard():
+            await self._events.publish_control(
+                "blocks_changed", room=room, user_ids=[account.id, other.id]
+            )
 
     async def blocked(self, account: Account) -> list[BlockedUser]:
         """Whom the caller blocked, by name."""

@@ -73,9 +73,8 @@ class ChatController:
             self._hub, messages, presence, self._limiter, self._sessions, sockets, rooms.epochs
         )
         states = self._registry.states
-        self._control = ControlEvents(
-            self._access, self._sessions, states, self._hub, self._registry.left_later
-        )
+        left, lost = self._registry.left_later, rooms.access_lost  # issue 13
+        self._control = ControlEvents(self._access, self._sessions, states, self._hub, left, lost)
         self._hub.on_subscribed = self._catch_up_access  # issue 13
         self.listening = self._hub.listening
         self.in_flight = InFlight()
@@ -90,6 +89,8 @@ class ChatController:
         self._posting.rules = rules
         self._posting.epochs = rooms.epochs  # SPEC §8
         self._posting.forget_access = self._access.forget  # a ban found by a script
+        if changes is not None and changes.mentions is not None:  # issue 13: blocks
+            self._control.on_blocks = changes.mentions.forget_blocks
 
     @property
     def send_retry_seconds(self) -> float:
@@ -116,9 +117,10 @@ class ChatController:
         """
         if not await self._registry.admit(conn, session):
             return
+        self._control.admitted(conn, session)  # [issue 13] a role changed since the session
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
-        conn.deliver(frames.hello(conn.account.name, rooms))
+        self._registry.greet(conn, frames.hello(conn.account.name, rooms))
 
     async def disconnect(self, conn: Connection) -> None:
         """Forget a closed connection and announce presence changes."""
@@ -316,9 +318,9 @@ class ChatController:
 
     async def _catch_up_access(self) -> None:
         """[issue 13] The subscription is (re)established: access changes published
-        while it was down were missed, so checks older than Redis's version go."""
+        while it was down were missed (see ``ControlEvents.catch_up``)."""
         with contextlib.suppress(*REDIS_DOWN):
-            self._access.invalidate_before(await self._messages.events.access_version())
+            await self._control.catch_up(await self._messages.events.access_version())
 
     def _apply_control(self, control: dict) -> None:
         """A control event from the bus (operator commands, other processes)."""

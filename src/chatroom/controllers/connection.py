@@ -36,3 +36,23 @@ class ConnectionState:
     limits: SocketLimits
     rooms: dict[str, RoomRef] = field(default_factory=dict)
     has_up_to: dict[str, int] = field(default_factory=dict)
+    #: [issue 13] ``hello`` went out; until then a control event's frame (``added``,
+    #: ``removed``) waits in ``early``, so that ``hello`` is always the first frame.
+    greeted: bool = False
+    early: list[bytes] | None = None
+
+    def tell(self, conn: Connection, frame: bytes) -> None:
+        """Deliver ``frame`` to ``conn`` now, or right after its ``hello``."""
+        if self.greeted:
+            conn.deliver(frame)
+        elif self.early is None:
+            self.early = [frame]
+        else:
+            self.early.append(frame)
+
+    def greet(self, conn: Connection) -> None:
+        """``hello`` went out to ``conn``: what waited for it follows."""
+        self.greeted = True
+        early, self.early = self.early, None
+        for frame in early or ():
+            conn.deliver(frame)

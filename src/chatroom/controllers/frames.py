@@ -13,6 +13,7 @@ SERVER_FRAME_TYPES = (
     *("hello", "joined", "message", "ack", "presence", "typing", "error", "pong"),
     *("edited", "deleted", "reaction", "updated"),  # issue 12: SPEC §5 (updated: extension)
     "removed",  # issue 13: SPEC §6
+    "added",  # issue 13: an extension of SPEC §6
 )
 
 PONG = b'{"type":"pong"}'
@@ -71,6 +72,13 @@ def typing(room: str, user: str) -> bytes:
 def removed(room: str, reason: str) -> bytes:
     """[issue 13] The user lost the room: ``kicked``, ``banned``, ``deleted`` (or ``left``)."""
     return encode({"type": "removed", "room": room, "reason": reason})
+
+
+def added(room: str, private: bool, role: str, last_id: int) -> bytes:
+    """[issue 13, an extension of SPEC §6] The user was made a member of ``room``
+    (``last_id``: its newest message then, the new member's read mark)."""
+    frame = {"type": "added", "room": room, "private": private, "role": role}
+    return encode({**frame, "last_id": last_id})
 
 
 def error(exc: ChatError, room: object = None, client_id: object = None) -> bytes:

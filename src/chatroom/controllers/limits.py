@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 from chatroom.config import Config
-from chatroom.controllers.errors import RateLimitedError
+from chatroom.controllers.errors import RateLimitedError, storage_guard
 from chatroom.metrics import Metrics
+from chatroom.models.limits import ActionQuota
 
 #: A typing relay per user and room at most this often.
 TYPING_INTERVAL_SECONDS = 2.0
@@ -23,6 +24,12 @@ TYPING_INTERVAL_SECONDS = 2.0
 CROSS_ROOM_FACTOR = 2
 #: Sends that ignore a ``retry_after`` before the connection is closed (1008).
 MAX_IGNORED_RETRIES = 20
+#: [issue 13] How often one user may block users (``POST /api/blocks``), make invites
+#: (``POST /api/invites``) and act as a room's staff (the moderation routes that change
+#: something): (at once, then so many an hour), shared by every process.
+BLOCKS_LIMIT = (20, 60)
+INVITES_LIMIT = (20, 60)
+MODERATION_LIMIT = (60, 600)
 #: A token due within this long counts as there: float rounding in the refill
 #: (a clock reading of 1e9 s keeps ~1e-7 s of precision) must not refuse a client
 #: that waited exactly the wait it was shown.
@@ -183,3 +190,14 @@ class SendLimiter:
         stale = now - TYPING_INTERVAL_SECONDS
         for key in [k for k, t in self._typing_sent.items() if t < stale]:
             del self._typing_sent[key]
+
+
+async def take_action(quota: ActionQuota | None, user_id: int, what: str) -> None:
+    """[issue 13] Count one of a user's actions against ``quota`` (None: unlimited);
+    ``RateLimitedError`` (429 with ``Retry-After``) when its bucket is empty."""
+    if quota is None:
+        return
+    with storage_guard():
+        wait = await quota.take(user_id)
+    if wait:
+        raise RateLimitedError(f"too many {what}; wait before the next", wait)

@@ -4,6 +4,12 @@ Parsed on the server at send and edit time. A text without ``@`` costs nothing;
 otherwise the names are looked up in SQL (off the event loop), through a
 per-process cache that forgets an answer after ``CACHE_SECONDS``: a user who
 registers is mentionable within that time.
+
+[issue 13] A mention by a user one blocked (SPEC §6) is not counted as one's unread
+mention: ``blockers`` says who blocked the author (cached the same way, and forgotten
+at once on every process when a block is made or lifted: ``forget_blocks``, from the
+``blocks_changed`` control event). The message still lists the name in ``mentions``
+(that is what its text says); only the count leaves it out.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.room_values import RoomRef
 from chatroom.controllers.validation import DM_NAME_RE
-from chatroom.models import Membership, User
+from chatroom.models import Block, Membership, User
 
 #: ``@name``: a username (SPEC §2) not preceded by a letter or digit.
 MENTION_RE = re.compile(r"(?<![A-Za-z0-9])@([A-Za-z0-9_.-]{1,32})")
@@ -33,6 +39,8 @@ class MentionResolver:
         self._run = run
         self._names: dict[str, tuple[float, str | None]] = {}
         self._members: dict[str, tuple[float, list[str]]] = {}
+        self._blockers: dict[int, tuple[float, frozenset[str]]] = {}
+        self._blocks_changed = 0  # bumped by forget_blocks: a lookup in flight is not kept
 
     async def mentioned(self, ref: RoomRef, text: str) -> list[str]:
         """The users ``text`` mentions who may read the room, in order of first mention."""
@@ -57,6 +65,27 @@ class MentionResolver:
             if name is not None and (allowed is None or word in allowed):
                 found.append(name)
         return list(dict.fromkeys(found))
+
+    async def blockers(self, author_id: int) -> frozenset[str]:
+        """The user keys who blocked ``author_id``: the author's mentions of them do not
+        count as their unread mentions."""
+        now = time.monotonic()
+        hit = self._blockers.get(author_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        generation = self._blocks_changed
+        keys = frozenset(await self._run(Block.blockers_of, author_id))
+        if generation == self._blocks_changed:
+            if len(self._blockers) > 10_000:
+                self._blockers = {k: v for k, v in self._blockers.items() if v[0] > now}
+            self._blockers[author_id] = (now + CACHE_SECONDS, keys)
+        return keys
+
+    def forget_blocks(self, user_ids: list[int]) -> None:
+        """A block between these users was made or lifted: ask SQL again next time."""
+        self._blocks_changed += 1
+        for user_id in user_ids:
+            self._blockers.pop(user_id, None)
 
     async def _lookup(self, words: list[str]) -> dict[str, str | None]:
         now = time.monotonic()

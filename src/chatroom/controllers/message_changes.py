@@ -114,9 +114,12 @@ class MessageChanges:
     def archive(self, archive) -> None:
         self._commits.archive = archive
 
-    def mention_keys(self, room: str, names: list[str], author: Account) -> list[str]:
-        """The mention sets a new message's id goes into (not the author's own)."""
-        keys = {name.lower() for name in names} - {author.key}
+    def mention_keys(
+        self, room: str, names: list[str], author: Account, blockers: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """The mention sets a new message's id goes into (not the author's own, nor those
+        of ``blockers``: the users who blocked the author, issue 13)."""
+        keys = {name.lower() for name in names} - {author.key} - blockers
         return [self._repo.mention_key(room, key) for key in sorted(keys)]
 
     # -- replies -------------------------------------------------------------
@@ -142,6 +145,7 @@ class MessageChanges:
         mid = validation.message_id(message_id)
         body = validation.message_text(text, self._max_chars)
         mentioned = await self.mentions.mentioned(ref, body) if self.mentions else []
+        blockers = await self.mentions.blockers(account.id) if mentioned else frozenset()
 
         def change(item: dict) -> Change:
             if item.get("deleted"):
@@ -158,7 +162,7 @@ class MessageChanges:
                 new["mentions"] = mentioned
             event = {"type": "edited", "room": ref.name, "id": mid, "text": body}
             event["edited"] = edited
-            adds, removes = _mention_moves(item, mentioned, account)
+            adds, removes = _mention_moves(item, mentioned, account, blockers)
             return Change(new, event, adds, removes)
 
         return await self._commits.apply(account, ref, mid, change)
@@ -235,10 +239,11 @@ class MessageChanges:
 
 
 def _mention_moves(
-    item: dict, mentioned: list[str], account: Account
+    item: dict, mentioned: list[str], account: Account, blockers: frozenset[str] = frozenset()
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The user keys whose mention sets gain the message, and those that lose it
-    (the author's own mention never counts as unread)."""
+    (the author's own mention never counts as unread, nor one of a user who blocked
+    the author)."""
     before = {u.lower() for u in item.get("mentions") or ()}
-    after = {u.lower() for u in mentioned} - {account.key}
+    after = {u.lower() for u in mentioned} - {account.key} - blockers
     return tuple(sorted(after - before)), tuple(sorted(before - after))

@@ -23,6 +23,7 @@ from chatroom.controllers.errors import (
     NotFoundError,
     storage_guard,
 )
+from chatroom.controllers.limits import take_action
 from chatroom.controllers.room_rules import RoomRules
 from chatroom.controllers.room_standing import (
     MemberInfo,
@@ -41,6 +42,7 @@ from chatroom.controllers.room_values import RoomRef
 from chatroom.models import Membership, MessageRepository, Room
 from chatroom.models import moderation as store
 from chatroom.models.database import utcnow
+from chatroom.models.limits import ActionQuota
 from chatroom.models.membership import MEMBER, OWNER, ROOM_ROLES
 from chatroom.models.moderation import RoomBan, RoomMute
 from chatroom.models.room_rules import READ_ONLY_FIELD, ban_field, mute_field, staff_field
@@ -71,11 +73,14 @@ class ModerationController:
         rules: RoomRules,
         messages: MessageRepository,
         audit: AuditLog,
+        quota: ActionQuota | None = None,
     ) -> None:
         self._run = run
         self._rules = rules
         self._messages = messages
         self._audit = audit
+        #: [issue 13] Changes one user may make (``MODERATION_LIMIT``); None: unlimited.
+        self._quota = quota
 
     # -- who the caller and the target are -------------------------------------------
 
@@ -91,6 +96,12 @@ class ModerationController:
         """Whether ``account`` is staff of ``ref`` now (SPEC §6: deleting others' messages)."""
         standing = await self._run(load_standing, account.id, ref.name)
         return standing is not None and standing.room.id == ref.id and standing.level is not None
+
+    async def _acting(self, account: Account, room: object) -> Standing:
+        """Count one change by ``account`` (``rate_limited`` past the limit, before any
+        SQL), then its standing in ``room``."""
+        await take_action(self._quota, account.id, "moderation actions")
+        return await self.standing(account, room)
 
     async def _target(self, standing: Standing, user: object) -> Target:
         name = validation.username(user)
@@ -119,7 +130,7 @@ class ModerationController:
         self, account: Account, room: object, user: object
     ) -> tuple[MemberInfo, bool]:
         """Make ``user`` a member (the way into a private room); (the member, whether new)."""
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         standing.require_staff()
         target = await self._target(standing, user)
         if await self._run(RoomBan.of, standing.room.id, target.id) is not None:
@@ -127,14 +138,17 @@ class ModerationController:
         with storage_guard():
             last_id = await self._messages.last_id(standing.room.name)
         _, created = await self._run(Membership.ensure, target.id, standing.room.id, last_id)
+        info = await self._run(member_info, standing.room.id, target.id)
+        info = info or MemberInfo(target.name, MEMBER)
         if created:
             await self._record(account, "add_member", target.name, standing.room.name)
-        info = await self._run(member_info, standing.room.id, target.id)
-        return info or MemberInfo(target.name, MEMBER), created
+            ref = standing.room
+            await self._rules.added(ref.name, target.id, ref.is_private, info.role, last_id)
+        return info, created
 
     async def remove_member(self, account: Account, room: object, user: object) -> None:
         """Kick a member, or (on oneself) leave the room for good."""
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         standing.require_visible()
         target = await self._target(standing, user)
         if target.id == account.id:
@@ -164,7 +178,7 @@ class ModerationController:
         """Give a member a role; ``owner`` makes them an owner too (handing over)."""
         if role not in ROOM_ROLES:
             raise BadRequestError(f"role must be one of {', '.join(ROOM_ROLES)}")
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         standing.require(OWNER)
         if role == OWNER and is_lobby(standing):
             raise BadRequestError("lobby has no owner")
@@ -220,7 +234,7 @@ class ModerationController:
         self, account: Account, room: object, user: object, seconds: object
     ) -> tuple[Standing, Target, datetime | None]:
         until = duration(seconds)
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         standing.require_staff()
         target = await self._target(standing, user)
         if target.id == account.id:
@@ -238,7 +252,7 @@ class ModerationController:
         return await self._lift(account, room, user, RoomMute, mute_field, "unmute")
 
     async def _lift(self, account, room, user, kind, field, action: str) -> bool:
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         standing.require_staff()
         target = await self._target(standing, user)
         was, rev = await self._run(store.lift, kind, standing.room.id, target.id)
@@ -273,7 +287,7 @@ class ModerationController:
             raise BadRequestError("read_only must be true or false")
         if new_topic is None and read_only is None:
             raise BadRequestError("give topic or read_only")
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         standing.require_staff()
         rev = await self._run(store.update_room, standing.room.id, new_topic, read_only)
         if read_only is not None:
@@ -286,7 +300,7 @@ class ModerationController:
     async def delete_room(self, account: Account, room: object) -> None:
         """Delete the room, its members and its history (not ``lobby``, not a direct room):
         its owners and site admins (in private rooms too: they need not read it)."""
-        standing = await self.standing(account, room)
+        standing = await self._acting(account, room)
         if is_lobby(standing):
             raise ForbiddenError("the room 'lobby' cannot be deleted")
         admin_anywhere = standing.admin and not standing.room.is_direct

@@ -189,5 +189,7 @@ class Posting:
             mentioned = await changes.mentions.mentioned(ref, body)
             if mentioned:
                 fields["mentions"] = mentioned
-                fields["mention_keys"] = changes.mention_keys(ref.name, mentioned, account)
+                blockers = await changes.mentions.blockers(account.id)  # issue 13
+                keys = changes.mention_keys(ref.name, mentioned, account, blockers)
+                fields["mention_keys"] = keys
         return fields

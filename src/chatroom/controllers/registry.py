@@ -87,6 +87,14 @@ class ConnectionRegistry:
         self.presence_loop.counted[conn.conn_id] = conn
         return True
 
+    def greet(self, conn: Connection, hello: bytes) -> None:
+        """Send ``hello``, then [issue 13] the frames of control events that came while
+        it was prepared (``ConnectionState.tell``)."""
+        conn.deliver(hello)
+        state = self.states.get(conn)
+        if state is not None:
+            state.greet(conn)
+
     async def drop(self, conn: Connection) -> None:
         """Forget a closed connection, leaving its rooms."""
         state = self._forget(conn)

@@ -131,6 +131,20 @@ class RoomRules:
                 "member_removed", room=room, user_id=user_id, reason=reason, version=version
             )
 
+    async def added(self, room: str, user_id: int, private: bool, role: str, last_id: int) -> None:
+        """[issue 13] Tell every process that ``user_id`` is a member of ``room`` now:
+        their sockets get ``added`` (the sidebar shows the room at once). Nothing was
+        cached about a refusal, so no access check needs dropping."""
+        with storage_guard():
+            await self._events.publish_control(
+                "member_added",
+                room=room,
+                user_id=user_id,
+                private=private,
+                role=role,
+                last_id=last_id,
+            )
+
     async def room_deleted(self, room: str) -> None:
         """Tell every process that ``room`` is gone: its sockets get ``removed`` (reason
         ``deleted``) and leave it, every access check of it is forgotten."""

@@ -201,6 +201,43 @@ def member_info(room_id: int, user_id: int) -> MemberInfo | None:
     return MemberInfo(name, membership.role, mute is not None, mute.until if mute else None)
 
 
+#: (user id, room id) pairs checked per query of ``access_lost``: two ``IN`` lists of at
+#: most this many values each stay far below every database's limit on parameters.
+RECHECK_BATCH = 200
+
+
+def access_lost(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """[issue 13] Which (user id, room id) pairs no longer give access, and why:
+    ``deleted`` (no such room), ``banned`` (a ban in force), ``kicked`` (not a member
+    of a room that is not a direct one). Runs in SQL, a few queries per batch of
+    ``RECHECK_BATCH`` pairs; what is not in the answer is still allowed."""
+    lost: dict[tuple[int, int], str] = {}
+    for start in range(0, len(pairs), RECHECK_BATCH):
+        batch = pairs[start : start + RECHECK_BATCH]
+        users = {user for user, _ in batch}
+        room_ids = {room for _, room in batch}
+        rooms = Room.select(Room.id, Room.is_direct).where(Room.id.in_(room_ids))
+        is_direct = dict(rooms.tuples())
+        member = Membership.select(Membership.user, Membership.room).where(
+            Membership.user.in_(users) & Membership.room.in_(room_ids)
+        )
+        members = set(member.tuples())
+        ban = RoomBan.select(RoomBan.user, RoomBan.room).where(
+            RoomBan.user.in_(users) & RoomBan.room.in_(room_ids) & RoomBan.active()
+        )
+        bans = set(ban.tuples())
+        for user, room in batch:
+            if room not in is_direct:
+                lost[(user, room)] = "deleted"
+            elif is_direct[room]:
+                continue  # no bans, no kicks: its two users keep it
+            elif (user, room) in bans:
+                lost[(user, room)] = "banned"
+            elif (user, room) not in members:
+                lost[(user, room)] = "kicked"
+    return lost
+
+
 def staff_value(role: str | None) -> str:
     """The ``s:<user>`` value of the rules hash for a room role ('' clears it)."""
     return role if role in STAFF_ROLES else ""

@@ -17,6 +17,7 @@ from chatroom.controllers.errors import (
     RateLimitedError,
     storage_guard,
 )
+from chatroom.controllers.room_standing import access_lost
 from chatroom.controllers.room_values import RoomRef, RoomSummary
 from chatroom.models import (
     HistoryPage,
@@ -203,6 +204,10 @@ class RoomController:
         """Everything up to ``message_id`` is read (clamped to the newest message)."""
         newest = await self._stored(self._messages.last_id(ref.name))
         await self._run(Membership.mark_read, account.id, ref.id, min(message_id, newest))
+
+    async def access_lost(self, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """[issue 13] Which (user id, room id) pairs lost access, and why (``access_lost``)."""
+        return await self._run(access_lost, pairs)
 
     async def find_user(self, name: str) -> Account | None:
         user = await self._run(User.by_name, name)

@@ -14,9 +14,11 @@ from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.auth import AuthController
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import BadRequestError, ForbiddenError, NotFoundError
+from chatroom.controllers.limits import take_action
 from chatroom.models import Invite, InviteUnusable
 from chatroom.models.audit import OPERATOR
 from chatroom.models.database import utcnow
+from chatroom.models.limits import ActionQuota
 
 #: An invite's uses: 1 by default, at most this many.
 MAX_INVITE_USES = 1000
@@ -111,12 +113,19 @@ class SignupController:
     """
 
     def __init__(
-        self, run: BlockingRunner, auth: AuthController | None, mode: str = "open"
+        self,
+        run: BlockingRunner,
+        auth: AuthController | None,
+        mode: str = "open",
+        quota: ActionQuota | None = None,
     ) -> None:
         self._run = run
         self._auth = auth
         self.mode = mode
         self._audit = AuditLog(run)
+        #: [issue 13] Invites one site admin may make (``INVITES_LIMIT``); the operator's
+        #: shell is not limited.
+        self._quota = quota
 
     # -- registering --------------------------------------------------------
 
@@ -182,6 +191,8 @@ class SignupController:
     ) -> NewInvite:
         """A new code for ``uses`` registrations (1) within ``seconds`` (a week)."""
         who = self._admin(actor)
+        if actor is not None:
+            await take_action(self._quota, actor.id, "invites")
         count = _whole_number(uses, "uses", 1, MAX_INVITE_USES, 1)
         lasts = _whole_number(seconds, "seconds", 1, MAX_INVITE_SECONDS, DEFAULT_INVITE_SECONDS)
         code = secrets.token_urlsafe(18)  # 144 random bits, 24 characters

@@ -50,6 +50,16 @@ class Block(BaseModel):
         return list(query.tuples())
 
     @classmethod
+    def blockers_of(cls, blocked_id: int) -> list[str]:
+        """The name keys of the users who blocked ``blocked_id`` (one indexed query)."""
+        query = (
+            cls.select(User.name_key)
+            .join(User, on=(cls.blocker == User.id))
+            .where(cls.blocked == blocked_id)
+        )
+        return [key for (key,) in query.tuples()]
+
+    @classmethod
     def between(cls, user_id: int, other_key: str) -> str | None:
         """Whether ``user_id`` and the user named ``other_key`` (lowercased) block each
         other: ``"blocker"`` (user_id blocked them), ``"blocked"`` (they blocked

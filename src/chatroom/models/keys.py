@@ -133,6 +133,13 @@ class RedisKeys:
         """Files one user uploaded lately: a token bucket (``--uploads-per-minute``)."""
         return f"{self.prefix}:uploads:{int(user_id)}"
 
+    def actions(self, kind: str) -> str:
+        """The prefix of one kind of users' action buckets (``blocks``, ``invites``,
+        ``moderation``; ``:<user id>`` follows): token buckets."""
+        if not kind.isidentifier():
+            raise ValueError(f"not an action kind: {kind!r}")
+        return f"{self.prefix}:actions:{kind}"
+
     def user_sockets(self, user_id: int) -> str:
         """Sorted set of one user's open sockets (connection ids), scored by expiry."""
         return f"{self.prefix}:user-sockets:{int(user_id)}"

@@ -3,6 +3,8 @@
 - ``TAKE_TOKEN_LUA``: the token bucket, as a Lua function every script shares.
 - ``RedisBuckets``: one bucket take per call (what the throttles and quotas use).
 - ``RoomQuota``: how many rooms one user may create per hour.
+- ``ActionQuota``: how often one user may do one kind of thing (block users, make
+  invites, moderate rooms): a burst, then so many an hour.
 - ``SendRate`` / ``SendRateExceeded``: the per-user, per-room send bucket. The
   check itself runs inside the send script (``models.messages``), so a send
   stays one round trip.
@@ -74,6 +76,22 @@ class RoomQuota:
     async def take(self, user_id: int) -> float:
         """Count one room creation: 0.0 if allowed, else seconds to wait."""
         return await self._buckets.take(self._keys.room_creations(user_id), self._limits)
+
+
+class ActionQuota:
+    """One kind of a user's actions (``kind``: blocks, invites, moderation): ``burst`` at
+    once, refilled at ``per_hour`` an hour (Redis: every process shares it)."""
+
+    def __init__(
+        self, redis: aioredis.Redis, keys: RedisKeys, kind: str, burst: int, per_hour: int
+    ) -> None:
+        self._key = keys.actions(kind)
+        self._limits = (burst, per_hour / 3600)
+        self._buckets = RedisBuckets(redis)
+
+    async def take(self, user_id: int) -> float:
+        """Count one action: 0.0 if allowed, else seconds to wait."""
+        return await self._buckets.take(f"{self._key}:{int(user_id)}", self._limits)
 
 
 @dataclass(frozen=True)

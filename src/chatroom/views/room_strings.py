@@ -50,6 +50,7 @@ def room_settings_strings(locale: tornado.locale.Locale) -> dict[str, str]:
         "removed_deleted": _("#%(room)s was deleted."),
         "removed_left": _("You left #%(room)s."),
         "removed_go": _("Go to the lobby"),
+        "added_to": _("You were added to #%(room)s."),
         "refused_muted": _("You are muted in this room: you can read but not post."),
         "refused_read_only": _("This room is read-only: only its owners and moderators post."),
         "refused_banned": _("You are banned from this room."),

@@ -83,6 +83,7 @@ function onFrame(app, f) {
       if (here) app.room.onChange(f);
       break;
     case 'removed': app.roomStatus.onRemoved(f); break; // issue 13
+    case 'added': app.sidebar.onAdded(f); app.roomStatus.onAdded(f); break; // issue 13
     case 'ack': app.sender.onAck(f); break;
     case 'presence': app.people.onPresence(f); break;
     case 'typing': app.people.onTyping(f); break;

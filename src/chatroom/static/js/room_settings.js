@@ -70,10 +70,10 @@ export function createRoomSettings(app) {
   }
   toggle.addEventListener('click', () => (panel.hidden ? open() : close()));
   $('rs-close').addEventListener('click', () => close());
-  panel.addEventListener('keydown', (ev) => {
-    if (ev.key !== 'Escape') return;
+  // Esc anywhere closes the open panel (also when what had the focus was just redrawn).
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape' || panel.hidden || ev.defaultPrevented) return;
     ev.preventDefault();
-    ev.stopPropagation();
     close();
   });
 
@@ -140,8 +140,18 @@ export function createRoomSettings(app) {
     return el('li', { dataset: { action: e.action || '' } }, time, ' ', text.trim());
   }
 
+  // Redraw a list; a control focused in it keeps its place (the same user's row, the
+  // same position: Mute becomes Unmute), so the keyboard (and Esc) keep working.
+  const FOCUSABLE = 'button, select';
   function fill(list, items, row) {
+    const active = document.activeElement;
+    const had = active && list.contains(active) ? active.closest('li') : null;
+    const index = had ? Array.from(had.querySelectorAll(FOCUSABLE)).indexOf(active) : -1;
     list.replaceChildren(...(items.length ? items.map(row) : [el('li', { className: 'rs-empty' }, t('rs_none'))]));
+    if (!had) return;
+    const again = Array.from(list.children).find((li) => li.dataset.user === had.dataset.user);
+    const controls = again ? Array.from(again.querySelectorAll(FOCUSABLE)) : [];
+    (controls[index] || controls[0] || $('rs-close')).focus();
   }
 
   function refresh() {

@@ -1,6 +1,7 @@
 /* Issue 13, the room as moderation left it for this user: the lock beside private rooms,
  * what the user may do here (GET /api/rooms/<r>: role and staff level, read-only), the
- * notice when they are removed from a room (`removed` frame: kicked, banned, deleted),
+ * notice when they are removed from a room (`removed` frame: kicked, banned, deleted)
+ * or added to one (`added`),
  * and the composer's explanation when the server refuses a post (`forbidden`: muted,
  * read-only). Staff see "delete" on everyone's messages (actions.js asks isStaff). */
 
@@ -119,6 +120,13 @@ export function createRoomStatus(app) {
     if (app.actions) app.actions.close();
   }
 
+  // `added` (an extension of SPEC §6): the sidebar lists the room already; its lock, and a word.
+  function onAdded(f) {
+    if (typeof f.room !== 'string' || f.room === ROOM) return;
+    if (f.private === true) markPrivate(f.room);
+    app.notices.alert('added-' + f.room, t('added_to', { room: f.room }));
+  }
+
   // A `forbidden` answer in this room that the server explains (muted, read-only):
   // the message is marked not sent as usual, and the box says why instead of the
   // generic "not open to you". True when handled.
@@ -135,6 +143,7 @@ export function createRoomStatus(app) {
   return {
     onHello: onHello,
     onRemoved: onRemoved,
+    onAdded: onAdded,
     onRefused: onRefused,
     markPrivate: markPrivate,
     reload: load,

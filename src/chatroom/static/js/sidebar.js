@@ -57,7 +57,9 @@ export function createSidebar(app) {
     list.append(li);
   }
 
+  // A mention by a user this user blocked does not count (issue 13; nor on the server).
   function mentionsMe(m) {
+    if (app.blocking && app.blocking.isBlocked(m.user)) return false;
     return !m.deleted && Array.isArray(m.mentions) && m.mentions.includes(config.me);
   }
 
@@ -178,6 +180,18 @@ export function createSidebar(app) {
     app.notices.notify(f);
   }
 
+  // issue 13: `added` (an extension of SPEC §6): a room this user was just made a member
+  // of is listed and followed at once, from its newest message then (nothing unread).
+  function onAdded(f) {
+    if (typeof f.room !== 'string' || f.room === ROOM) return;
+    ensureItem(f.room);
+    if (!state.otherLast.has(f.room)) {
+      state.otherLast.set(f.room, Math.max(0, Number(f.last_id) || 0));
+      conn.send({ type: 'join', room: f.room, since: state.otherLast.get(f.room) });
+    }
+    renderBadges();
+  }
+
   function refresh() {
     if (navigator.onLine === false) return;
     fetchRooms()
@@ -264,6 +278,7 @@ export function createSidebar(app) {
     followLater: followLater,
     onJoined: onJoined,
     onMessage: onMessage,
+    onAdded: onAdded,
     follows(room) { return state.otherLast.has(room); },
     refresh: refresh,
     renderBadges: renderBadges,
