@@ -19,10 +19,15 @@ compare another tree (e.g. ``git archive HEAD src | tar -x -C /tmp/before``)
 with this one, interleaved, ``--repeat`` times each; the medians are printed.
 It does not run a load; it measures the copy loop alone, deterministically
 enough to compare two versions on a busy machine (prefer the CPU columns).
+``--per-pass K`` adds K messages to each room before each pass, as a steady
+stream does (at a pass every 0.5 s, K = 100 is 200 messages/s per room), instead
+of one pass over a backlog of all N: that includes what a pass costs whatever
+the number of messages (its round trips, the lag measurement).
 
 Examples::
 
     python -m benchmarks.archiver_cost --backend sqlite
+    python -m benchmarks.archiver_cost --rooms 10 --per-pass 100
     python -m benchmarks.archiver_cost --chatroom-src /tmp/before/src --repeat 3 \\
         --backend both --postgresql-url postgresql://postgres@127.0.0.1:5432/postgres
 """
@@ -49,15 +54,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # -- the child: one measurement with whatever ``chatroom`` is importable --------------
 
 
-async def _fill(redis, keys, rooms: list[str], count: int, seed: int) -> None:
-    """``count`` messages over ``rooms``, as sends store them, then some edited,
+async def _fill(redis, keys, rooms: list[str], count: int, rng: random.Random) -> None:
+    """``count`` messages over ``rooms``, as sends store them, then some of them edited,
     reacted to and deleted in place (the frames the archiver then reads)."""
     import orjson
 
     from benchmarks.archive import message_text
     from chatroom.models import MessageRepository
 
-    rng = random.Random(seed)
     messages = MessageRepository(redis, keys, 100)
     users = [f"user{n}" for n in range(50)]
     pending = []
@@ -82,9 +86,9 @@ async def _fill(redis, keys, rooms: list[str], count: int, seed: int) -> None:
     # Edits (3 %), reactions (5 %) and deletes (1 %), written as the change script
     # leaves them: the whole frame replaced in the log.
     for room in rooms:
-        frames = await redis.lrange(keys.log(room), 0, -1)
+        frames = await redis.lrange(keys.log(room), -(count // len(rooms)), -1)
         async with redis.pipeline(transaction=False) as pipe:
-            for index, frame in enumerate(frames):
+            for index, frame in enumerate(frames, -len(frames)):
                 roll = rng.random()
                 if roll >= 0.09:
                     continue
@@ -102,7 +106,9 @@ async def _fill(redis, keys, rooms: list[str], count: int, seed: int) -> None:
             await pipe.execute()
 
 
-async def _measure(redis_url: str, database_url: str, count: int, rooms: int, seed: int) -> dict:
+async def _measure(
+    redis_url: str, database_url: str, count: int, rooms: int, seed: int, batch: int, per_pass: int
+) -> dict:
     from chatroom.controllers import BlockingRunner
     from chatroom.controllers.archive import ArchiveController
     from chatroom.models import MessageRepository, RedisKeys, Room, migrate_schema, open_database
@@ -117,20 +123,27 @@ async def _measure(redis_url: str, database_url: str, count: int, rooms: int, se
         Room.ensure_public(name)
     redis = make_redis(redis_url)
     keys = RedisKeys(f"bench{secrets.token_hex(4)}")
-    await _fill(redis, keys, names, count, seed)
     run = BlockingRunner(8)  # the serving process's default --db-threads
-    archive = ArchiveController(run, ArchiveState(redis, keys), MessageRepository(redis, keys, 100))
+    messages = MessageRepository(redis, keys, 100)
+    archive = ArchiveController(run, ArchiveState(redis, keys), messages, batch=batch)
 
     def redis_cpu(info: dict) -> float:
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
-    redis_before = redis_cpu(await redis.info("cpu"))
-    wall, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
-    copied = await archive.archive_once()
-    loop_cpu = time.thread_time() - loop_cpu
-    cpu = time.process_time() - cpu
-    wall = time.perf_counter() - wall
-    redis_used = redis_cpu(await redis.info("cpu")) - redis_before
+    # All at once (a backlog), or ``per_pass`` messages per room between passes (the
+    # steady state: at 0.5 s a pass, 100 per room is 200 messages/s in each room).
+    rng = random.Random(seed)
+    step = per_pass * rooms if per_pass else count
+    copied, wall, cpu, loop_cpu, redis_used = 0, 0.0, 0.0, 0.0, 0.0
+    for start in range(0, count, step):
+        await _fill(redis, keys, names, min(step, count - start), rng)
+        redis_before = redis_cpu(await redis.info("cpu"))
+        started = time.perf_counter(), time.process_time(), time.thread_time()
+        copied += await archive.archive_once()
+        loop_cpu += time.thread_time() - started[2]
+        cpu += time.process_time() - started[1]
+        wall += time.perf_counter() - started[0]
+        redis_used += redis_cpu(await redis.info("cpu")) - redis_before
     stored = ArchivedMessage.select().count()
     await redis.aclose()
     run.shutdown()
@@ -146,7 +159,15 @@ async def _measure(redis_url: str, database_url: str, count: int, rooms: int, se
 
 def child(args: argparse.Namespace) -> None:
     figures = asyncio.run(
-        _measure(args.redis_url, args.database_url, args.messages, args.rooms, args.seed)
+        _measure(
+            args.redis_url,
+            args.database_url,
+            args.messages,
+            args.rooms,
+            args.seed,
+            args.batch,
+            args.per_pass,
+        )
     )
     print(json.dumps(figures))
 
@@ -192,6 +213,7 @@ def run_child(src: Path, redis_url: str, database_url: str, args: argparse.Names
         sys.executable, "-m", "benchmarks.archiver_cost", "--child",
         "--redis-url", redis_url, "--database-url", database_url,
         "--messages", str(args.messages), "--rooms", str(args.rooms), "--seed", str(args.seed),
+        "--batch", str(args.batch), "--per-pass", str(args.per_pass),
     ]  # fmt: skip
     out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode:
@@ -206,6 +228,11 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=500, help="messages per SQL transaction")
+    parser.add_argument(
+        "--per-pass", type=int, default=0,
+        help="messages per room between archiver passes (0: all of them before one pass)",
+    )  # fmt: skip
     parser.add_argument(
         "--chatroom-src", type=Path, action="append", default=[],
         help="another tree's src/ to measure too (repeatable); this tree's src/ always runs",
@@ -240,6 +267,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"archiver cost: {args.messages:,} messages over {args.rooms} rooms, "
+        f"{args.per_pass or 'all'} per room a pass, batch {args.batch}, "
         f"median of {args.repeat} (min-max of process CPU)"
     )
     print(f"{'backend':10} {'tree':40} {'CPU µs/msg':>16} {'loop µs/msg':>12} "

@@ -38,6 +38,7 @@ from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
+from chatroom.models.archive_insert import store_rooms
 from chatroom.models.archive_state import ArchiveState
 
 if TYPE_CHECKING:
@@ -47,8 +48,11 @@ log = logging.getLogger(__name__)
 
 #: How often the archiver looks for new messages.
 ARCHIVE_INTERVAL_SECONDS = 0.5
-#: Messages copied per SQL transaction.
+#: Messages of one room read from Redis at a time.
 ARCHIVE_BATCH = 500
+#: A transaction takes rooms' batches until it holds this many messages (so that the
+#: SQLite write lock is held briefly; per-transaction costs are shared by many rooms).
+ARCHIVE_TRANSACTION_ROWS = 2000
 #: The archiver lock's expiry: another process takes over this long after a holder died.
 ARCHIVER_LOCK_MS = 15_000
 #: Retention runs at most this often (one process across hosts, by its lock's expiry).
@@ -157,58 +161,81 @@ class ArchiveController(ArchiveReader):
         self._stopping = True
 
     async def _room_ids(self) -> dict[str, int]:
-        return await self._sql(lambda: {r.name: r.id for r in Room.select(Room.id, Room.name)})
+        return await self._sql(lambda: dict(Room.select(Room.name, Room.id).tuples()))
 
     async def archive_once(self) -> int:
-        """Copy every room's unarchived messages to SQL; how many were copied."""
+        """Copy every room's unarchived messages to SQL; how many were copied.
+
+        A pass costs a fixed number of round trips whatever the number of rooms (one
+        Redis pipeline to read a batch of each room, SQL transactions of many rooms'
+        batches, one pipeline to raise their watermarks), and no Python per message:
+        the frames go to SQL as one JSON array (models/archive_insert.py).
+        """
         room_ids = await self._room_ids()
         positions = await self._state.positions(list(room_ids))
-        copied = 0
         check_all = time.monotonic() >= self._next_counter_check
         if check_all:
             self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
+        # The archive's highest id: the watermark of a room without one (a new room, a
+        # 0.1 data dir, or Redis lost the key), and the counter's check (see below).
+        checked = [n for n, (seq, mark) in positions.items() if check_all or seq != mark]
+        tops: dict[str, int] = {}
+        if checked:
+            newest = await self._sql(store.newest_archived_ids, [room_ids[n] for n in checked])
+            tops = {name: newest.get(room_ids[name], 0) for name in checked}
+        unknown = {n: tops[n] for n, (_seq, mark) in positions.items() if mark is None}
+        marks = await self._state.advance_all(unknown, self._messages.history_size)
+        pending: dict[str, int] = {}
         for name, (seq, mark) in positions.items():
-            top = None
-            if mark is None:  # a new room, a 0.1 data dir, or Redis lost the key
-                top = await self._sql(store.newest_archived_id, room_ids[name])
-                mark = await self._state.advance(name, top, self._messages.history_size)
-                known = False
-            else:
-                known = True
-            if check_all or seq != mark:
-                if top is None:
-                    top = await self._sql(store.newest_archived_id, room_ids[name])
-                if seq < top:
-                    await self._counter_behind(name, top)
-                    continue
-            if seq > mark:
-                copied += await self._archive_room(name, room_ids[name], mark, known)
+            mark = marks.get(name, mark)
+            if name in tops and seq < tops[name]:
+                await self._counter_behind(name, tops[name])
+            elif seq > mark:
+                pending[name] = mark
+        copied = await self._copy(pending, set(pending) - set(unknown), room_ids)
         self.lag = ArchiveLag(measured=time.time())
-        await self.measure_lag(positions=None)
+        await self.measure_lag()
         return copied
 
-    async def _archive_room(self, name: str, room_id: int, mark: int, known: bool) -> int:
+    async def _copy(self, pending: dict[str, int], known: set[str], room_ids: dict) -> int:
+        """Copy the messages above each room's watermark (``pending``), a batch of every
+        room a round; a gap in a room that had a watermark (``known``) counts as lost."""
         copied = 0
-        while True:
-            window = await self._state.retained(name, mark, self._batch)
-            if window.first_retained > mark + 1:
-                # Trimmed before they were archived: past --archive-backlog (or, in a
-                # data dir from before the archive existed, never archived at all).
-                skipped = min(window.first_retained, window.seq + 1) - mark - 1
-                if known:
-                    self._lost.inc(skipped)
-                    log.error("archive: %d messages of %s were trimmed unarchived", skipped, name)
-                if not window.items:
-                    mark = await self._advance(name, window.first_retained - 1)
-                    continue
-            if not window.items:
-                return copied
-            await self._sql(store.store_batch, room_id, store.parse_items(window.items))
-            mark = await self._advance(name, window.last)
-            copied += len(window.items)
-            self._archived.inc(len(window.items))
-            if window.last >= window.seq:
-                return copied
+        while pending:
+            windows = await self._state.batches(pending, self._batch)
+            ready, gaps = {}, {}
+            for name, window in windows.items():
+                mark = pending[name]
+                if window.first_retained > mark + 1:
+                    # Trimmed before they were archived: past --archive-backlog (or, in
+                    # a data dir from before the archive existed, never archived at all).
+                    skipped = min(window.first_retained, window.seq + 1) - mark - 1
+                    if name in known:
+                        self._lost.inc(skipped)
+                        log.error(
+                            "archive: %d messages of %s were trimmed unarchived", skipped, name
+                        )
+                    if not window.count:
+                        gaps[name] = window.first_retained - 1
+                if window.count:
+                    ready[name] = window
+            group: list[tuple[int, bytes]] = []
+            rows = 0
+            for name, window in ready.items():  # whole rooms' batches per transaction
+                group.append((room_ids[name], window.frames))
+                rows += window.count
+                if rows >= ARCHIVE_TRANSACTION_ROWS:
+                    await self._sql(store_rooms, group)
+                    group, rows = [], 0
+            if group:
+                await self._sql(store_rooms, group)
+            raised = {**gaps, **{name: window.last for name, window in ready.items()}}
+            marks = await self._state.advance_all(raised, self._messages.history_size)
+            for window in ready.values():
+                copied += window.count
+                self._archived.inc(window.count)
+            pending = {n: m for n, m in marks.items() if m < windows[n].seq}
+        return copied
 
     async def _counter_behind(self, name: str, top: int) -> None:
         """Redis went back (an older snapshot, or emptied) below the archive: new messages
@@ -231,21 +258,16 @@ class ArchiveController(ArchiveReader):
             name, seq, top, top, reused, mark,
         )  # fmt: skip
 
-    async def _advance(self, name: str, archived_id: int) -> int:
-        return await self._state.advance(name, archived_id, self._messages.history_size)
-
-    async def measure_lag(self, positions: dict | None = None) -> ArchiveLag:
-        """How many messages wait for the archive, and the age of the oldest of them."""
-        if positions is None:
-            positions = await self._state.positions(list(await self._room_ids()))
+    async def measure_lag(self) -> ArchiveLag:
+        """How many messages wait for the archive, and the age of the oldest of them
+        (whichever process archives: this reads Redis, one round trip)."""
+        heads = await self._state.oldest_unarchived(list(await self._room_ids()))
         waiting, oldest = 0, math.inf
-        for name, (seq, mark) in positions.items():
-            behind = seq - (mark or 0)  # no watermark yet: not archived yet
-            if behind > 0:
-                waiting += behind
-                window = await self._state.retained(name, mark or 0, 1)
-                if window.items:
-                    oldest = min(oldest, orjson.loads(window.items[0])["ts"])
+        for seq, mark, frame in heads.values():
+            if seq > mark:  # no watermark yet (0): not archived yet
+                waiting += seq - mark
+                if frame:
+                    oldest = min(oldest, orjson.loads(frame)["ts"])
         seconds = max(0.0, time.time() - oldest) if waiting and oldest != math.inf else 0.0
         self.lag = ArchiveLag(waiting, seconds, None, time.time())
         self._lag_messages.set(waiting)
