@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
-import prometheus_client as prom
 
+from chatroom.controllers.archive_metrics import ArchiveMetrics
 from chatroom.controllers.archive_reading import (  # noqa: F401 - re-exported for callers
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -96,69 +96,50 @@ class ArchiveController(ArchiveReader):
         self._batch = batch
         self.lag = ArchiveLag()
         self._stopping = False
-        registry = (metrics or Metrics()).registry
-        self._archived = prom.Counter(
-            "chatroom_archived_messages", "Messages this process copied to the SQL archive.",
-            registry=registry,
-        )  # fmt: skip
-        self._lost = prom.Counter(
-            "chatroom_archive_lost_messages",
-            "Messages trimmed from Redis before the archive had them (the backlog cap).",
-            registry=registry,
-        )
-        self._lag_messages = prom.Gauge(
-            "chatroom_archive_lag_messages", "Messages in Redis not yet in the SQL archive.",
-            registry=registry,
-        )  # fmt: skip
-        self._lag_seconds = prom.Gauge(
-            "chatroom_archive_lag_seconds", "Age of the oldest message not yet archived.",
-            registry=registry,
-        )  # fmt: skip
-        self._counter_resets = prom.Counter(
-            "chatroom_archive_counter_resets",
-            "Rooms whose Redis counter was below the archive's highest id (Redis restored "
-            "from an older snapshot) and was raised to it.",
-            registry=registry,
-        )
+        self._stopped = asyncio.Event()
+        #: The archiver lock's token while ``run`` runs: a long pass keeps extending it.
+        self._token: str | None = None
+        self._metrics = ArchiveMetrics(metrics)
         self._next_counter_check = 0.0
-        self._failures = prom.Counter(
-            "chatroom_archive_failures", "Archiver passes that failed (database or Redis down).",
-            registry=registry,
-        )  # fmt: skip
 
     # -- the archiver ---------------------------------------------------------------
 
-    async def run(self) -> None:
-        """The loop every process runs until cancelled; one process at a time archives."""
-        token = ArchiveState.new_token()
+    async def run(self, archive: bool = True) -> None:
+        """The loop a process runs until ``stop`` (or cancelled): with ``archive``, it
+        takes part in archiving and retention (one process at a time works, by a lock);
+        without (``--archiver off``), it only measures the lag, for /metrics and /healthz."""
+        token = self._token = ArchiveState.new_token()
         next_retention = 0.0
         try:
             while not self._stopping:
                 try:
-                    if await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS):
+                    if archive and await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS):
                         await self.archive_once()
                     else:
                         await self.measure_lag()
-                    if self._retention_days and time.monotonic() >= next_retention:
+                    if archive and self._retention_days and time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_INTERVAL_SECONDS
                         await self.retention_once()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the database or Redis is down: retry later
-                    self._failures.inc()
+                    self._metrics.failures.inc()
                     self.lag.error = f"{type(exc).__name__}: {exc}"[:200]
                     log.warning("archiver pass failed (will retry): %s", self.lag.error)
-                await asyncio.sleep(ARCHIVE_INTERVAL_SECONDS)
+                with contextlib.suppress(asyncio.TimeoutError):  # woken early by stop()
+                    await asyncio.wait_for(self._stopped.wait(), ARCHIVE_INTERVAL_SECONDS)
         finally:
+            self._token = None
             # Bounded: with Redis hung, shutdown must not wait for it (the lock
             # expires by itself after ARCHIVER_LOCK_MS).
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._state.release("archiver", token), 1.0)
 
     def stop(self) -> None:
-        """End ``run`` after its current pass (a cancel a library call swallows cannot
-        keep it going)."""
+        """End ``run`` after the batches in hand are committed and their watermarks
+        raised (a cancel a library call swallows cannot keep it going)."""
         self._stopping = True
+        self._stopped.set()
 
     async def _room_ids(self) -> dict[str, int]:
         return await self._sql(lambda: dict(Room.select(Room.name, Room.id).tuples()))
@@ -201,7 +182,7 @@ class ArchiveController(ArchiveReader):
         """Copy the messages above each room's watermark (``pending``), a batch of every
         room a round; a gap in a room that had a watermark (``known``) counts as lost."""
         copied = 0
-        while pending:
+        while pending and not self._stopping:
             windows = await self._state.batches(pending, self._batch)
             ready, gaps = {}, {}
             for name, window in windows.items():
@@ -211,7 +192,7 @@ class ArchiveController(ArchiveReader):
                     # a data dir from before the archive existed, never archived at all).
                     skipped = min(window.first_retained, window.seq + 1) - mark - 1
                     if name in known:
-                        self._lost.inc(skipped)
+                        self._metrics.lost.inc(skipped)
                         log.error(
                             "archive: %d messages of %s were trimmed unarchived", skipped, name
                         )
@@ -233,9 +214,16 @@ class ArchiveController(ArchiveReader):
             marks = await self._state.advance_all(raised, self._messages.history_size)
             for window in ready.values():
                 copied += window.count
-                self._archived.inc(window.count)
+                self._metrics.archived.inc(window.count)
             pending = {n: m for n, m in marks.items() if m < windows[n].seq}
+            if pending and not await self._still_ours():
+                break  # a backlog outlasted the lock, and another process took over
         return copied
+
+    async def _still_ours(self) -> bool:
+        """Extend the archiver lock during a long pass; False if another process holds it."""
+        token = self._token
+        return token is None or await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS)
 
     async def _counter_behind(self, name: str, top: int) -> None:
         """Redis went back (an older snapshot, or emptied) below the archive: new messages
@@ -245,12 +233,12 @@ class ArchiveController(ArchiveReader):
         if before is None:  # a message arrived meanwhile and the counter caught up
             return
         seq, mark = before
-        self._counter_resets.inc()
+        self._metrics.counter_resets.inc()
         # Messages above the old watermark may have reused archived ids: the archive
         # could not keep them. (Some may be the snapshot's copies of archived ones.)
         reused = max(0, seq - mark)
         if reused:
-            self._lost.inc(reused)
+            self._metrics.lost.inc(reused)
         log.error(
             "archive: the Redis counter of %s was %d, below the archive's highest id %d "
             "(Redis restored from an older snapshot?); raised it to %d, dropping %d retained "
@@ -270,8 +258,8 @@ class ArchiveController(ArchiveReader):
                     oldest = min(oldest, orjson.loads(frame)["ts"])
         seconds = max(0.0, time.time() - oldest) if waiting and oldest != math.inf else 0.0
         self.lag = ArchiveLag(waiting, seconds, None, time.time())
-        self._lag_messages.set(waiting)
-        self._lag_seconds.set(seconds)
+        self._metrics.lag_messages.set(waiting)
+        self._metrics.lag_seconds.set(seconds)
         return self.lag
 
     def health(self) -> str:
