@@ -175,7 +175,7 @@ class ArchiveController(ArchiveReader):
                 pending[name] = mark
         copied = await self._copy(pending, set(pending) - set(unknown), room_ids)
         self.lag = ArchiveLag(measured=time.time())
-        await self.measure_lag()
+        await self.measure_lag(list(room_ids))
         return copied
 
     async def _copy(self, pending: dict[str, int], known: set[str], room_ids: dict) -> int:
@@ -246,10 +246,12 @@ class ArchiveController(ArchiveReader):
             name, seq, top, top, reused, mark,
         )  # fmt: skip
 
-    async def measure_lag(self) -> ArchiveLag:
+    async def measure_lag(self, rooms: list[str] | None = None) -> ArchiveLag:
         """How many messages wait for the archive, and the age of the oldest of them
         (whichever process archives: this reads Redis, one round trip)."""
-        heads = await self._state.oldest_unarchived(list(await self._room_ids()))
+        if rooms is None:
+            rooms = list(await self._room_ids())
+        heads = await self._state.oldest_unarchived(rooms)
         waiting, oldest = 0, math.inf
         for seq, mark, frame in heads.values():
             if seq > mark:  # no watermark yet (0): not archived yet
