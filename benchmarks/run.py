@@ -423,11 +423,22 @@ def main(argv: list[str] | None = None) -> int:
         help="import chatroom from this src directory instead of the installed package",
     )
     parser.add_argument(
+        "--chatroom-arg", action="append", default=[], metavar="ARG",
+        help="one more argument for chatroom serve (repeatable), e.g. --chatroom-arg=--archiver "
+        "--chatroom-arg=off",
+    )  # fmt: skip
+    parser.add_argument(
+        "--archive-process", action="store_true",
+        help="serve with --archiver off and run 'chatroom archive' beside it (unpinned)",
+    )  # fmt: skip
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="py-spy every send phase into DIR"
     )
     args = parser.parse_args(argv)
     if args.chatroom_src:
         servers.CHATROOM_SRC = str(args.chatroom_src.resolve())
+    servers.CHATROOM_ARGS = list(args.chatroom_arg)
+    servers.ARCHIVE_PROCESS = args.archive_process
 
     names = args.scenario or ["all"]
     names = list(SCENARIOS) if "all" in names else list(dict.fromkeys(names))

@@ -73,6 +73,8 @@ class Server:
 
     def stop(self, grace: float = 15.0) -> dict:
         """SIGTERM, wait, then SIGKILL the whole process group; how it went."""
+        if "archiver" in self.extra:  # --archive-process: it goes first, Redis is the server's
+            self.extra.pop("archiver").stop(grace)
         out = {"exit_code": None, "killed": False}
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -99,6 +101,12 @@ class Server:
 #: Where chatroom is imported from: the installed package, or (``--chatroom-src`` /
 #: CHATROOM_BENCH_SRC) another checkout's ``src`` directory, e.g. a ``git archive`` of HEAD.
 CHATROOM_SRC = os.environ.get("CHATROOM_BENCH_SRC", "")
+#: More ``serve`` options for every chatroom started (``--chatroom-arg``), e.g.
+#: ``--archiver off``.
+CHATROOM_ARGS: list[str] = []
+#: ``--archive-process``: chatroom serves with ``--archiver off`` and a ``chatroom
+#: archive`` process (unpinned, not in the server's CPU figures) archives beside it.
+ARCHIVE_PROCESS = False
 
 
 def _env() -> dict:
@@ -160,10 +168,16 @@ async def start_chatroom(
     port = free_port()
     cmd = [sys.executable, "-m", "chatroom", "serve", "--data-dir", str(data_dir)]
     cmd += ["--port", str(port), "--processes", str(processes), *serve_options(), *extra_args]
+    cmd += [*CHATROOM_ARGS, *(["--archiver", "off"] if ARCHIVE_PROCESS else [])]
     log_path = data_dir.parent / f"{data_dir.name}.log"
     process, log = _launch(cmd, cpus, log_path, data_dir.parent)
     server = Server("chatroom", port, process, data_dir, log_path, log, processes)
     await wait_ready(server)
+    if ARCHIVE_PROCESS:
+        archive = [sys.executable, "-m", "chatroom", "archive", "--data-dir", str(data_dir)]
+        archive_log = data_dir.parent / f"{data_dir.name}-archive.log"
+        process, log = _launch(archive, None, archive_log, data_dir.parent)
+        server.extra["archiver"] = Server("archiver", 0, process, data_dir, archive_log, log)
     return server
 
 

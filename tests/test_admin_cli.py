@@ -180,7 +180,7 @@ def test_delete_asks_first(tmp_path):
 
 
 def test_a_locked_data_dir_without_a_redis_is_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.setattr("chatroom.operator_commands.RUNNING_REDIS_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr("chatroom.storage.RUNNING_REDIS_WAIT_SECONDS", 0.2)
     data_dir = tmp_path / "data"
     holder = DataDirectory(data_dir)  # stands for a server that uses --redis-url
     assert holder.try_lock()

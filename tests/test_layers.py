@@ -23,14 +23,25 @@ VIEW_MODEL_EXCEPTIONS = {
 }
 
 #: What each layer may not import (prefixes of module names).
-ABOVE_APP = ("chatroom.app", "chatroom.wiring", "chatroom.server", "chatroom.operator_commands")
+ABOVE_APP = (
+    "chatroom.app",
+    "chatroom.wiring",
+    "chatroom.server",
+    "chatroom.operator_commands",
+    "chatroom.archive_process",
+)
 FORBIDDEN = {
     "chatroom.models": ("tornado", "chatroom.controllers", "chatroom.views", *ABOVE_APP),
     "chatroom.controllers": ("tornado", "chatroom.views", *ABOVE_APP),
     "chatroom.views": ("redis", "peewee", "chatroom.models", *ABOVE_APP[1:]),
 }
 #: Only the command line imports the command line, the server and the operator wiring.
-ONLY_FROM_CLI = ("chatroom.cli", "chatroom.server", "chatroom.operator_commands")
+ONLY_FROM_CLI = (
+    "chatroom.cli",
+    "chatroom.server",
+    "chatroom.operator_commands",
+    "chatroom.archive_process",
+)
 
 
 def imports_of(source: str) -> set[str]:
@@ -69,6 +80,7 @@ def violations(module: str, source: str) -> list[str]:
         "chatroom.cli_operator",
         "chatroom.cli_files",
         "chatroom.cli_invites",
+        "chatroom.cli_archive",
     ):
         for name in sorted(imported):
             if any(_matches(name, prefix) for prefix in ONLY_FROM_CLI):

@@ -152,6 +152,11 @@ def initdb(data_dir: Path, database_url: str | None) -> None:
         click.echo(f"Database at {where} is up to date")
 
 
-# The operator commands (rooms, users, history, import, stats) and ``files gc``
-# register themselves on ``main`` when imported.
-from chatroom import cli_files, cli_invites, cli_operator  # noqa: E402, F401 - registers the commands
+# The operator commands (rooms, users, history, import, stats), ``files gc`` and
+# ``archive`` register themselves on ``main`` when imported.
+from chatroom import (  # noqa: E402, F401 - registers the commands
+    cli_archive,
+    cli_files,
+    cli_invites,
+    cli_operator,
+)

@@ -52,6 +52,9 @@ LOG_FORMATS = ("text", "json")
 #: open: anyone may register; invite: registering needs an invite code; closed: only
 #: ``chatroom users create`` makes accounts (SPEC §6, docs/configuration.md#registration).
 REGISTRATION_MODES = ("open", "invite", "closed")
+#: on: a serving process takes part in archiving; off: only ``chatroom archive``
+#: processes do (docs/archive.md#running-the-archiver-outside-the-serving-processes).
+ARCHIVER_MODES = ("on", "off")
 #: The longest a session may last (--session-days): ten years.
 MAX_SESSION_DAYS = 3650
 
@@ -248,6 +251,12 @@ class Config:
     )
     retention_days: float = setting(
         0.0, min=0, help="Delete messages older than this many days (0: keep forever)."
+    )
+    archiver: str = setting(
+        "on",
+        choices=ARCHIVER_MODES,
+        help="on: this server archives messages to SQL and applies retention (one process "
+        "at a time); off: 'chatroom archive' processes do.",
     )
     default_locale: str = setting(
         SOURCE_LOCALE,

@@ -6,30 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
-
-import redis as sync_redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from chatroom.config import Config
 from chatroom.controllers import BlockingRunner
 from chatroom.controllers.admin import AdminController
 from chatroom.controllers.files import FilesController
 from chatroom.controllers.signup import SignupController
-from chatroom.datadir import DataDirectory, DataDirError
+from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
-from chatroom.storage import close_redis, initialise_database, make_redis
+from chatroom.storage import close_redis, initialise_database, make_redis, running_server_redis
 from chatroom.wiring import build_controllers, make_files_controller
 
 T = TypeVar("T")
-
-#: How long an operator command waits for the Redis of a server that holds the
-#: data directory (it may be starting).
-RUNNING_REDIS_WAIT_SECONDS = 5.0
 
 
 @contextlib.contextmanager
@@ -46,35 +37,13 @@ def admin_redis(config: Config) -> Iterator[str]:
         return
     data_dir = DataDirectory(config.data_dir)
     if not data_dir.try_lock():
-        yield _running_server_redis(EmbeddedRedis(config.data_dir))
+        yield running_server_redis(EmbeddedRedis(config.data_dir))
         return
     try:
         with EmbeddedRedis(config.data_dir) as embedded:
             yield embedded.url
     finally:
         data_dir.unlock()
-
-
-def _running_server_redis(embedded: EmbeddedRedis) -> str:
-    """The URL of the embedded Redis a running server started (``embedded`` is not ours)."""
-    deadline = time.monotonic() + RUNNING_REDIS_WAIT_SECONDS
-    while True:
-        try:
-            with sync_redis.Redis(
-                unix_socket_path=str(embedded.socket_path),
-                socket_timeout=1,
-                retry=Retry(NoBackoff(), 0),  # this loop retries, without redis-py's backoff
-            ) as client:
-                if client.ping():
-                    return embedded.url
-        except (sync_redis.ConnectionError, sync_redis.TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            raise DataDirError(
-                f"a chatroom server is using {embedded.data_dir}, but no Redis answers on "
-                f"{embedded.socket_path}; if that server uses --redis-url, pass the same one"
-            )
-        time.sleep(0.05)
 
 
 def run_admin(config: Config, action: Callable[[AdminController], Awaitable[T]]) -> T:

@@ -91,7 +91,10 @@ class ChatServer:
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
-            asyncio.create_task(controllers.archive.run(), name="chatroom-archiver"),
+            # --archiver off: only the lag is measured here; `chatroom archive` archives.
+            asyncio.create_task(
+                controllers.archive.run(archive=config.archiver == "on"), name="chatroom-archiver"
+            ),
         ]
         # Ready means subscribed: nothing acknowledged from now on can be missed here.
         await asyncio.wait_for(self.chat.listening.wait(), timeout=10)

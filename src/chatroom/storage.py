@@ -1,6 +1,7 @@
 """Reaching the storage a ``Config`` names: the shared Redis client (one Redis, a
-Sentinel-managed master, or a Cluster: SPEC §8), what an external Redis needs for
-``--durability strict``, and the database schema brought up to date.
+Sentinel-managed master, or a Cluster: SPEC §8), the embedded Redis of a running
+server, what an external Redis needs for ``--durability strict``, and the database
+schema brought up to date.
 
 The serving processes, the operator commands, ``chatroom initdb`` and the tests
 all open storage through these functions.
@@ -9,6 +10,7 @@ all open storage through these functions.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import redis as sync_redis
@@ -17,9 +19,12 @@ import redis.asyncio.cluster as aiocluster
 import redis.asyncio.sentinel as aiosentinel
 import redis.cluster
 import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from chatroom.config import Config, ConfigError
-from chatroom.datadir import DataDirectory
+from chatroom.datadir import DataDirectory, DataDirError
+from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import migrate_schema, open_database
 from chatroom.models.messages import DurabilityWait
 from chatroom.redis_urls import RedisTarget, parse_redis_url
@@ -201,6 +206,33 @@ def strict_durability_needs_waitaof(redis_url: str) -> bool:
     """Whether one external Redis needs a wait after each send for ``--durability strict``
     (see ``strict_durability_wait``)."""
     return strict_durability_wait(redis_url) is not None
+
+
+#: How long an operator command or an archiver waits for the Redis of a server that
+#: holds the data directory (it may be starting).
+RUNNING_REDIS_WAIT_SECONDS = 5.0
+
+
+def running_server_redis(embedded: EmbeddedRedis) -> str:
+    """The URL of the embedded Redis a running server started (``embedded`` is not ours)."""
+    deadline = time.monotonic() + RUNNING_REDIS_WAIT_SECONDS
+    while True:
+        try:
+            with sync_redis.Redis(
+                unix_socket_path=str(embedded.socket_path),
+                socket_timeout=1,
+                retry=Retry(NoBackoff(), 0),  # this loop retries, without redis-py's backoff
+            ) as client:
+                if client.ping():
+                    return embedded.url
+        except (sync_redis.ConnectionError, sync_redis.TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise DataDirError(
+                f"a chatroom server is using {embedded.data_dir}, but no Redis answers on "
+                f"{embedded.socket_path}; if that server uses --redis-url, pass the same one"
+            )
+        time.sleep(0.05)
 
 
 def initialise_database(config: Config) -> bool:

@@ -181,7 +181,8 @@ async def test_a_crash_between_commit_and_watermark_leaves_no_duplicate(make_arc
     await env.send("lobby", 20)
     window = await env.state.retained("lobby", 0, 9)
     room_id = await env.run(lambda: Room.by_name("lobby").id)
-    from chatroom.models.archive import parse_items, store_batch
+    from chatroom.models.archive import parse_items
+    from chatroom.models.archive_insert import store_batch
 
     await env.run(store_batch, room_id, parse_items(window.items))  # committed, then "killed"
     assert await env.redis.get(env.keys.archived("lobby")) is None

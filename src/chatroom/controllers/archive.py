@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
-import prometheus_client as prom
 
+from chatroom.controllers.archive_metrics import ArchiveMetrics
 from chatroom.controllers.archive_reading import (  # noqa: F401 - re-exported for callers
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -38,6 +38,7 @@ from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
+from chatroom.models.archive_insert import store_batch, store_rooms
 from chatroom.models.archive_state import ArchiveState
 
 if TYPE_CHECKING:
@@ -47,8 +48,11 @@ log = logging.getLogger(__name__)
 
 #: How often the archiver looks for new messages.
 ARCHIVE_INTERVAL_SECONDS = 0.5
-#: Messages copied per SQL transaction.
+#: Messages of one room read from Redis at a time.
 ARCHIVE_BATCH = 500
+#: A transaction takes rooms' batches until it holds this many messages (so that the
+#: SQLite write lock is held briefly; per-transaction costs are shared by many rooms).
+ARCHIVE_TRANSACTION_ROWS = 2000
 #: The archiver lock's expiry: another process takes over this long after a holder died.
 ARCHIVER_LOCK_MS = 15_000
 #: Retention runs at most this often (one process across hosts, by its lock's expiry).
@@ -92,127 +96,139 @@ class ArchiveController(ArchiveReader):
         self._batch = batch
         self.lag = ArchiveLag()
         self._stopping = False
-        registry = (metrics or Metrics()).registry
-        self._archived = prom.Counter(
-            "chatroom_archived_messages", "Messages this process copied to the SQL archive.",
-            registry=registry,
-        )  # fmt: skip
-        self._lost = prom.Counter(
-            "chatroom_archive_lost_messages",
-            "Messages trimmed from Redis before the archive had them (the backlog cap).",
-            registry=registry,
-        )
-        self._lag_messages = prom.Gauge(
-            "chatroom_archive_lag_messages", "Messages in Redis not yet in the SQL archive.",
-            registry=registry,
-        )  # fmt: skip
-        self._lag_seconds = prom.Gauge(
-            "chatroom_archive_lag_seconds", "Age of the oldest message not yet archived.",
-            registry=registry,
-        )  # fmt: skip
-        self._counter_resets = prom.Counter(
-            "chatroom_archive_counter_resets",
-            "Rooms whose Redis counter was below the archive's highest id (Redis restored "
-            "from an older snapshot) and was raised to it.",
-            registry=registry,
-        )
+        self._stopped = asyncio.Event()
+        #: The archiver lock's token while ``run`` runs: a long pass keeps extending it.
+        self._token: str | None = None
+        self._metrics = ArchiveMetrics(metrics)
         self._next_counter_check = 0.0
-        self._failures = prom.Counter(
-            "chatroom_archive_failures", "Archiver passes that failed (database or Redis down).",
-            registry=registry,
-        )  # fmt: skip
 
     # -- the archiver ---------------------------------------------------------------
 
-    async def run(self) -> None:
-        """The loop every process runs until cancelled; one process at a time archives."""
-        token = ArchiveState.new_token()
+    async def run(self, archive: bool = True) -> None:
+        """The loop a process runs until ``stop`` (or cancelled): with ``archive``, it
+        takes part in archiving and retention (one process at a time works, by a lock);
+        without (``--archiver off``), it only measures the lag, for /metrics and /healthz."""
+        token = self._token = ArchiveState.new_token()
         next_retention = 0.0
         try:
             while not self._stopping:
                 try:
-                    if await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS):
+                    if archive and await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS):
                         await self.archive_once()
                     else:
                         await self.measure_lag()
-                    if self._retention_days and time.monotonic() >= next_retention:
+                    if archive and self._retention_days and time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_INTERVAL_SECONDS
                         await self.retention_once()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the database or Redis is down: retry later
-                    self._failures.inc()
+                    self._metrics.failures.inc()
                     self.lag.error = f"{type(exc).__name__}: {exc}"[:200]
                     log.warning("archiver pass failed (will retry): %s", self.lag.error)
-                await asyncio.sleep(ARCHIVE_INTERVAL_SECONDS)
+                with contextlib.suppress(asyncio.TimeoutError):  # woken early by stop()
+                    await asyncio.wait_for(self._stopped.wait(), ARCHIVE_INTERVAL_SECONDS)
         finally:
+            self._token = None
             # Bounded: with Redis hung, shutdown must not wait for it (the lock
             # expires by itself after ARCHIVER_LOCK_MS).
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self._state.release("archiver", token), 1.0)
 
     def stop(self) -> None:
-        """End ``run`` after its current pass (a cancel a library call swallows cannot
-        keep it going)."""
+        """End ``run`` after the batches in hand are committed and their watermarks
+        raised (a cancel a library call swallows cannot keep it going)."""
         self._stopping = True
+        self._stopped.set()
 
     async def _room_ids(self) -> dict[str, int]:
-        return await self._sql(lambda: {r.name: r.id for r in Room.select(Room.id, Room.name)})
+        return await self._sql(lambda: dict(Room.select(Room.name, Room.id).tuples()))
 
     async def archive_once(self) -> int:
-        """Copy every room's unarchived messages to SQL; how many were copied."""
+        """Copy every room's unarchived messages to SQL; how many were copied.
+
+        A pass costs a fixed number of round trips whatever the number of rooms (one
+        Redis pipeline to read a batch of each room, SQL transactions of many rooms'
+        batches, one pipeline to raise their watermarks), and no Python per message:
+        the frames go to SQL as one JSON array (models/archive_insert.py).
+        """
         room_ids = await self._room_ids()
         positions = await self._state.positions(list(room_ids))
-        copied = 0
         check_all = time.monotonic() >= self._next_counter_check
         if check_all:
             self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
+        orphaned = 0  # SPEC §8: messages a new epoch took out of the log
         for name, waiting in (await self._state.orphan_counts(list(room_ids))).items():
-            copied += await self._archive_orphans(name, room_ids[name], waiting)
+            orphaned += await self._archive_orphans(name, room_ids[name], waiting)
+        # The archive's highest id: the watermark of a room without one (a new room, a
+        # 0.1 data dir, or Redis lost the key), and the counter's check (see below).
+        checked = [n for n, (seq, mark) in positions.items() if check_all or seq != mark]
+        tops: dict[str, int] = {}
+        if checked:
+            newest = await self._sql(store.newest_archived_ids, [room_ids[n] for n in checked])
+            tops = {name: newest.get(room_ids[name], 0) for name in checked}
+        unknown = {n: tops[n] for n, (_seq, mark) in positions.items() if mark is None}
+        marks = await self._state.advance_all(unknown, self._messages.history_size)
+        pending: dict[str, int] = {}
         for name, (seq, mark) in positions.items():
-            top = None
-            if mark is None:  # a new room, a 0.1 data dir, or Redis lost the key
-                top = await self._sql(store.newest_archived_id, room_ids[name])
-                mark = await self._state.advance(name, top, self._messages.history_size)
-                known = False
-            else:
-                known = True
-            if check_all or seq != mark:
-                if top is None:
-                    top = await self._sql(store.newest_archived_id, room_ids[name])
-                if seq < top:
-                    await self._counter_behind(name, top)
-                    continue
-            if seq > mark:
-                copied += await self._archive_room(name, room_ids[name], mark, known)
+            mark = marks.get(name, mark)
+            if name in tops and seq < tops[name]:
+                await self._counter_behind(name, tops[name])
+            elif seq > mark:
+                pending[name] = mark
+        copied = orphaned + await self._copy(pending, set(pending) - set(unknown), room_ids)
         self.lag = ArchiveLag(measured=time.time())
-        await self.measure_lag(positions=None)
+        await self.measure_lag(list(room_ids))
         return copied
 
-    async def _archive_room(self, name: str, room_id: int, mark: int, known: bool) -> int:
+    async def _copy(self, pending: dict[str, int], known: set[str], room_ids: dict) -> int:
+        """Copy the messages above each room's watermark (``pending``), a batch of every
+        room a round; a gap in a room that had a watermark (``known``) counts as lost."""
         copied = 0
-        while True:
-            window = await self._state.retained(name, mark, self._batch, replicated=True)
-            if window.first_retained > mark + 1:
-                # Trimmed before they were archived: past --archive-backlog (or, in a
-                # data dir from before the archive existed, never archived at all).
-                skipped = min(window.first_retained, window.seq + 1) - mark - 1
-                if known:
-                    self._lost.inc(skipped)
-                    log.error("archive: %d messages of %s were trimmed unarchived", skipped, name)
-                if not window.items:
-                    mark = await self._advance(name, window.first_retained - 1)
-                    continue
-            if not window.items:
-                return copied
-            await self._sql(store.store_batch, room_id, store.parse_items(window.items))
-            mark = await self._advance(name, window.last)
-            if self._rooms is not None:  # SPEC §8: the send path's floor for the room
-                self._rooms.epochs.note(name, window.last)
-            copied += len(window.items)
-            self._archived.inc(len(window.items))
-            if window.last >= window.seq:
-                return copied
+        while pending and not self._stopping:
+            windows = await self._state.batches(pending, self._batch, replicated=True)
+            ready, gaps = {}, {}
+            for name, window in windows.items():
+                mark = pending[name]
+                if window.first_retained > mark + 1:
+                    # Trimmed before they were archived: past --archive-backlog (or, in
+                    # a data dir from before the archive existed, never archived at all).
+                    skipped = min(window.first_retained, window.seq + 1) - mark - 1
+                    if name in known:
+                        self._metrics.lost.inc(skipped)
+                        log.error(
+                            "archive: %d messages of %s were trimmed unarchived", skipped, name
+                        )
+                    if not window.count:
+                        gaps[name] = window.first_retained - 1
+                if window.count:
+                    ready[name] = window
+            group: list[tuple[int, bytes]] = []
+            rows = 0
+            for name, window in ready.items():  # whole rooms' batches per transaction
+                group.append((room_ids[name], window.frames))
+                rows += window.count
+                if rows >= ARCHIVE_TRANSACTION_ROWS:
+                    await self._sql(store_rooms, group)
+                    group, rows = [], 0
+            if group:
+                await self._sql(store_rooms, group)
+            raised = {**gaps, **{name: window.last for name, window in ready.items()}}
+            marks = await self._state.advance_all(raised, self._messages.history_size)
+            for name, window in ready.items():
+                if self._rooms is not None:  # SPEC §8: the send path's floor for the room
+                    self._rooms.epochs.note(name, window.last)
+                copied += window.count
+                self._metrics.archived.inc(window.count)
+            pending = {n: m for n, m in marks.items() if m < windows[n].seq}
+            if pending and not await self._still_ours():
+                break  # a backlog outlasted the lock, and another process took over
+        return copied
+
+    async def _still_ours(self) -> bool:
+        """Extend the archiver lock during a long pass; False if another process holds it."""
+        token = self._token
+        return token is None or await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS)
 
     async def _archive_orphans(self, name: str, room_id: int, waiting: int) -> int:
         """Copy the messages a new epoch took out of the room's log (SPEC §8) to SQL."""
@@ -221,10 +237,10 @@ class ArchiveController(ArchiveReader):
             items = await self._state.orphans(name, self._batch)
             if not items:
                 break
-            await self._sql(store.store_batch, room_id, store.parse_items(items))
+            await self._sql(store_batch, room_id, store.parse_items(items))
             await self._state.drop_orphans(name, len(items))
             copied += len(items)
-            self._archived.inc(len(items))
+            self._metrics.archived.inc(len(items))
         log.warning("archive: copied %d messages of %s left by a new epoch", copied, name)
         return copied
 
@@ -238,12 +254,12 @@ class ArchiveController(ArchiveReader):
         if before is None:  # a message arrived meanwhile and the counter caught up
             return
         seq, mark = before
-        self._counter_resets.inc()
+        self._metrics.counter_resets.inc()
         # Messages above the old watermark may have reused archived ids: the archive
         # could not keep them. (Some may be the snapshot's copies of archived ones.)
         reused = max(0, seq - mark)
         if reused:
-            self._lost.inc(reused)
+            self._metrics.lost.inc(reused)
         log.error(
             "archive: the Redis counter of %s was %d, below the archive's highest id %d "
             "(Redis restored from an older snapshot?); raised it to %d, dropping %d retained "
@@ -251,25 +267,22 @@ class ArchiveController(ArchiveReader):
             name, seq, top, top, reused, mark,
         )  # fmt: skip
 
-    async def _advance(self, name: str, archived_id: int) -> int:
-        return await self._state.advance(name, archived_id, self._messages.history_size)
-
-    async def measure_lag(self, positions: dict | None = None) -> ArchiveLag:
-        """How many messages wait for the archive, and the age of the oldest of them."""
-        if positions is None:
-            positions = await self._state.positions(list(await self._room_ids()))
+    async def measure_lag(self, rooms: list[str] | None = None) -> ArchiveLag:
+        """How many messages wait for the archive, and the age of the oldest of them
+        (whichever process archives: this reads Redis, one round trip)."""
+        if rooms is None:
+            rooms = list(await self._room_ids())
+        heads = await self._state.oldest_unarchived(rooms)
         waiting, oldest = 0, math.inf
-        for name, (seq, mark) in positions.items():
-            behind = seq - (mark or 0)  # no watermark yet: not archived yet
-            if behind > 0:
-                waiting += behind
-                window = await self._state.retained(name, mark or 0, 1)
-                if window.items:
-                    oldest = min(oldest, orjson.loads(window.items[0])["ts"])
+        for seq, mark, frame in heads.values():
+            if seq > mark:  # no watermark yet (0): not archived yet
+                waiting += seq - mark
+                if frame:
+                    oldest = min(oldest, orjson.loads(frame)["ts"])
         seconds = max(0.0, time.time() - oldest) if waiting and oldest != math.inf else 0.0
         self.lag = ArchiveLag(waiting, seconds, None, time.time())
-        self._lag_messages.set(waiting)
-        self._lag_seconds.set(seconds)
+        self._metrics.lag_messages.set(waiting)
+        self._metrics.lag_seconds.set(seconds)
         return self.lag
 
     def health(self) -> str:

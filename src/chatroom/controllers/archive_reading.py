@@ -21,6 +21,7 @@ from chatroom.controllers.errors import BadRequestError, ConflictError, NotFound
 from chatroom.controllers.rooms import RoomController
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
+from chatroom.models.archive_insert import store_batch
 from chatroom.models.archive_state import ArchiveState
 from chatroom.models.search import SearchQuery, search
 
@@ -211,7 +212,7 @@ class ArchiveReader:
             raise ConflictError(f"the room {room!r} has messages; import only into an empty one")
         items.sort(key=lambda item: item["id"])
         for start in range(0, len(items), 1000):
-            await self._sql(store.store_batch, room_row.id, items[start : start + 1000])
+            await self._sql(store_batch, room_row.id, items[start : start + 1000])
         if items:
             with storage_guard():
                 if not await self._state.claim_imported(room, items[-1]["id"]):
@@ -234,6 +235,8 @@ def _import_item(number: int, line: str, room: str) -> dict:
         ts = item.get("ts")
         if not isinstance(text, str) or validation._SURROGATE_RE.search(text):
             raise BadRequestError("text must be a string")
+        if "\x00" in text:  # as a send refuses it (and PostgreSQL cannot store it)
+            raise BadRequestError("text must not contain NUL")
         if isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts < 1e11:
             raise BadRequestError("ts must be seconds since 1970")
         if message_id < 1:

@@ -1,6 +1,6 @@
 """The SQL archive of every message (SPEC §7): the ``archived_message`` table, its
-writes (batches from the archiver, updates from edits, deletes and reactions,
-retention) and its reads (paging back, export).
+writes (updates from edits, deletes and reactions, retention; the archiver's
+batches are ``models/archive_insert.py``) and its reads (paging back, export).
 
 Redis holds the newest messages of a room as a list of ``message`` frames with
 consecutive ids; ``archived_message`` holds every message that was copied out of
@@ -83,22 +83,7 @@ def create_archive_table(db: peewee.Database) -> None:
     db.create_tables([ArchivedMessage])
 
 
-# -- writes ---------------------------------------------------------------------
-
-
-def store_batch(room_id: int, items: list[dict]) -> int:
-    """Insert the items; ones already archived are left as they are. Idempotent.
-
-    One transaction: after a crash either the whole batch is in SQL or none of it.
-    Returns the number of items given (not how many were new).
-    """
-    if not items:
-        return 0
-    rows = [row_values(room_id, item) for item in items]
-    with _write_transaction():
-        for start in range(0, len(rows), 200):
-            ArchivedMessage.insert_many(rows[start : start + 200]).on_conflict_ignore().execute()
-    return len(items)
+# -- writes (the archiver's batches: models/archive_insert.py) -------------------
 
 
 def apply_update(room_id: int, item: dict, rev: int) -> bool:
@@ -111,7 +96,7 @@ def apply_update(room_id: int, item: dict, rev: int) -> bool:
     """
     values = row_values(room_id, item, rev)
     where = (ArchivedMessage.room == room_id) & (ArchivedMessage.message_id == values["message_id"])
-    with _write_transaction():
+    with write_transaction():
         current = ArchivedMessage.select(ArchivedMessage.rev).where(where).first()
         if current is None:
             return ArchivedMessage.insert(values).on_conflict_ignore().execute() is not None
@@ -144,7 +129,7 @@ def bound_database() -> peewee.Database:
     return db.obj if isinstance(db, peewee.DatabaseProxy) else db
 
 
-def _write_transaction():
+def write_transaction():
     """A transaction that takes the write lock at once (SQLite: no upgrade deadlock)."""
     db = bound_database()
     if isinstance(db, peewee.SqliteDatabase):
@@ -160,6 +145,18 @@ def newest_archived_id(room_id: int) -> int:
         .scalar()
     )
     return int(value or 0)
+
+
+def newest_archived_ids(room_ids: list[int]) -> dict[int, int]:
+    """``newest_archived_id`` of several rooms in one query (an index lookup each)."""
+    if not room_ids:
+        return {}
+    outer = Room.alias("r")
+    newest = ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id)).where(
+        ArchivedMessage.room == outer.id
+    )
+    query = outer.select(outer.id, newest).where(outer.id.in_(room_ids)).tuples()
+    return {room_id: int(top or 0) for room_id, top in query}
 
 
 def delete_older_than(

@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from chatroom.models.epochs import START_EPOCH_LUA, epoch_event, epoch_keys, new_epoch
 from chatroom.models.events import EventBus
@@ -37,6 +39,34 @@ if hi >= lo then
   for i = 1, #items do out[#out + 1] = items[i] end
 end
 return out
+"""
+
+# The same range for the archiver, as one JSON array of the stored frames (what SQL
+# takes apart: models/archive_insert.py), so no frame is handled one by one in Python.
+# KEYS: seq, log. ARGV: after, count. Returns {seq, first retained id, id of the first
+# frame, how many frames, the array}.
+_BATCH_SCRIPT = """
+if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', 60000) end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local len = redis.call('LLEN', KEYS[2])
+local first = seq - len + 1
+local lo = math.max(first, tonumber(ARGV[1]) + 1)
+local hi = math.min(seq, tonumber(ARGV[1]) + tonumber(ARGV[2]))
+if hi < lo then return {seq, first, lo, 0, '[]'} end
+local items = redis.call('LRANGE', KEYS[2], lo - first, hi - first)
+return {seq, first, lo, #items, '[' .. table.concat(items, ',') .. ']'}
+"""
+
+# For the lag: the newest id, the watermark (0 for none) and the oldest message above it
+# (or ''). KEYS: seq, watermark, log.
+_OLDEST_SCRIPT = """
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
+local len = redis.call('LLEN', KEYS[3])
+local first = seq - len + 1
+local at = math.max(first, mark + 1)
+if at > seq then return {seq, mark, ''} end
+return {seq, mark, redis.call('LINDEX', KEYS[3], at - first) or ''}
 """
 
 # Raise the watermark (never lower it), then trim what the archive no longer needs
@@ -138,6 +168,23 @@ class RetainedRange:
         return self.first + len(self.items) - 1
 
 
+@dataclass(frozen=True)
+class RetainedBatch:
+    """What ``RetainedRange`` says, with the frames as one JSON array (``frames``,
+    ``count`` of them, the first with the id ``first``), for the SQL insert."""
+
+    seq: int
+    first_retained: int
+    first: int
+    count: int
+    frames: bytes
+
+    @property
+    def last(self) -> int:
+        """The id of the newest frame (``first - 1`` when there is none)."""
+        return self.first + self.count - 1
+
+
 class ArchiveState:
     """The archive's Redis keys: watermarks, the retained ranges it copies, its locks."""
 
@@ -154,6 +201,8 @@ class ArchiveState:
         self._replicas = replicas
         self._events = events or EventBus(redis, keys)
         self._range = redis.register_script(_RANGE_SCRIPT)
+        self._batch = redis.register_script(_BATCH_SCRIPT)
+        self._oldest = redis.register_script(_OLDEST_SCRIPT)
         self._advance = redis.register_script(_ADVANCE_SCRIPT)
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
         self._lock = redis.register_script(_LOCK_SCRIPT)
@@ -197,6 +246,77 @@ class ArchiveState:
         return RetainedRange(
             int(seq), int(first_retained), int(first), [history_item(f) for f in frames]
         )
+
+    async def batches(
+        self, after: dict[str, int], count: int, replicated: bool = False
+    ) -> dict[str, RetainedBatch]:
+        """Per room, the retained messages with ids in (after[room], after[room] + count],
+        as one JSON array; one round trip for all the rooms.
+
+        ``replicated`` (SPEC §8, with replicas): only once a replica has them too, each
+        room on its own node's connection, else ``NotReplicated`` (see ``retained``)."""
+        keys = self._keys
+        calls = [([keys.seq(room), keys.log(room)], [mark, count]) for room, mark in after.items()]
+        if replicated and self._replicas:
+            replies = [
+                await self._replicated_batch(room, *call)
+                for room, call in zip(after, calls, strict=True)
+            ]
+        else:
+            replies = await self._each(self._batch, calls)
+        return {
+            room: RetainedBatch(int(seq), int(first_retained), int(first), int(found), frames)
+            for room, (seq, first_retained, first, found, frames) in zip(
+                after, replies, strict=True
+            )
+        }
+
+    async def _replicated_batch(self, room: str, keys: list[str], args: list) -> list:
+        reply, waited = await node_calls(self._redis).call_then(
+            keys[0], self._batch, [*keys, self._keys.sync(room)], args,
+            "WAIT", self._replicas, REPLICA_WAIT_MS,
+        )  # fmt: skip
+        if int(waited) < self._replicas:
+            raise NotReplicated(f"no replica confirmed the messages of {room} in time")
+        return reply
+
+    async def advance_all(self, archived: dict[str, int], history_size: int) -> dict[str, int]:
+        """``advance`` for several rooms in one round trip; each room's watermark."""
+        keys = self._keys
+        calls = [
+            ([keys.archived(room), keys.seq(room), keys.log(room)], [archived_id, history_size])
+            for room, archived_id in archived.items()
+        ]
+        marks = await self._each(self._advance, calls)
+        return {room: int(mark) for room, mark in zip(archived, marks, strict=True)}
+
+    async def oldest_unarchived(self, rooms: list[str]) -> dict[str, tuple[int, int, bytes]]:
+        """For the lag: each room's (newest id, watermark, its oldest unarchived frame or
+        b"" when none); one round trip."""
+        keys = self._keys
+        calls = [([keys.seq(room), keys.archived(room), keys.log(room)], []) for room in rooms]
+        replies = await self._each(self._oldest, calls)
+        return {
+            room: (int(seq), int(mark), frame)
+            for room, (seq, mark, frame) in zip(rooms, replies, strict=True)
+        }
+
+    async def _each(self, script: AsyncScript, calls: list[tuple[list[str], list]]) -> list:
+        """``script`` once per (keys, args), pipelined: one round trip (two when Redis has
+        lost its scripts, e.g. after a restart)."""
+        if not calls:
+            return []
+        for attempt in (1, 2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                try:
+                    return await pipe.execute()
+                except NoScriptError:
+                    if attempt == 2:
+                        raise
+            script.sha = await self._redis.script_load(script.script)
+        raise AssertionError("unreachable")
 
     async def advance(self, room: str, archived_id: int, history_size: int) -> int:
         """Raise the room's watermark to ``archived_id`` and trim Redis down to what it

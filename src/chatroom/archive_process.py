@@ -1,0 +1,94 @@
+"""The composition root of ``chatroom archive``: the archiver (and retention) in a
+process of its own, on the Redis and database the servers use, until a signal.
+
+The servers then run with ``--archiver off`` and spend no time copying messages
+to SQL (docs/archive.md#running-the-archiver-outside-the-serving-processes).
+The archiver takes its Redis lock as in a server, so several such processes (or
+servers with ``--archiver on``) can run at once: one of them works at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import tornado.httpserver
+
+from chatroom.config import Config, redact_url
+from chatroom.controllers import BlockingRunner
+from chatroom.datadir import DataDirectory, DataDirError
+from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.models import open_database
+from chatroom.storage import initialise_database, make_redis, running_server_redis
+from chatroom.views.metrics import make_metrics_app
+from chatroom.wiring import build_controllers
+
+log = logging.getLogger("chatroom")
+
+#: How long a stop waits for the pass in hand (its batches committed, their
+#: watermarks raised, the lock released) before it gives up on it: what is not
+#: committed is copied again by the next archiver.
+STOP_GRACE_SECONDS = 30.0
+
+
+def archive_redis_url(config: Config) -> str:
+    """The Redis to archive from: ``--redis-url``, else the embedded Redis of the
+    running server that holds the data directory (an archiver does not start one)."""
+    if config.redis_url is not None:
+        return config.redis_url
+    data_dir = DataDirectory(config.data_dir)
+    if data_dir.try_lock():
+        data_dir.unlock()
+        raise DataDirError(
+            f"no chatroom server is using {config.data_dir}: start 'chatroom serve' first "
+            "(its embedded Redis holds the messages), or pass --redis-url"
+        )
+    return running_server_redis(EmbeddedRedis(config.data_dir))
+
+
+def run_archiver(config: Config, echo=print) -> int:
+    """Run ``chatroom archive`` until SIGTERM/SIGINT; returns the exit code."""
+    redis_url = archive_redis_url(config)
+    initialise_database(config)
+    where = redact_url(config.effective_database_url)
+    echo(f"chatroom archive: from {redact_url(redis_url)} to {where} (pid {os.getpid()})")
+    sys.stdout.flush()
+    asyncio.run(_archive_until_signal(config, redis_url))
+    return 0
+
+
+async def _archive_until_signal(config: Config, redis_url: str) -> None:
+    database = open_database(config.effective_database_url)
+    redis = make_redis(redis_url)
+    run_blocking = BlockingRunner(config.db_threads)
+    controllers = build_controllers(config, redis, run_blocking)
+    archive = controllers.archive
+    metrics_http = None
+    if config.metrics_port:
+        metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(controllers.metrics))
+        metrics_http.listen(config.metrics_port, config.metrics_host)
+    task = asyncio.create_task(archive.run(), name="chatroom-archiver")
+
+    def stop() -> None:
+        # The pass in hand finishes (then ``run`` releases the lock); one that hangs
+        # (a database that does not answer) is cancelled after the grace.
+        archive.stop()
+        loop.call_later(STOP_GRACE_SECONDS, task.cancel)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    try:
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        log.info("archiver stopping (pid %d)", os.getpid())
+        if metrics_http is not None:
+            metrics_http.stop()
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+        run_blocking.shutdown()
+        controllers.shutdown()
+        database.close()
