@@ -185,7 +185,7 @@ class ArchiveController(ArchiveReader):
         """Copy the messages above each room's watermark (``pending``), a batch of every
         room a round; a gap in a room that had a watermark (``known``) counts as lost."""
         copied = 0
-        while pending and not self._stopping:
+        while pending:  # a round at least: what was read is stored even when stopping
             windows = await self._state.batches(pending, self._batch, replicated=True)
             ready, gaps = {}, {}
             for name, window in windows.items():
@@ -221,6 +221,8 @@ class ArchiveController(ArchiveReader):
                 copied += window.count
                 self._metrics.archived.inc(window.count)
             pending = {n: m for n, m in marks.items() if m < windows[n].seq}
+            if self._stopping:
+                break
             if pending and not await self._still_ours():
                 break  # a backlog outlasted the lock, and another process took over
         return copied
