@@ -120,6 +120,10 @@ class ChatServer:
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
+        # Whatever presence is left (sockets whose clean-up was cancelled) goes now,
+        # rather than when this process's liveness key expires.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.chat.retire_presence(), 1.0)
         await self.chat.read_markers.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 1.0)

@@ -67,9 +67,9 @@ class ChatController:
         self._limiter = SendLimiter(self._limits, self._caps, self.metrics)
         self._sessions = SessionWatch()
         self._hub = FanoutHub(messages, presence, self.metrics, self._apply_control)
-        self._control = ControlEvents(self._access, self._sessions, self._connections, self._hub)
-        self._presence_loop = PresenceLoop(
-            self._hub, messages, presence, lambda: self.connection_count
+        self._presence_loop = PresenceLoop(messages, presence, lambda: self.connection_count)
+        self._control = ControlEvents(
+            self._access, self._sessions, self._connections, self._hub, self._presence_loop.local
         )
         self.listening = self._hub.listening
         self.in_flight = InFlight()
@@ -81,6 +81,11 @@ class ChatController:
     @property
     def connection_count(self) -> int:
         return len(self._connections)
+
+    @property
+    def presence_loop(self) -> PresenceLoop:
+        """This process's presence upkeep (tests drive its ``tick`` themselves)."""
+        return self._presence_loop
 
     # -- connections -------------------------------------------------------
 
@@ -108,7 +113,6 @@ class ChatController:
         if conn not in self._connections:  # closed while we waited: uncount it
             await self._presence_loop.release_socket(conn)
             return
-        self._presence_loop.counted[conn.conn_id] = conn
         with storage_guard():
             rooms = await self._rooms.memberships(conn.account)
         conn.deliver(frames.hello(conn.account.name, rooms))
@@ -164,30 +168,28 @@ class ChatController:
         if state is None:  # closed while the room was looked up
             return
         sub, new = self._hub.subscribe(ref.name, conn)
-        if not new:
+        local = self._presence_loop.local
+        if new:
+            local.add(ref.name, conn.account.name)
+        else:
             state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
         if since_id is None:
             since_id = state.has_up_to.get(ref.name)
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
-                first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
+                await local.settle(ref.name, conn.account.name)
                 page = await self._messages.history(ref.name, since_id, rev)
                 online = await self._presence.online(ref.name)
         except Exception:
             await self._unsubscribe(conn, ref.name)
             raise
         if conn not in self._connections:
-            # Closed while we waited: its disconnect may have run before our entry
-            # landed, so remove it again, and announce nothing.
-            with contextlib.suppress(*REDIS_DOWN):
-                await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
-            return
+            return  # closed while we waited: its disconnect took the presence back
         conn.deliver(frames.joined(page, online, updates=rev is not None))
         state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
         self._hub.joined(ref.name, sub, page.last_id, page.rev)  # [issue 12] rev
-        if first:
-            await self._presence_loop.announce(ref.name, conn.account.name, "online")
+        await local.announce_online(ref.name, conn.account.name)  # if this made them so
 
     @client_verb
     async def leave(self, conn: Connection, room: object) -> None:
@@ -386,6 +388,10 @@ class ChatController:
         """Keep this process's presence fresh (see ``PresenceLoop``), forever."""
         await self._presence_loop.run(self._housekeeping)
 
+    async def retire_presence(self) -> None:
+        """Shutdown: take what this process still holds out of presence at once."""
+        await self._presence_loop.retire()
+
     async def _housekeeping(self) -> None:
         """What runs on each presence tick after Redis: flushes, expiry, idle limits."""
         if self.read_markers is not None:
@@ -419,9 +425,12 @@ class ChatController:
             state.rooms.pop(room, None)
             if sub.pending is None:
                 state.has_up_to[room] = max(state.has_up_to.get(room, 0), sub.last_id)
+        local = self._presence_loop.local
+        local.remove(room, conn.account.name)
         with contextlib.suppress(*REDIS_DOWN):
-            if await self._presence.leave(room, conn.account.name, conn.conn_id):
-                await self._presence_loop.announce(room, conn.account.name, "offline")
+            # Announces offline if last; a join of the user's in flight here takes
+            # the change along instead (its Redis call may take a while).
+            await local.settle(room, conn.account.name, wait=False)
 
     def _apply_control(self, control: dict) -> None:
         """A control event from the bus (operator commands, other processes)."""

@@ -15,6 +15,7 @@ from chatroom.controllers.access_cache import RoomAccessCache
 from chatroom.controllers.connection import Connection, ConnectionState
 from chatroom.controllers.errors import NotFoundError
 from chatroom.controllers.fanout import FanoutHub
+from chatroom.controllers.presence_local import LocalPresence
 from chatroom.controllers.session_watch import SessionWatch
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
@@ -31,11 +32,13 @@ class ControlEvents:
         sessions: SessionWatch,
         connections: dict[Connection, ConnectionState],
         hub: FanoutHub,
+        presence: LocalPresence,
     ) -> None:
         self._access = access
         self._sessions = sessions
         self._connections = connections
         self._hub = hub
+        self._presence = presence
 
     def apply(self, control: dict) -> None:
         """Apply one control event's payload; an unknown one is logged and ignored."""
@@ -57,14 +60,17 @@ class ControlEvents:
         """Forget the room's access checks; its sockets get ``not_found`` and leave it."""
         self._access.forget_room(room)
         frame = frames.error(NotFoundError(f"the room {room!r} was deleted"), room)
+        users = []
         for conn in self._hub.drop_room(room):
             state = self._connections.get(conn)
             if state is not None:
                 state.rooms.pop(room, None)
                 state.has_up_to.pop(room, None)  # a new room of that name starts afresh
             conn.deliver(frame)
-        # Their presence entries went with the room's keys; a heartbeat racing the
-        # deletion may put one back, which expires and is swept like any other.
+            users.append(conn.account.name)
+        # Their presence entries went with the room's keys; taking them back here
+        # (in the background) also undoes an entry written while the room was deleted.
+        self._presence.forget(room, users)
 
     def user_disabled(self, user_id: int) -> None:
         """Forget the user's access checks and close their sockets (1008)."""
