@@ -116,6 +116,7 @@ class ChatServer:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), SHUTDOWN_DISCONNECTS_SECONDS)
         self.controllers.archive.stop()  # its loop ends at the next batch boundary
+        self.app.settings["pinger"].stop()
         leftovers = [*self.app.settings["background_tasks"], *self._tasks]
         for task in leftovers:
             task.cancel()

@@ -25,7 +25,7 @@ SESSION_EXPIRED = "session expired"
 Ended = tuple[str, object]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Watched:
     session_hash: str = ""
     expires: float = math.inf  # epoch seconds

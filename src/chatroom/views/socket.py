@@ -4,12 +4,11 @@ chat controller, and implements the controller's ``Connection`` protocol."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -33,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: The UI namespace of every socket: it renders no template (see ``initialize``).
 _NO_UI = tornado.util.ObjectDict()
+#: The one empty set of trusted proxies that every socket's HTTP context shares.
+_NO_PROXIES: frozenset[str] = frozenset()
 
 
 def echoable_fields(message: str) -> dict[str, str] | None:
@@ -63,40 +64,74 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     (1008) when the session it was opened with ends or expires.
     """
 
+    # An idle socket is mostly this object: its own state in slots, out of the
+    # instance dict that Tornado's attributes already fill (issue 17).
+    __slots__ = (
+        "_closing",
+        "_counted",
+        "_outbox",
+        "_protocol",
+        "_queued_bytes",
+        "_queued_frames",
+        "_sent_total",
+        "_stall_marks",
+        "_unflushed",
+        "account",
+        "conn_id",
+    )
     account: Account
     conn_id: str
-    _closing = False
     #: Frames queued this tick; a list only while some are (most sockets idle most ticks).
-    _outbox: list[bytes] | tuple[()] = ()
-    _counted = False
-    _queued_bytes = 0
-    _queued_frames = 0
-    _unflushed = 0
-    _sent_total = 0
-    _protocol: tornado.websocket.WebSocketProtocol | None = None
-    _stall_marks: collections.deque[tuple[float, int]]
+    _outbox: list[bytes] | tuple[()]
+    _protocol: tornado.websocket.WebSocketProtocol | None
+    #: (time, bytes sent by then) of recent writes, a few at most (a list: an empty
+    #: deque alone is 760 bytes); made by the first write.
+    _stall_marks: list[tuple[float, int]] | None
 
     def initialize(self) -> None:
         # Tornado builds each handler a UI namespace, one closure per UI method of
         # the pages (~2.6 KiB); a socket would keep it for its whole life unused.
         self.ui = _NO_UI
+        self._closing = self._counted = False
+        self._outbox = ()
+        self._queued_bytes = self._queued_frames = self._unflushed = self._sent_total = 0
+        self._protocol = self._stall_marks = None
 
     @property
     def chat(self):
         return self.settings["controllers"].chat
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Authenticate and check Origin, then upgrade as Tornado's ``WebSocketHandler.get``
+        does, here: this coroutine stays suspended for the socket's whole life, and
+        Tornado's (above ours) would keep a frame, a map and a lambda too (issue 17)."""
         session = await self.authenticate()
         if session is None:
             return self._refuse(401, "sign in first")
-        origin = self.request.headers.get("Origin")
+        headers = self.request.headers
+        origin = headers.get("Origin")
         if origin is None and self.credentials.kind == "cookie":
             return self._refuse(403, "a browser socket must send its Origin")
         if origin is not None and not self.check_origin(origin):
             return self._refuse(403, "cross-origin sockets are not allowed")
+        if headers.get("Upgrade", "").lower() != "websocket":
+            return self._refuse(400, 'a socket must ask to "Upgrade" to "websocket"')
+        if "upgrade" not in [s.strip().lower() for s in headers.get("Connection", "").split(",")]:
+            return self._refuse(400, '"Connection" must be "Upgrade"')
+        # Tornado >= 6.5 also refuses a cross-site Sec-Fetch-Site without an Origin.
+        cross_origin = getattr(self, "_check_cross_origin", None)
+        if cross_origin is not None and cross_origin(self.check_origin) is not None:
+            return self._refuse(403, "cross-origin sockets are not allowed")
         self.account = session.account
-        self.conn_id = uuid.uuid4().hex
-        await super().get(*args, **kwargs)
+        self.conn_id = os.urandom(8).hex()
+        self.open_args, self.open_kwargs = args, kwargs
+        del session, headers, origin, cross_origin, args, kwargs  # not kept while suspended
+        self.ws_connection = self.get_websocket_protocol()
+        if self.ws_connection is None:
+            self.set_status(426, "Upgrade Required")
+            self.set_header("Sec-WebSocket-Version", "13")
+            return
+        await self.ws_connection.accept_connection(self)
 
     def _refuse(self, status: int, message: str) -> None:
         self.set_status(status)
@@ -121,6 +156,8 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         self.chat.metrics.connections.inc()
         self._counted = True
+        self.settings["pinger"].add(self)
+        self._drop_upgrade_state()
         try:
             await self.chat.connect(self, self.session)
         except TooManyConnectionsError as exc:
@@ -195,14 +232,51 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         else:
             raise BadRequestError(f"unknown frame type {str(kind)[:40]!r}")
 
+    def _drop_upgrade_state(self) -> None:
+        """Free what only the upgrade needed (issue 17): the request's and the 101
+        response's headers and the parsed cookies, which the suspended upgrade
+        coroutines would keep as long as the socket (~1.5 KiB); and compact the
+        handler's attributes (Tornado adds seven when it detaches the stream, which
+        leaves the dict twice the size it needs)."""
+        request = self.request
+        for headers in (request.headers, self._headers):
+            headers.clear()
+            # Deleting keys one by one leaves a dict its table; clear() gives it back.
+            for table in vars(headers).values():
+                if isinstance(table, dict):
+                    table.clear()
+        request.__dict__.pop("_cookies", None)
+        # Tornado gives each connection its own empty set of trusted proxies (~200
+        # bytes), read only when it parses a request's X-Forwarded headers.
+        context = getattr(request.connection, "context", None)
+        if getattr(context, "trusted_downstream", None) == _NO_PROXIES:
+            context.trusted_downstream = _NO_PROXIES
+        self.__dict__ = dict(self.__dict__)
+
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
         # Tornado's protocol, failing RFC 6455 violations with 1002/1007 (views/rfc6455.py).
         self._protocol = strict_protocol(self, super().get_websocket_protocol())
-        self._stall_marks = collections.deque()
         return self._protocol
+
+    # -- keepalive: one timer for all sockets (views/pinger.py) ----------------
+
+    def send_ping(self) -> None:
+        if not self._writable():
+            return
+        try:
+            self.ws_connection.write_ping(b"")
+        except tornado.iostream.StreamClosedError:
+            self._closing = True
+
+    def on_pong(self, data: bytes) -> None:
+        self.settings["pinger"].pong(self)
+
+    def ping_timed_out(self) -> None:
+        self.close(1000, "ping timed out")  # what Tornado's own keepalive sends
 
     def on_close(self) -> None:
         self._closing = True
+        self.settings["pinger"].discard(self)
         if self._counted:
             self._counted = False
             self.chat.metrics.connections.dec()
@@ -260,6 +334,8 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
             return
         now = time.monotonic()
         marks = self._stall_marks
+        if marks is None:
+            marks = self._stall_marks = []
         if marks and now - marks[0][0] >= config.stall_seconds and self._stalled(now):
             # A reader that stopped reading at a normal chat rate never fills the queue
             # (the kernel buffers absorb it); what it leaves unacknowledged shows it.
@@ -298,11 +374,11 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         still in Tornado's buffer nor unacknowledged in the kernel's have reached
         the client, so marks up to that count are dropped.
         """
-        marks = self._stall_marks
+        marks = self._stall_marks or []
         pending = self._unflushed + unacknowledged_bytes(self.ws_connection.stream.socket)
         delivered = self._sent_total - pending + STALL_SLACK_BYTES
         while marks and marks[0][1] <= delivered:
-            marks.popleft()
+            del marks[0]
         return bool(marks) and now - marks[0][0] >= self.settings["config"].stall_seconds
 
     def _drop_slow(self, reason: str) -> None:
