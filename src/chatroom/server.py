@@ -22,6 +22,7 @@ from chatroom.config import Config, redact_url
 from chatroom.controllers import BlockingRunner
 from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.fdlimit import check_open_files
 from chatroom.models import open_database
 from chatroom.storage import initialise_database, make_redis, strict_durability_needs_waitaof
 from chatroom.views.body_limit import BodyLimit
@@ -192,6 +193,8 @@ def serve(config: Config, echo=print) -> int:
     """Run ``chatroom serve`` until SIGTERM/SIGINT; returns the exit code."""
     data_dir = DataDirectory(config.data_dir)
     data_dir.lock()
+    # Before Redis and the workers start: they inherit the raised limit.
+    check_open_files(config.max_connections)
     embedded = None
     if config.uses_embedded_redis:
         fsync = "always" if config.durability == "strict" else "everysec"

@@ -105,6 +105,8 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         """Authenticate and check Origin, then upgrade as Tornado's ``WebSocketHandler.get``
         does, here: this coroutine stays suspended for the socket's whole life, and
         Tornado's (above ours) would keep a frame, a map and a lambda too (issue 17)."""
+        if self.chat.connection_count >= self.settings["config"].max_connections:
+            return self._refuse(503, "this server holds all the sockets it may; retry later")
         session = await self.authenticate()
         if session is None:
             return self._refuse(401, "sign in first")
