@@ -184,7 +184,10 @@ class ArchiveController(ArchiveReader):
             if seq > mark:
                 copied += await self._archive_room(name, room_ids[name], mark, known)
         self.lag = ArchiveLag(measured=time.time())
-        await self.measure_lag(positions=None)
+        # Every room was archived already: the positions just read tell the lag (0),
+        # and an idle pass costs one SQL query and one Redis round trip less.
+        idle = all(seq == mark for seq, mark in positions.values())
+        await self.measure_lag(positions=positions if idle else None)
         return copied
 
     async def _archive_room(self, name: str, room_id: int, mark: int, known: bool) -> int:
