@@ -21,10 +21,10 @@ from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import (
     BadRequestError,
     TooManyConnectionsError,
-    code_for_status,
 )
 from chatroom.views.auth import Authenticated
 from chatroom.views.frame_writer import STALL_MARKS, STALL_SLACK_BYTES, unacknowledged_bytes
+from chatroom.views.lean_socket import LeanWebSocket
 from chatroom.views.origin import origin_key
 from chatroom.views.rfc6455 import strict_protocol
 
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 
 #: The UI namespace of every socket: it renders no template (see ``initialize``).
 _NO_UI = tornado.util.ObjectDict()
-#: A ping frame with no payload (server frames are never masked).
-_PING_FRAME = b"\x89\x00"
-#: The one empty set of trusted proxies that every socket's HTTP context shares.
-_NO_PROXIES: frozenset[str] = frozenset()
 
 
 def echoable_fields(message: str) -> dict[str, str] | None:
@@ -59,7 +55,7 @@ def echoable_fields(message: str) -> dict[str, str] | None:
     }
 
 
-class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
+class ChatSocketHandler(Authenticated, LeanWebSocket):
     """One client connection speaking the protocol of SPEC §3.
 
     It authenticates like every other handler (``Authenticated``) and is closed
@@ -104,44 +100,25 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         return self.settings["controllers"].chat
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        """Authenticate and check Origin, then upgrade as Tornado's ``WebSocketHandler.get``
-        does, here: this coroutine stays suspended for the socket's whole life, and
-        Tornado's (above ours) would keep a frame, a map and a lambda too (issue 17)."""
+        """Authenticate and check Origin, then ``upgrade`` (``LeanWebSocket``): this
+        coroutine stays suspended for the socket's whole life."""
         if self.chat.connection_count >= self.settings["config"].max_connections:
-            return self._refuse(503, "this server holds all the sockets it may; retry later")
+            return self.refuse(503, "this server holds all the sockets it may; retry later")
         session = await self.authenticate()
         if session is None:
-            return self._refuse(401, "sign in first")
+            return self.refuse(401, "sign in first")
         headers = self.request.headers
         origin = headers.get("Origin")
         if origin is None and self.credentials.kind == "cookie":
-            return self._refuse(403, "a browser socket must send its Origin")
+            return self.refuse(403, "a browser socket must send its Origin")
         if origin is not None and not self.check_origin(origin):
-            return self._refuse(403, "cross-origin sockets are not allowed")
-        if headers.get("Upgrade", "").lower() != "websocket":
-            return self._refuse(400, 'a socket must ask to "Upgrade" to "websocket"')
-        if "upgrade" not in [s.strip().lower() for s in headers.get("Connection", "").split(",")]:
-            return self._refuse(400, '"Connection" must be "Upgrade"')
-        # Tornado >= 6.5 also refuses a cross-site Sec-Fetch-Site without an Origin.
-        cross_origin = getattr(self, "_check_cross_origin", None)
-        if cross_origin is not None and cross_origin(self.check_origin) is not None:
-            return self._refuse(403, "cross-origin sockets are not allowed")
+            return self.refuse(403, "cross-origin sockets are not allowed")
         self.account = session.account
         self.conn_id = os.urandom(8).hex()
-        self.open_args, self.open_kwargs = args, kwargs
-        del session, headers, origin, cross_origin, args, kwargs  # not kept while suspended
-        self.ws_connection = self.get_websocket_protocol()
-        if self.ws_connection is None:
-            self.set_status(426, "Upgrade Required")
-            self.set_header("Sec-WebSocket-Version", "13")
-            return
-        await self.ws_connection.accept_connection(self)
-
-    def _refuse(self, status: int, message: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        error = {"code": code_for_status(status), "message": message}
-        self.finish(orjson.dumps({"error": error}))
+        socket_life = self.upgrade(*args, **kwargs)
+        del session, headers, origin, args, kwargs  # not kept while suspended
+        if socket_life is not None:
+            await socket_life
 
     def check_origin(self, origin: str) -> bool:
         """The server's own origin (scheme, host and port) or one of --allowed-origins."""
@@ -161,7 +138,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         self.chat.metrics.connections.inc()
         self._counted = True
         self.settings["pinger"].add(self)
-        self._drop_upgrade_state()
+        self.drop_upgrade_state()
         try:
             await self.chat.connect(self, self.session)
         except TooManyConnectionsError as exc:
@@ -236,61 +213,10 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         else:
             raise BadRequestError(f"unknown frame type {str(kind)[:40]!r}")
 
-    def _drop_upgrade_state(self) -> None:
-        """Free what only the upgrade needed (issue 17): the request's and the 101
-        response's headers and the parsed cookies, which the suspended upgrade
-        coroutines would keep as long as the socket (~1.5 KiB); and compact the
-        handler's attributes (Tornado adds seven when it detaches the stream, which
-        leaves the dict twice the size it needs)."""
-        request = self.request
-        for headers in (request.headers, self._headers):
-            headers.clear()
-            # Deleting keys one by one leaves a dict its table; clear() gives it back.
-            for table in vars(headers).values():
-                if isinstance(table, dict):
-                    table.clear()
-        request.__dict__.pop("_cookies", None)
-        # Tornado gives each connection its own empty set of trusted proxies (~200
-        # bytes), read only when it parses a request's X-Forwarded headers.
-        context = getattr(request.connection, "context", None)
-        if getattr(context, "trusted_downstream", None) == _NO_PROXIES:
-            context.trusted_downstream = _NO_PROXIES
-        self.__dict__ = dict(self.__dict__)
-
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
         # Tornado's protocol, failing RFC 6455 violations with 1002/1007 (views/rfc6455.py).
         self._protocol = strict_protocol(self, super().get_websocket_protocol())
         return self._protocol
-
-    # -- keepalive: one timer for all sockets (views/pinger.py) ----------------
-
-    def send_ping(self) -> None:
-        """An empty ping frame, straight to the socket when nothing waits before it
-        (a third of Tornado's ``write_ping``, which makes a Future per frame)."""
-        if not self._writable():
-            return
-        stream = self.ws_connection.stream
-        rest = _PING_FRAME
-        if not stream.writing():
-            try:
-                rest = rest[stream.socket.send(rest) :]
-            except BlockingIOError:
-                pass
-            except OSError:  # the peer is gone: Tornado's read side will see it too
-                self._closing = True
-                return
-            if not rest:
-                return
-        try:
-            stream.write(rest)
-        except tornado.iostream.StreamClosedError:
-            self._closing = True
-
-    def on_pong(self, data: bytes) -> None:
-        self.settings["pinger"].pong(self)
-
-    def ping_timed_out(self) -> None:
-        self.close(1000, "ping timed out")  # what Tornado's own keepalive sends
 
     def on_close(self) -> None:
         self._closing = True
@@ -310,7 +236,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
 
     # -- the Connection protocol --------------------------------------------
 
-    def _writable(self) -> bool:
+    def writable(self) -> bool:
         """False once either side began the closing handshake: no frame may follow a close
         (RFC 6455 §5.5.1), whether chatroom, the client or Tornado's keepalive closed it."""
         if self._closing:
@@ -323,7 +249,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
 
     def deliver(self, frame: bytes) -> None:
         """Queue a frame; everything queued in one event-loop tick goes out in one write."""
-        if not self._writable():
+        if not self.writable():
             return
         writer = self.settings["frame_writer"]
         if self._outbox:
@@ -335,7 +261,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     def flush_outbox(self) -> None:
         """Write every frame queued since the last tick in one stream write."""
         framed, self._outbox = self._outbox, ()
-        if not framed or not self._writable():
+        if not framed or not self.writable():
             return
         config = self.settings["config"]
         size = sum(map(len, framed))
