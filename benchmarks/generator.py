@@ -143,6 +143,41 @@ class ClientSpec:
     token: str
     room: str
     sender: bool
+    #: Rooms the socket joins besides ``room`` (the ``scale`` scenario); it sends in ``room``.
+    extra_rooms: tuple[str, ...] = ()
+
+
+class RoomSeen:
+    """What a client has seen of one of its extra rooms: the same checks as its own."""
+
+    __slots__ = ("holes", "last")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.holes: set[int] = set()
+
+    def see(self, mid: int, worker: Worker) -> bool:
+        """Record message ``mid``; False for a duplicate (not delivered again)."""
+        last = self.last
+        if mid == last + 1:
+            self.last = mid
+        elif mid > last:
+            if mid - last - 1 <= _MAX_HOLES - len(self.holes):
+                self.holes.update(range(last + 1, mid))
+            else:
+                worker.lost_overflow += mid - last - 1
+            self.last = mid
+        elif mid in self.holes:
+            self.holes.discard(mid)
+            worker.out_of_order += 1
+        else:
+            worker.duplicates += 1
+            return False
+        return True
+
+    def behind(self, expected: int) -> int:
+        """How many messages up to ``expected`` are missing."""
+        return len(self.holes) + max(0, expected - self.last)
 
 
 class Client:
@@ -151,9 +186,11 @@ class Client:
     __slots__ = (
         "caught_at",
         "caught_up",
+        "extra",
         "hello",
         "holes",
         "joined",
+        "joins_left",
         "last",
         "pending",
         "seq",
@@ -178,12 +215,23 @@ class Client:
         self.target = 0
         self.start_at = 0.0
         self.caught_at = 0.0
+        self.extra = {room: RoomSeen() for room in spec.extra_rooms}
+        self.joins_left = 0
 
     # The hot path: every frame the server sends this client.
     def on_frame(self, payload: bytes, now: float) -> None:
         w = self.worker
         if payload.startswith(_MESSAGE):
             msg = orjson.loads(payload)
+            if self.extra and msg["room"] != self.spec.room:
+                seen = self.extra.get(msg["room"])
+                if seen is None:
+                    w.other_frames["message from a room not joined"] += 1
+                elif seen.see(msg["id"], w):
+                    w.delivered += 1
+                    text = msg["text"]
+                    w.latency.add(now - float(text[: text.index(" ")]))
+                return
             mid = msg["id"]
             last = self.last
             if mid == last + 1:
@@ -234,6 +282,14 @@ class Client:
     def _on_joined(self, msg: dict, now: float) -> None:
         w = self.worker
         items = msg.get("messages") or []
+        self.joins_left -= 1
+        extra = self.extra.get(msg.get("room")) if msg.get("room") != self.spec.room else None
+        if extra is not None:
+            if items:
+                extra.last = max(extra.last, items[-1]["id"])
+            if self.joins_left <= 0 and self.joined is not None and not self.joined.done():
+                self.joined.set_result(now)
+            return
         if self.caught_up is not None:  # a reconnect with ``since``: verify what came back
             expect = self.last + 1
             for item in items:
@@ -251,7 +307,7 @@ class Client:
             w.gaps_reported += int(msg.get("missing") or 0)
         elif items:
             self.last = max(self.last, items[-1]["id"])
-        if self.joined is not None and not self.joined.done():
+        if self.joins_left <= 0 and self.joined is not None and not self.joined.done():
             self.joined.set_result(now)
         if self.caught_up is not None and self.last >= self.target and not self.holes:
             self._caught_up(now)
@@ -277,7 +333,10 @@ class Client:
         frame: dict = {"type": "join", "room": self.spec.room}
         if since is not None:
             frame["since"] = since
+        self.joins_left = 1 + len(self.extra)
         self.ws.send(frame)
+        for room in self.extra:
+            self.ws.send({"type": "join", "room": room})
         await asyncio.wait_for(self.joined, 30)
         return time.monotonic() - start
 
@@ -409,6 +468,8 @@ class Worker:
         seen: dict[str, int] = {}
         for c in self.clients:
             seen[c.spec.room] = max(seen.get(c.spec.room, 0), c.last)
+            for room, extra in c.extra.items():
+                seen[room] = max(seen.get(room, 0), extra.last)
         return {"max_acked": self.max_acked, "max_seen": seen}
 
     async def cmd_drain(self, expected: dict[str, int], timeout: float) -> dict:
@@ -420,8 +481,13 @@ class Worker:
         deadline = time.monotonic() + timeout
         live = [c for c in self.clients if c.ws is not None and c.ws.is_open]
 
+        def short(c: Client) -> bool:
+            if c.holes or c.last < expected.get(c.spec.room, 0):
+                return True
+            return any(x.behind(expected.get(r, 0)) for r, x in c.extra.items())
+
         def behind() -> list[Client]:
-            return [c for c in live if c.holes or c.last < expected.get(c.spec.room, 0)]
+            return [c for c in live if short(c)]
 
         while behind() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -432,6 +498,10 @@ class Worker:
             lost += len(c.holes) + max(0, expected.get(c.spec.room, 0) - c.last)
             c.holes.clear()
             c.last = max(c.last, expected.get(c.spec.room, 0))
+            for room, extra in c.extra.items():
+                lost += extra.behind(expected.get(room, 0))
+                extra.holes.clear()
+                extra.last = max(extra.last, expected.get(room, 0))
         unacked = sum(len(c.pending) for c in self.senders)
         for c in self.senders:
             c.pending.clear()

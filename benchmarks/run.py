@@ -24,11 +24,14 @@ from pathlib import Path
 
 from benchmarks import servers
 from benchmarks.generator import raise_nofile_limit
+from benchmarks.scale import scale_rows
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
 from benchmarks.uploads import UPLOAD_P99_MS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("steady", "ramp", "idle", "memory", "procs", "catchup", "uploads")
+#: Scenarios run only when named (not part of "all"): ``scale`` holds 10,000 sockets.
+EXTRA_SCENARIOS = ("scale",)
 
 
 def machine() -> dict:
@@ -127,6 +130,8 @@ async def run_scenarios(
             results.append(await bench.catchup("chatroom"))
         elif name == "uploads":
             results.extend(await bench.uploads())
+        elif name == "scale":
+            results.append(await bench.scale())
         log(f"   ({name} took {time.monotonic() - started:.0f}s)")
     return results
 
@@ -256,7 +261,7 @@ def summarize(results: list[dict]) -> list[dict]:
                 "note": "",
             }
         )
-    return rows + upload_rows(results)
+    return rows + upload_rows(results) + scale_rows(results, _fmt)
 
 
 def upload_rows(results: list[dict]) -> list[dict]:
@@ -368,6 +373,8 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
     ]
     for r in results:
         step = r if r["scenario"] in ("steady", "uploads") else r.get("best_step")
+        if r["scenario"] == "scale":
+            step = r["load"]
         if not step:
             continue
         name = f"{r['scenario']}/{r['server']}"
@@ -394,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.run", description="chatroom load benchmarks (issue #7)"
     )
     parser.add_argument(
-        "--scenario", action="append", choices=(*SCENARIOS, "all"), help="repeatable; default all"
+        "--scenario",
+        action="append",
+        choices=(*SCENARIOS, *EXTRA_SCENARIOS, "all"),
+        help="repeatable; default all (all but scale)",
     )
     parser.add_argument(
         "--server", choices=("both", "chatroom", "baseline"), default="both",
@@ -416,6 +426,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, help="ramp step duration (5)")
     parser.add_argument("--idle-clients", type=int, help="idle clients (2000)")
     parser.add_argument("--catchup-clients", type=int, help="catch-up clients (1000)")
+    parser.add_argument("--scale-sockets", type=int, help="scale: idle sockets (10000)")
+    parser.add_argument(
+        "--scale-idle-seconds", type=float, help="scale: idle hold measured for CPU (30)"
+    )
+    parser.add_argument(
+        "--scale-rate", type=float, help="scale: msg/s per sender (20 senders) of the load (1)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--chatroom-src",
@@ -441,7 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     servers.ARCHIVE_PROCESS = args.archive_process
 
     names = args.scenario or ["all"]
-    names = list(SCENARIOS) if "all" in names else list(dict.fromkeys(names))
+    if "all" in names:
+        names = [*SCENARIOS, *(n for n in EXTRA_SCENARIOS if n in names)]
+    names = list(dict.fromkeys(names))
     kinds = ["baseline", "chatroom"] if args.server == "both" else [args.server]
     settings = Settings(
         gen_procs=args.gen_procs,
@@ -459,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
         ("ramp_step_seconds", args.step_seconds),
         ("idle_clients", args.idle_clients),
         ("catchup_clients", args.catchup_clients),
+        ("scale_sockets", args.scale_sockets),
+        ("scale_idle_seconds", args.scale_idle_seconds),
+        ("scale_rate", args.scale_rate),
     ):
         if value is not None:
             setattr(settings, attr, value)

@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks import uploads as upload_bench
 from benchmarks.generator import ClientSpec, LoadGenerator
 from benchmarks.profile import Profiler
+from benchmarks.scale import run_scale
 from benchmarks.servers import (
     ChatroomFixture,
     Sampler,
@@ -68,6 +69,11 @@ class Settings:
     catchup_rooms: int = 10
     catchup_missed: int = 50
     users_cap: int = 200
+    scale_sockets: int = 10_000
+    scale_idle_seconds: float = 30.0
+    scale_senders: int = 20
+    scale_rate: float = 1.0
+    scale_seconds: float = 20.0
     profile_dir: Path | None = None
     interactive: bool = field(default_factory=lambda: sys.stdout.isatty())
 
@@ -117,12 +123,16 @@ class Bench:
     # -- plumbing ------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def server(self, kind: str, users: int, rooms: int, processes: int = 1, pin=True):
+    async def server(
+        self, kind: str, users: int, rooms: int, processes: int = 1, pin=True, extra_args=()
+    ):
         """A fresh server of ``kind`` and the accounts (names, tokens) to use with it."""
         cpus = self.server_cpus if pin else None
         if kind == "chatroom":
             accounts = await self.fixture.ensure(users, rooms, log=self.log)
-            server = await start_chatroom(self.fixture.fresh_copy(), processes, cpus)
+            server = await start_chatroom(
+                self.fixture.fresh_copy(), processes, cpus, extra_args=extra_args
+            )
         else:
             names = [user_name(i) for i in range(users)]
             accounts = {"users": names, "tokens": names, "rooms": rooms}
@@ -587,6 +597,10 @@ class Bench:
             f"{result['out_of_order']} failures {storm['failures'] or 0}"
         )
         return result
+
+    async def scale(self) -> dict:
+        """Issue 17: ten thousand sockets on one process (``benchmarks/scale.py``)."""
+        return await run_scale(self)
 
     async def uploads(self) -> list[dict]:
         """Issue 15: upload throughput (10 MiB, raw and multipart, 1 and 4 uploaders),

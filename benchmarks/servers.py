@@ -114,6 +114,12 @@ def _env() -> dict:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
 
 
+def serve_supports(option: str) -> bool:
+    """Whether this chatroom's ``serve`` has ``option`` (an older ``--chatroom-src`` may not)."""
+    serve_options()
+    return option in _serve_help[CHATROOM_SRC]
+
+
 def serve_options() -> list[str]:
     """The limit-lifting options that this chatroom's ``serve`` accepts."""
     if CHATROOM_SRC not in _serve_help:
@@ -226,9 +232,9 @@ async def make_accounts(
             tokens[i] = body["token"]
 
     await asyncio.gather(*(one(i) for i in range(users)))
-    for r in range(rooms):
+    for r in range(rooms):  # by turns: one user may create only so many rooms an hour
         status, body = await http_json(
-            port, "POST", "/api/rooms", {"name": room_name(r)}, token=tokens[0]
+            port, "POST", "/api/rooms", {"name": room_name(r)}, token=tokens[r % users]
         )
         if status not in (201, 409):
             raise RuntimeError(f"create room: {status} {body}")

@@ -39,6 +39,7 @@ from chatroom.views import moderation_api as moderation
 from chatroom.views.base import NotFoundHandler
 from chatroom.views.frame_writer import FrameWriter
 from chatroom.views.health import HealthHandler
+from chatroom.views.pinger import Pinger
 from chatroom.views.rfc6455 import check_raw_framing
 from chatroom.views.socket import ChatSocketHandler
 from chatroom.views.static import StaticHandler
@@ -136,8 +137,8 @@ def make_app(
         log_function=log_request,
         default_handler_class=NotFoundHandler,
         websocket_max_message_size=config.max_frame_bytes,
-        websocket_ping_interval=config.ping_interval,
-        websocket_ping_timeout=config.ping_timeout,
+        # Sockets are pinged by one timer per process, not a Tornado task per socket.
+        pinger=Pinger(config.ping_interval, config.ping_timeout),
         debug=config.debug,
         # Autoreload re-executes the process: with an embedded Redis child and
         # forked workers that would leave stray servers on one data dir.

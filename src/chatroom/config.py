@@ -168,6 +168,12 @@ class Config:
         min_open=True,
         help="Messages per second a user may sustain (the token bucket's refill).",
     )
+    max_connections: int = setting(
+        10_000,
+        min=1,
+        help="WebSockets one process holds at most; more are refused (503) before the "
+        "upgrade. The open-files limit is raised to fit them at start, or a warning says why not.",
+    )
     max_sockets_per_user: int = setting(
         20,
         min=1,

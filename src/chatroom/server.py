@@ -22,6 +22,7 @@ from chatroom.config import Config, redact_url
 from chatroom.controllers import BlockingRunner
 from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.fdlimit import check_open_files
 from chatroom.models import open_database
 from chatroom.models.messages import DurabilityWait
 from chatroom.storage import close_redis, initialise_database, make_redis, strict_durability_wait
@@ -120,10 +121,15 @@ class ChatServer:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._drain(), SHUTDOWN_DISCONNECTS_SECONDS)
         self.controllers.archive.stop()  # its loop ends at the next batch boundary
+        self.app.settings["pinger"].stop()
         leftovers = [*self.app.settings["background_tasks"], *self._tasks]
         for task in leftovers:
             task.cancel()
         await asyncio.gather(*leftovers, return_exceptions=True)
+        # Whatever presence is left (sockets whose clean-up was cancelled) goes now,
+        # rather than when this process's liveness key expires.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.chat.retire_presence(), 1.0)
         await self.chat.read_markers.flush()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.http.close_all_connections(), 1.0)
@@ -190,6 +196,8 @@ def serve(config: Config, echo=print) -> int:
     """Run ``chatroom serve`` until SIGTERM/SIGINT; returns the exit code."""
     data_dir = DataDirectory(config.data_dir)
     data_dir.lock()
+    # Before Redis and the workers start: they inherit the raised limit.
+    check_open_files(config.max_connections)
     embedded = None
     if config.uses_embedded_redis:
         fsync = "always" if config.durability == "strict" else "everysec"

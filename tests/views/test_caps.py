@@ -4,7 +4,6 @@ rooms created per hour, joins per socket, and a room's full history once per soc
 from __future__ import annotations
 
 import asyncio
-import time
 
 import orjson
 import pytest
@@ -62,22 +61,24 @@ async def test_the_socket_cap_counts_across_processes(app_factory):
         ws.close()
 
 
-async def test_socket_entries_of_a_dead_process_expire(redis_url):
+async def test_socket_counts_of_a_dead_process_are_swept(redis_url):
     from chatroom.models import PresenceRepository, RedisKeys
+    from chatroom.models.presence import user_member
     from chatroom.storage import make_redis
 
     client = make_redis(redis_url)
     presence = PresenceRepository(client, RedisKeys())
     try:
-        assert await presence.claim_socket(7, "a", 2)
-        assert await presence.claim_socket(7, "b", 2)
-        assert not await presence.claim_socket(7, "c", 2)
-        assert await presence.claim_socket(7, "a", 2)  # the same socket again
-        # The process holding "a" and "b" died: nobody refreshes them.
-        key = RedisKeys().user_sockets(7)
-        await client.zadd(key, {"a": time.time() - 1, "b": time.time() - 1})
-        assert await presence.claim_socket(7, "c", 2)
-        assert await presence.refresh_sockets([(7, "c"), (7, "a")]) == [(7, "a")]
+        await presence.register("dead", 2, ttl=0.2)
+        await presence.index("dead", [user_member(7)])
+        assert await presence.claim_socket(7, "dead", 2)
+        assert await presence.claim_socket(7, "dead", 2)
+        assert not await presence.claim_socket(7, "live", 2)
+        # The process holding both died: its liveness expires, a live one sweeps it.
+        await asyncio.sleep(0.3)
+        assert await presence.dead_processes() == ["dead"]
+        await presence.sweep("dead")
+        assert await presence.claim_socket(7, "live", 2)
     finally:
         await client.aclose()
         await client.connection_pool.disconnect()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per open socket: no instance dict
 class Account:
     """A signed-in user as the rest of the application sees it."""
 
@@ -34,7 +34,7 @@ class Account:
         return {**self.public(), "role": self.role}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionInfo:
     """A live session: whose it is, the stored hash of its token (never the token) and
     when it ends (``expires``, epoch seconds). ``checked`` is the ``time.monotonic()``

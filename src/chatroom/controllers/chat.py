@@ -28,6 +28,7 @@ from chatroom.controllers.inflight import InFlight, client_verb
 from chatroom.controllers.limits import ConnectionCaps, SendLimiter, SendLimits
 from chatroom.controllers.message_changes import ChangeResult, MessageChanges
 from chatroom.controllers.posting import Posting
+from chatroom.controllers.presence_loop import PresenceLoop
 from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.redis_outage import REDIS_DOWN
 from chatroom.controllers.registry import ConnectionRegistry
@@ -74,7 +75,9 @@ class ChatController:
         )
         states = self._registry.states
         left, lost = self._registry.left_later, rooms.access_lost  # issue 13
-        self._control = ControlEvents(self._access, self._sessions, states, self._hub, left, lost)
+        self._control = ControlEvents(
+            self._access, self._sessions, states, self._hub, left, lost, self.presence_loop.local
+        )
         self._hub.on_subscribed = self._catch_up_access  # issue 13
         self.listening = self._hub.listening
         self.in_flight = InFlight()
@@ -100,6 +103,11 @@ class ChatController:
     @send_retry_seconds.setter
     def send_retry_seconds(self, seconds: float) -> None:
         self._posting.retry_seconds = seconds
+
+    @property
+    def presence_loop(self) -> PresenceLoop:
+        """This process's presence upkeep (tests drive its ``tick`` themselves)."""
+        return self._registry.presence_loop
 
     @property
     def connection_count(self) -> int:
@@ -284,6 +292,10 @@ class ChatController:
     async def run_presence(self) -> None:
         """Keep this process's presence fresh (see ``PresenceLoop``), forever."""
         await self._registry.presence_loop.run(self._housekeeping)
+
+    async def retire_presence(self) -> None:
+        """Shutdown: take what this process still holds out of presence at once."""
+        await self._registry.presence_loop.retire()
 
     async def _housekeeping(self) -> None:
         """What runs on each presence tick after Redis: flushes, expiry, idle limits."""

@@ -22,6 +22,7 @@ from chatroom.controllers.access_cache import RoomAccessCache
 from chatroom.controllers.accounts import SessionInfo
 from chatroom.controllers.connection import Connection, ConnectionState
 from chatroom.controllers.fanout import FanoutHub
+from chatroom.controllers.presence_local import LocalPresence
 from chatroom.controllers.session_watch import SessionWatch
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
@@ -48,6 +49,7 @@ class ControlEvents:
         hub: FanoutHub,
         on_left: Callable[[Connection, str], None] | None = None,
         lost: Callable[[list[AccessPair]], Awaitable[dict[AccessPair, str]]] | None = None,
+        presence: LocalPresence | None = None,
     ) -> None:
         self._access = access
         self._sessions = sessions
@@ -61,6 +63,8 @@ class ControlEvents:
         self.on_blocks: Callable[[list[int]], None] | None = None
         #: [issue 13] user id -> (site role, ``time.monotonic()`` of the change), recent ones.
         self._roles: dict[int, tuple[str, float]] = {}
+        #: This process's presence entries (a deleted room's are taken back).
+        self._presence = presence
 
     def apply(self, control: dict) -> None:
         """Apply one control event's payload; an unknown one is logged and ignored."""
@@ -123,14 +127,18 @@ class ControlEvents:
         ``deleted``) and leave it."""
         self._access.forget_room(room)
         frame = frames.removed(room, "deleted")
+        users = []
         for conn in self._hub.drop_room(room):
             state = self._connections.get(conn)
             if state is not None:
                 state.rooms.pop(room, None)
                 state.has_up_to.pop(room, None)  # a new room of that name starts afresh
             conn.deliver(frame)
-        # Their presence entries went with the room's keys; a heartbeat racing the
-        # deletion may put one back, which expires and is swept like any other.
+            users.append(conn.account.name)
+        # Their presence entries went with the room's keys; taking them back here
+        # (in the background) also undoes an entry written while the room was deleted.
+        if self._presence is not None:
+            self._presence.forget(room, users)
 
     async def catch_up(self, version: int) -> None:
         """[issue 13] The subscription is back after being down, and ``version`` is the

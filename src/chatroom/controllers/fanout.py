@@ -185,17 +185,6 @@ class FanoutHub:
         self._room_epoch.pop(room, None)
         self._covered.pop(room, None)
 
-    def presence_entries(self) -> list[tuple[str, str, str]]:
-        """(room, user name, conn_id) of every local subscription: the presence heartbeat."""
-        return [
-            (room, sub.conn.account.name, sub.conn.conn_id)
-            for room, subs in self._subscribers.items()
-            for sub in subs.values()
-        ]
-
-    def is_subscribed(self, room: str, conn_id: str) -> bool:
-        return any(c.conn_id == conn_id for c in self._subscribers.get(room, ()))
-
     # -- fan-out -----------------------------------------------------------
 
     def deliver(self, event: Event) -> None:

@@ -45,7 +45,7 @@ def whole_milliseconds(wait: float) -> float:
     return math.ceil(wait * 1000 - 1e-6) / 1000 if wait > 0 else 0.0
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket (its joins) and per user: no instance dict
 class TokenBucket:
     """``capacity`` tokens, refilled at ``rate`` per second; one token per action."""
 
@@ -104,7 +104,7 @@ class ConnectionCaps:
     joins_per_minute: int = 60
 
 
-@dataclass
+@dataclass(slots=True)
 class SocketLimits:
     """One socket's own limits: its ``join`` bucket, and when its last ``retry_after``
     ends with how many sends in a row came before it ended."""

@@ -54,7 +54,7 @@ class ConnectionRegistry:
         self._sessions = sessions
         self._sockets_per_user = sockets_per_user
         self._epochs = epochs
-        self.presence_loop = PresenceLoop(hub, messages, presence, lambda: len(self.states))
+        self.presence_loop = PresenceLoop(messages, presence, lambda: len(self.states))
         self._cleanups: set[asyncio.Task] = set()
 
     def __len__(self) -> int:
@@ -84,7 +84,6 @@ class ConnectionRegistry:
         if conn not in self.states:  # closed while we waited: uncount it
             await self.presence_loop.release_socket(conn)
             return False
-        self.presence_loop.counted[conn.conn_id] = conn
         return True
 
     def greet(self, conn: Connection, hello: bytes) -> None:
@@ -142,7 +141,10 @@ class ConnectionRegistry:
         if state is None:  # closed while the room was looked up
             return
         sub, new = self._hub.subscribe(ref.name, conn)
-        if not new:
+        local = self.presence_loop.local
+        if new:
+            local.add(ref.name, conn.account.name)
+        else:
             state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), sub.last_id)
         asked_since = since_id is not None
         if since_id is None:
@@ -150,7 +152,7 @@ class ConnectionRegistry:
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
-                first = await self._presence.enter(ref.name, conn.account.name, conn.conn_id)
+                await local.settle(ref.name, conn.account.name)
                 page = await self._history(ref, since_id, rev)
                 reset = asked_since and their_epoch is not None and their_epoch != page.epoch
                 if reset or self._hub.epoch_moved(ref.name, page.epoch):
@@ -161,11 +163,8 @@ class ConnectionRegistry:
             await self.leave(conn, ref.name)
             raise
         if conn not in self.states or not self._hub.holds(ref.name, sub):
-            # Closed while we waited (its disconnect may have run before our entry
-            # landed), or removed from the room [issue 13]: remove the entry again,
-            # and announce and deliver nothing.
-            with contextlib.suppress(*REDIS_DOWN):
-                await self._presence.leave(ref.name, conn.account.name, conn.conn_id)
+            # Closed while we waited, or removed from the room [issue 13]: the
+            # disconnect (or the removal) took the presence back; deliver nothing.
             return
         conn.deliver(frames.joined(page, online, updates=rev is not None, reset=reset))
         if reset:
@@ -173,8 +172,7 @@ class ConnectionRegistry:
         else:
             state.has_up_to[ref.name] = max(state.has_up_to.get(ref.name, 0), page.last_id)
         self._hub.joined(ref.name, sub, page.last_id, page.rev, page.epoch, reset)
-        if first:
-            await self.presence_loop.announce(ref.name, conn.account.name, "online")
+        await local.announce_online(ref.name, conn.account.name)  # if this made them so
 
     async def _history(self, ref: RoomRef, since: int | None, since_rev: int | None) -> HistoryPage:
         """The room's history for a join; [SPEC §8] a room without an epoch (new, or
@@ -196,19 +194,22 @@ class ConnectionRegistry:
             state.rooms.pop(room, None)
             if sub.pending is None:
                 state.has_up_to[room] = max(state.has_up_to.get(room, 0), sub.last_id)
+        await self._left(conn, room)
+
+    async def _left(self, conn: Connection, room: str) -> None:
+        """``conn`` no longer holds ``room``: the user's presence there goes when it was
+        their last socket here (and "offline" is announced)."""
+        local = self.presence_loop.local
+        local.remove(room, conn.account.name)
         with contextlib.suppress(*REDIS_DOWN):
-            if await self._presence.leave(room, conn.account.name, conn.conn_id):
-                await self.presence_loop.announce(room, conn.account.name, "offline")
+            # A join of the user's in flight here takes the change along instead
+            # (its Redis call may take a while).
+            await local.settle(room, conn.account.name, wait=False)
 
     def left_later(self, conn: Connection, room: str) -> None:
         """[issue 13] A removal ended ``conn``'s subscription to ``room``: its presence
         entry goes (and "offline" is announced) in the background."""
 
-        async def leave() -> None:
-            with contextlib.suppress(*REDIS_DOWN):
-                if await self._presence.leave(room, conn.account.name, conn.conn_id):
-                    await self.presence_loop.announce(room, conn.account.name, "offline")
-
-        task = asyncio.ensure_future(leave())
+        task = asyncio.ensure_future(self._left(conn, room))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)

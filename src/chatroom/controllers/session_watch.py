@@ -25,7 +25,7 @@ SESSION_EXPIRED = "session expired"
 Ended = tuple[str, object]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Watched:
     session_hash: str = ""
     expires: float = math.inf  # epoch seconds
@@ -38,6 +38,9 @@ class SessionWatch:
         self._watched: dict[Connection, _Watched] = {}
         # ("session", token hash) or ("user", id) -> time.monotonic() it ended here.
         self._ended: dict[Ended, float] = {}
+        # No watched session expires before this (epoch seconds): until then the
+        # periodic check needs no walk over every connection (issue 17, idle CPU).
+        self._next_expiry = math.inf
 
     def watch(self, conn: Connection, session: SessionInfo | None) -> bool:
         """Watch a new connection (opened with ``session``, if any); False when that
@@ -46,6 +49,7 @@ class SessionWatch:
         if session is None:
             return True
         watched.session_hash, watched.expires = session.token_hash, session.expires
+        self._next_expiry = min(self._next_expiry, session.expires)
         return not self._ended_since(session)
 
     def unwatch(self, conn: Connection) -> None:
@@ -62,10 +66,16 @@ class SessionWatch:
     def close_expired(self) -> None:
         """Close (1008) the connections whose session's time (--session-days) is up."""
         now = time.time()
+        if now < self._next_expiry:
+            return
+        next_expiry = math.inf
         for conn, watched in list(self._watched.items()):
             if watched.expires <= now:
                 watched.expires = math.inf  # closed once
                 conn.close(1008, SESSION_EXPIRED)
+            else:
+                next_expiry = min(next_expiry, watched.expires)
+        self._next_expiry = next_expiry
 
     def forget_old(self, now: float | None = None) -> None:
         """Forget the sessions and users that ended over ``ENDED_MEMORY_SECONDS`` ago."""

@@ -72,11 +72,14 @@ return {seq, mark, redis.call('LINDEX', KEYS[3], at - first) or ''}
 # Raise the watermark (never lower it), then trim what the archive no longer needs
 # Redis to keep. KEYS: watermark, seq, log. ARGV: archived id, history size.
 _ADVANCE_SCRIPT = """
-local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
+local stored = redis.call('GET', KEYS[1])
+local mark = tonumber(stored or '0')
 local id = tonumber(ARGV[1])
-if id > mark then
-  redis.call('SET', KEYS[1], id)
-  mark = id
+-- Stored even when it stays 0: a room with nothing archived yet then has a
+-- watermark, and the archiver does not look it up in SQL again on every pass.
+if id > mark or not stored then
+  mark = math.max(id, mark)
+  redis.call('SET', KEYS[1], mark)
 end
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local keep = math.max(tonumber(ARGV[2]), seq - mark)

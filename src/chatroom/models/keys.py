@@ -88,9 +88,9 @@ class RedisKeys:
         the same name from inheriting them."""
         return f"{self.prefix}:{{{room}}}:rules:{int(room_id)}"
 
-    def online(self, room: str) -> str:
-        """Sorted set of the room's live connections (``user\\nconn``), scored by expiry."""
-        return f"{self.prefix}:{{{room}}}:online"
+    def present(self, room: str) -> str:
+        """Hash of the room's online users: user -> the tokens of the processes holding them."""
+        return f"{self.prefix}:{{{room}}}:present"
 
     # The throttles' keys: each kind has its own fixed segment, and every variable
     # part (an address, an account name) is a digest, never the raw text. The
@@ -141,20 +141,29 @@ class RedisKeys:
         return f"{self.prefix}:actions:{kind}"
 
     def user_sockets(self, user_id: int) -> str:
-        """Sorted set of one user's open sockets (connection ids), scored by expiry."""
-        return f"{self.prefix}:user-sockets:{int(user_id)}"
+        """Hash of one user's open sockets: process token -> how many it holds."""
+        return f"{self.prefix}:socket-counts:{int(user_id)}"
 
     def room_keys(self, room: str) -> str:
         """A SCAN pattern matching every key of the room (history, counter, dedupe, ...)."""
         return _glob_escape(f"{self.prefix}:{{{room}}}:") + "*"
 
     def processes(self) -> str:
-        """Hash of the serving processes' connection counts: ``pid@host`` -> ``"count time"``."""
+        """Hash of the registered serving processes: process token -> ``pid@host``."""
         return f"{self.prefix}:processes"
 
-    def presence_rooms(self) -> str:
-        """Set of rooms that have ever had presence entries (what the sweeper visits)."""
-        return f"{self.prefix}:presence-rooms"
+    def process_alive(self, token: str) -> str:
+        """One process's liveness: its connection count, expiring unless renewed."""
+        return f"{self.prefix}:process:{{{token}}}:alive"
+
+    def process_index(self, token: str) -> str:
+        """Set of the rooms (``r:<room>``) and users (``u:<id>``) a process wrote
+        presence or socket counts for: what a sweep of the dead process visits."""
+        return f"{self.prefix}:process:{{{token}}}:index"
+
+    def process_sweep(self, token: str) -> str:
+        """Who sweeps a dead process now (a short lock)."""
+        return f"{self.prefix}:process:{{{token}}}:sweep"
 
     def archive_lock(self, name: str) -> str:
         """A lock one process across all hosts holds (``archiver``, ``retention``)."""

@@ -446,7 +446,6 @@ class MessageRepository:
         found = [key async for key in self._redis.scan_iter(match=keys.room_keys(room), count=500)]
         for start in range(0, len(found), 500):
             await self._redis.unlink(*found[start : start + 500])
-        await self._redis.srem(keys.presence_rooms(), room)
         return retained
 
     async def ping(self) -> None:

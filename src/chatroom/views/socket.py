@@ -4,12 +4,11 @@ chat controller, and implements the controller's ``Connection`` protocol."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -22,10 +21,10 @@ from chatroom.controllers import frames as server_frames
 from chatroom.controllers.errors import (
     BadRequestError,
     TooManyConnectionsError,
-    code_for_status,
 )
 from chatroom.views.auth import Authenticated
 from chatroom.views.frame_writer import STALL_MARKS, STALL_SLACK_BYTES, unacknowledged_bytes
+from chatroom.views.lean_socket import LeanWebSocket
 from chatroom.views.origin import origin_key
 from chatroom.views.rfc6455 import strict_protocol
 
@@ -56,53 +55,70 @@ def echoable_fields(message: str) -> dict[str, str] | None:
     }
 
 
-class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
+class ChatSocketHandler(Authenticated, LeanWebSocket):
     """One client connection speaking the protocol of SPEC §3.
 
     It authenticates like every other handler (``Authenticated``) and is closed
     (1008) when the session it was opened with ends or expires.
     """
 
+    # An idle socket is mostly this object: its own state in slots, out of the
+    # instance dict that Tornado's attributes already fill (issue 17).
+    __slots__ = (
+        "_closing",
+        "_counted",
+        "_outbox",
+        "_protocol",
+        "_queued_bytes",
+        "_queued_frames",
+        "_sent_total",
+        "_stall_marks",
+        "_unflushed",
+        "account",
+        "conn_id",
+    )
     account: Account
     conn_id: str
-    _closing = False
     #: Frames queued this tick; a list only while some are (most sockets idle most ticks).
-    _outbox: list[bytes] | tuple[()] = ()
-    _counted = False
-    _queued_bytes = 0
-    _queued_frames = 0
-    _unflushed = 0
-    _sent_total = 0
-    _protocol: tornado.websocket.WebSocketProtocol | None = None
-    _stall_marks: collections.deque[tuple[float, int]]
+    _outbox: list[bytes] | tuple[()]
+    _protocol: tornado.websocket.WebSocketProtocol | None
+    #: (time, bytes sent by then) of recent writes, a few at most (a list: an empty
+    #: deque alone is 760 bytes); made by the first write.
+    _stall_marks: list[tuple[float, int]] | None
 
     def initialize(self) -> None:
         # Tornado builds each handler a UI namespace, one closure per UI method of
         # the pages (~2.6 KiB); a socket would keep it for its whole life unused.
         self.ui = _NO_UI
+        self._closing = self._counted = False
+        self._outbox = ()
+        self._queued_bytes = self._queued_frames = self._unflushed = self._sent_total = 0
+        self._protocol = self._stall_marks = None
 
     @property
     def chat(self):
         return self.settings["controllers"].chat
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Authenticate and check Origin, then ``upgrade`` (``LeanWebSocket``): this
+        coroutine stays suspended for the socket's whole life."""
+        if self.chat.connection_count >= self.settings["config"].max_connections:
+            return self.refuse(503, "this server holds all the sockets it may; retry later")
         session = await self.authenticate()
         if session is None:
-            return self._refuse(401, "sign in first")
-        origin = self.request.headers.get("Origin")
+            return self.refuse(401, "sign in first")
+        headers = self.request.headers
+        origin = headers.get("Origin")
         if origin is None and self.credentials.kind == "cookie":
-            return self._refuse(403, "a browser socket must send its Origin")
+            return self.refuse(403, "a browser socket must send its Origin")
         if origin is not None and not self.check_origin(origin):
-            return self._refuse(403, "cross-origin sockets are not allowed")
+            return self.refuse(403, "cross-origin sockets are not allowed")
         self.account = session.account
-        self.conn_id = uuid.uuid4().hex
-        await super().get(*args, **kwargs)
-
-    def _refuse(self, status: int, message: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        error = {"code": code_for_status(status), "message": message}
-        self.finish(orjson.dumps({"error": error}))
+        self.conn_id = os.urandom(8).hex()
+        socket_life = self.upgrade(*args, **kwargs)
+        del session, headers, origin, args, kwargs  # not kept while suspended
+        if socket_life is not None:
+            await socket_life
 
     def check_origin(self, origin: str) -> bool:
         """The server's own origin (scheme, host and port) or one of --allowed-origins."""
@@ -121,6 +137,8 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         self.set_nodelay(True)
         self.chat.metrics.connections.inc()
         self._counted = True
+        self.settings["pinger"].add(self)
+        self.drop_upgrade_state()
         try:
             await self.chat.connect(self, self.session)
         except TooManyConnectionsError as exc:
@@ -204,11 +222,11 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
         # Tornado's protocol, failing RFC 6455 violations with 1002/1007 (views/rfc6455.py).
         self._protocol = strict_protocol(self, super().get_websocket_protocol())
-        self._stall_marks = collections.deque()
         return self._protocol
 
     def on_close(self) -> None:
         self._closing = True
+        self.settings["pinger"].discard(self)
         if self._counted:
             self._counted = False
             self.chat.metrics.connections.dec()
@@ -224,7 +242,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
 
     # -- the Connection protocol --------------------------------------------
 
-    def _writable(self) -> bool:
+    def writable(self) -> bool:
         """False once either side began the closing handshake: no frame may follow a close
         (RFC 6455 §5.5.1), whether chatroom, the client or Tornado's keepalive closed it."""
         if self._closing:
@@ -237,7 +255,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
 
     def deliver(self, frame: bytes) -> None:
         """Queue a frame; everything queued in one event-loop tick goes out in one write."""
-        if not self._writable():
+        if not self.writable():
             return
         writer = self.settings["frame_writer"]
         if self._outbox:
@@ -249,7 +267,7 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
     def flush_outbox(self) -> None:
         """Write every frame queued since the last tick in one stream write."""
         framed, self._outbox = self._outbox, ()
-        if not framed or not self._writable():
+        if not framed or not self.writable():
             return
         config = self.settings["config"]
         size = sum(map(len, framed))
@@ -266,6 +284,8 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
             return
         now = time.monotonic()
         marks = self._stall_marks
+        if marks is None:
+            marks = self._stall_marks = []
         if marks and now - marks[0][0] >= config.stall_seconds and self._stalled(now):
             # A reader that stopped reading at a normal chat rate never fills the queue
             # (the kernel buffers absorb it); what it leaves unacknowledged shows it.
@@ -304,11 +324,11 @@ class ChatSocketHandler(Authenticated, tornado.websocket.WebSocketHandler):
         still in Tornado's buffer nor unacknowledged in the kernel's have reached
         the client, so marks up to that count are dropped.
         """
-        marks = self._stall_marks
+        marks = self._stall_marks or []
         pending = self._unflushed + unacknowledged_bytes(self.ws_connection.stream.socket)
         delivered = self._sent_total - pending + STALL_SLACK_BYTES
         while marks and marks[0][1] <= delivered:
-            marks.popleft()
+            del marks[0]
         return bool(marks) and now - marks[0][0] >= self.settings["config"].stall_seconds
 
     def _drop_slow(self, reason: str) -> None:

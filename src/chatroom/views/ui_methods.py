@@ -74,8 +74,8 @@ def client_settings(handler: tornado.web.RequestHandler) -> dict[str, object]:
     return {
         "group-seconds": GROUP_SECONDS,
         "avatar-hues": AVATAR_HUES,
-        "ping-interval": settings["websocket_ping_interval"],
-        "ping-timeout": settings["websocket_ping_timeout"],
+        "ping-interval": settings["config"].ping_interval,
+        "ping-timeout": settings["config"].ping_timeout,
         "typing-interval": TYPING_INTERVAL_SECONDS,
         "max-upload-bytes": handler.settings["config"].max_upload_bytes,
     }
