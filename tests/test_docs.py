@@ -70,6 +70,7 @@ def test_readme_starts_with_the_two_commands():
     script = ROOT / "scripts" / "test"
     assert os.access(script, os.X_OK), "scripts/test is not executable"
     text = script.read_text(encoding="utf-8")
-    assert "pip install -q -e '.[test]'" in text and 'python -m pytest "$@"' in text
+    assert "pip install -q -e '.[test]'" in text
+    assert 'python -m pytest -n auto --dist loadfile "$@"' in text
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert re.search(r"^(exec )?scripts/test$", ci, re.M), "CI runs exactly the README's command"
