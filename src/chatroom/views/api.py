@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import tornado.web
 
 from chatroom.controllers.errors import BadRequestError
@@ -80,9 +81,16 @@ class RoomMessagesApiHandler(JsonHandler):
         page = await self.controllers.rooms.history(account, name, parse_since(since))
         # Stored messages are already JSON; splice them in instead of re-encoding.
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        # [SPEC §8] ``epoch``: the life of the room's history that ``since`` counts in
+        # (null before the room's first join or send made one).
         self.finish(
-            b'{"messages":[%b],"gap":%b,"missing":%d}'
-            % (b",".join(page.items), b"true" if page.gap else b"false", page.missing)
+            b'{"messages":[%b],"gap":%b,"missing":%d,"epoch":%b}'
+            % (
+                b",".join(page.items),
+                b"true" if page.gap else b"false",
+                page.missing,
+                orjson.dumps(page.epoch),
+            )
         )
 
 
