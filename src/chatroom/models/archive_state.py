@@ -23,11 +23,9 @@ from chatroom.models.messages import history_item
 from chatroom.models.replication import node_calls
 
 # The retained messages with ids in (after, after + count], atomically with the
-# room's counter. KEYS: seq, log, and (with replicas) a key this script writes, so that
-# a WAIT after it covers the messages read. ARGV: after, count.
+# room's counter. KEYS: seq, log. ARGV: after, count.
 # Returns {seq, first retained id, id of the first item, items...}.
 _RANGE_SCRIPT = """
-if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', 60000) end
 local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local len = redis.call('LLEN', KEYS[2])
 local first = seq - len + 1
@@ -227,25 +225,11 @@ class ArchiveState:
             for room, seq, mark in zip(rooms, seqs, marks, strict=True)
         }
 
-    async def retained(
-        self, room: str, after: int, count: int, replicated: bool = False
-    ) -> RetainedRange:
-        """The retained messages with ids in (after, after + count], as history items.
-
-        ``replicated`` (SPEC §8, with replicas): only once a replica has them too, else
-        ``NotReplicated``: a message the master loses in a failover is never archived,
-        so its sender's retry, stored again on the new master, is not a duplicate."""
+    async def retained(self, room: str, after: int, count: int) -> RetainedRange:
+        """The retained messages with ids in (after, after + count], as history items
+        (paging and export; the archiver reads with ``batches``)."""
         keys = [self._keys.seq(room), self._keys.log(room)]
-        if replicated and self._replicas:
-            reply, waited = await node_calls(self._redis).call_then(
-                keys[0], self._range, [*keys, self._keys.sync(room)], [after, count],
-                "WAIT", self._replicas, REPLICA_WAIT_MS,
-            )  # fmt: skip
-            if int(waited) < self._replicas:
-                raise NotReplicated(f"no replica confirmed the messages of {room} in time")
-            seq, first_retained, first, *frames = reply
-        else:
-            seq, first_retained, first, *frames = await self._range(keys=keys, args=[after, count])
+        seq, first_retained, first, *frames = await self._range(keys=keys, args=[after, count])
         return RetainedRange(
             int(seq), int(first_retained), int(first), [history_item(f) for f in frames]
         )
@@ -257,7 +241,9 @@ class ArchiveState:
         as one JSON array; one round trip for all the rooms.
 
         ``replicated`` (SPEC §8, with replicas): only once a replica has them too, each
-        room on its own node's connection, else ``NotReplicated`` (see ``retained``)."""
+        room on its own node's connection, else ``NotReplicated``: a message the master
+        loses in a failover is never archived, so its sender's retry, stored again on
+        the new master, is not a duplicate."""
         keys = self._keys
         calls = [([keys.seq(room), keys.log(room)], [mark, count]) for room, mark in after.items()]
         if replicated and self._replicas:
