@@ -25,6 +25,7 @@ from benchmarks.servers import (
     Sampler,
     Server,
     Workspace,
+    auto_gen_procs,
     cpu_plan,
     make_accounts,
     room_name,
@@ -46,7 +47,7 @@ OTHER_LOAD_LIMIT_PCT = 50.0
 
 @dataclass
 class Settings:
-    gen_procs: int = 1
+    gen_procs: int = 1  # 0: auto, one per CPU left to the generator (auto_gen_procs)
     pin: bool = True
     steady_clients: int = 200
     steady_rooms: int = 10
@@ -114,6 +115,7 @@ class Bench:
         self.workspace = Workspace()
         self.fixture = ChatroomFixture(self.workspace.path)
         self.server_cpus, self.gen_cpus = cpu_plan(settings.pin)
+        settings.gen_procs = settings.gen_procs or auto_gen_procs(self.gen_cpus)
         if self.gen_cpus:
             os.sched_setaffinity(0, self.gen_cpus)
 
@@ -136,7 +138,7 @@ class Bench:
         else:
             names = [user_name(i) for i in range(users)]
             accounts = {"users": names, "tokens": names, "rooms": rooms}
-            server = await start_baseline(self.workspace.path, cpus)
+            server = await start_baseline(self.workspace.path, cpus, kind)
         sampler = Sampler(server.pid).start()
         try:
             yield server, accounts, sampler
@@ -162,7 +164,7 @@ class Bench:
 
     def generator(self, server: Server, specs: list[ClientSpec], pin=True) -> LoadGenerator:
         cpus = self.gen_cpus if pin else None
-        return LoadGenerator(server.port, specs, self.s.gen_procs, cpus)
+        return LoadGenerator(server.port, specs, self.s.gen_procs, cpus, server.protocol)
 
     def ticker(self, label: str):
         interactive = self.s.interactive
@@ -493,7 +495,7 @@ class Bench:
         if kind == "chatroom":
             server = await start_chatroom(workdir, 1, self.server_cpus)
         else:
-            server = await start_baseline(workdir, self.server_cpus)
+            server = await start_baseline(workdir, self.server_cpus, kind)
         sampler = Sampler(server.pid).start()
         try:
             await asyncio.sleep(1.0)
