@@ -1,12 +1,18 @@
-"""CI's 10-second run of the steady benchmark: fails on loss, duplicates or disorder, never
-on timing (benchmarks/smoke.py; the full benchmark is in docs/performance.md)."""
+"""The benchmarks' smoke checks: CI's 10-second steady run against chatroom and a short one
+against the Socket.IO baseline fail on loss, duplicates or disorder, never on timing
+(benchmarks/smoke.py); and the generator's order checks, gen-procs auto, the ceiling's
+saturation test (the full benchmark is in docs/performance.md)."""
 
 from __future__ import annotations
 
+import argparse
 from types import SimpleNamespace
 
 import pytest
+from benchmarks import run
+from benchmarks.ceiling import server_saturated
 from benchmarks.generator import RoomSeen
+from benchmarks.servers import auto_gen_procs
 from benchmarks.smoke import run_smoke
 
 
@@ -38,3 +44,23 @@ def test_order_checks_count_holes_late_fills_duplicates_and_loss():
     assert (worker.out_of_order, worker.duplicates) == (1, 1)
     assert seen.behind(8) == 1 + 2  # 4 is a hole; 7 and 8 never came
     assert seen.write_off(8) == 3 and seen.behind(8) == 0
+
+
+def test_gen_procs_auto_is_one_per_cpu_left_to_the_generator():
+    assert run.gen_procs("auto") == 0  # Bench resolves 0 with auto_gen_procs
+    assert run.gen_procs("3") == 3
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            run.gen_procs(bad)
+    assert auto_gen_procs([1]) == 1  # 2 CPUs: the server pinned to CPU 0
+    assert auto_gen_procs([8, 9, 10, 11, 12, 13, 14, 15]) == 8
+    assert auto_gen_procs(None) >= 1  # unpinned
+
+
+def test_ceiling_calls_a_server_saturated_when_its_cpu_is_spent():
+    assert server_saturated({"cpu_python_pct": 95.0, "cpu_pct": 96.0}, 1, [0])
+    assert not server_saturated({"cpu_python_pct": 60.0, "cpu_pct": 70.0}, 1, [0])
+    # two worker processes each need their core; four pinned CPUs all busy also count
+    assert not server_saturated({"cpu_python_pct": 120.0, "cpu_pct": 150.0}, 2, [0, 1, 2, 3])
+    assert server_saturated({"cpu_python_pct": 185.0, "cpu_pct": 200.0}, 2, [0, 1, 2, 3])
+    assert server_saturated({"cpu_python_pct": 150.0, "cpu_pct": 370.0}, 2, [0, 1, 2, 3])
