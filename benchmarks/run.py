@@ -364,7 +364,7 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
     lines = [
         f"Measured {date} on {info['cpus']} CPUs ({info['cpu_model'] or 'unknown CPU'}), "
         f"Python {info['python']}, Tornado {info['tornado']}, "
-        f"{info.get('gen_procs', 1)} generator process(es); chatroom at commit "
+        f"generator processes {info.get('gen_procs', 1)}; chatroom at commit "
         f"{info.get('commit') or '?'}"
         f"{' with uncommitted changes in src/' if info.get('src_modified') else ''}"
         f"{' (src from ' + info['chatroom_src'] + ')' if servers.CHATROOM_SRC else ''}; "
