@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from benchmarks.sioclient import CLIENTS
 from benchmarks.wsclient import HttpError, WebSocketClient
 
 _MESSAGE = b'{"type":"message"'
@@ -148,12 +149,15 @@ class ClientSpec:
 
 
 class RoomSeen:
-    """What a client has seen of one of its extra rooms: the same checks as its own."""
+    """What a client has seen of one room, and the order checks: ids must be consecutive.
+
+    A ``Client`` is the ``RoomSeen`` of its own room; it keeps one more per extra room.
+    """
 
     __slots__ = ("holes", "last")
 
     def __init__(self) -> None:
-        self.last = 0
+        self.last = 0  # the highest message id seen in the room
         self.holes: set[int] = set()
 
     def see(self, mid: int, worker: Worker) -> bool:
@@ -179,19 +183,24 @@ class RoomSeen:
         """How many messages up to ``expected`` are missing."""
         return len(self.holes) + max(0, expected - self.last)
 
+    def write_off(self, expected: int) -> int:
+        """Count what is missing up to ``expected`` as lost and set it seen; how many."""
+        lost = self.behind(expected)
+        self.holes.clear()
+        self.last = max(self.last, expected)
+        return lost
 
-class Client:
-    """One simulated user connection in one room."""
+
+class Client(RoomSeen):
+    """One simulated user connection in one room (whose ids it checks as a ``RoomSeen``)."""
 
     __slots__ = (
         "caught_at",
         "caught_up",
         "extra",
         "hello",
-        "holes",
         "joined",
         "joins_left",
-        "last",
         "pending",
         "seq",
         "spec",
@@ -202,11 +211,10 @@ class Client:
     )
 
     def __init__(self, spec: ClientSpec, worker: Worker) -> None:
+        super().__init__()
         self.spec = spec
         self.worker = worker
         self.ws: WebSocketClient | None = None
-        self.last = 0  # the highest message id seen in the room
-        self.holes: set[int] = set()
         self.hello: asyncio.Future | None = None
         self.joined: asyncio.Future | None = None
         self.seq = 0
@@ -223,36 +231,16 @@ class Client:
         w = self.worker
         if payload.startswith(_MESSAGE):
             msg = orjson.loads(payload)
-            if self.extra and msg["room"] != self.spec.room:
-                seen = self.extra.get(msg["room"])
-                if seen is None:
-                    w.other_frames["message from a room not joined"] += 1
-                elif seen.see(msg["id"], w):
-                    w.delivered += 1
-                    text = msg["text"]
-                    w.latency.add(now - float(text[: text.index(" ")]))
-                return
-            mid = msg["id"]
-            last = self.last
-            if mid == last + 1:
-                self.last = mid
-            elif mid > last:
-                if mid - last - 1 <= _MAX_HOLES - len(self.holes):
-                    self.holes.update(range(last + 1, mid))
-                else:
-                    w.lost_overflow += mid - last - 1
-                self.last = mid
-            elif mid in self.holes:
-                self.holes.discard(mid)
-                w.out_of_order += 1
-            else:
-                w.duplicates += 1
-                return
-            w.delivered += 1
-            text = msg["text"]
-            w.latency.add(now - float(text[: text.index(" ")]))
-            if self.caught_up is not None and self.last >= self.target and not self.holes:
-                self._caught_up(now)
+            room = msg["room"]
+            seen = self if room == self.spec.room else self.extra.get(room)
+            if seen is None:
+                w.other_frames["message from a room not joined"] += 1
+            elif seen.see(msg["id"], w):  # False: a duplicate, not delivered again
+                w.delivered += 1
+                text = msg["text"]
+                w.latency.add(now - float(text[: text.index(" ")]))
+                if self.caught_up is not None and not self.behind(self.target):
+                    self._caught_up(now)
             return
         if payload.startswith(_ACK):
             msg = orjson.loads(payload)
@@ -309,7 +297,7 @@ class Client:
             self.last = max(self.last, items[-1]["id"])
         if self.joins_left <= 0 and self.joined is not None and not self.joined.done():
             self.joined.set_result(now)
-        if self.caught_up is not None and self.last >= self.target and not self.holes:
+        if self.caught_up is not None and not self.behind(self.target):
             self._caught_up(now)
 
     def _caught_up(self, now: float) -> None:
@@ -322,7 +310,7 @@ class Client:
         loop = asyncio.get_running_loop()
         self.hello = loop.create_future()
         start = time.monotonic()
-        self.ws = await WebSocketClient.connect(port, self.spec.token, self.on_frame)
+        self.ws = await self.worker.client_class.connect(port, self.spec.token, self.on_frame)
         await asyncio.wait_for(self.hello, 30)
         return time.monotonic() - start
 
@@ -344,8 +332,9 @@ class Client:
 class Worker:
     """A slice of the clients, in one process; every method is a command of the protocol."""
 
-    def __init__(self, port: int, specs: list[ClientSpec]) -> None:
+    def __init__(self, port: int, specs: list[ClientSpec], protocol: str = "chatroom") -> None:
         self.port = port
+        self.client_class = CLIENTS[protocol]
         self.clients = [Client(spec, self) for spec in specs]
         self.senders = [c for c in self.clients if c.spec.sender]
         self._send_tasks: list[asyncio.Task] = []
@@ -482,7 +471,7 @@ class Worker:
         live = [c for c in self.clients if c.ws is not None and c.ws.is_open]
 
         def short(c: Client) -> bool:
-            if c.holes or c.last < expected.get(c.spec.room, 0):
+            if c.behind(expected.get(c.spec.room, 0)):
                 return True
             return any(x.behind(expected.get(r, 0)) for r, x in c.extra.items())
 
@@ -495,13 +484,9 @@ class Worker:
         clients_short = 0
         for c in behind():
             clients_short += 1
-            lost += len(c.holes) + max(0, expected.get(c.spec.room, 0) - c.last)
-            c.holes.clear()
-            c.last = max(c.last, expected.get(c.spec.room, 0))
+            lost += c.write_off(expected.get(c.spec.room, 0))
             for room, extra in c.extra.items():
-                lost += extra.behind(expected.get(room, 0))
-                extra.holes.clear()
-                extra.last = max(extra.last, expected.get(room, 0))
+                lost += extra.write_off(expected.get(room, 0))
         unacked = sum(len(c.pending) for c in self.senders)
         for c in self.senders:
             c.pending.clear()
@@ -593,8 +578,8 @@ class Worker:
 
 
 class LocalWorker:
-    def __init__(self, port: int, specs: list[ClientSpec]) -> None:
-        self.worker = Worker(port, specs)
+    def __init__(self, port: int, specs: list[ClientSpec], protocol: str = "chatroom") -> None:
+        self.worker = Worker(port, specs, protocol)
         self.pid = os.getpid()
 
     async def call(self, cmd: str, **kwargs: object) -> object:
@@ -604,13 +589,15 @@ class LocalWorker:
         return None
 
 
-def _child_main(conn, port: int, specs: list[ClientSpec], cpus: list[int] | None) -> None:
+def _child_main(
+    conn, port: int, specs: list[ClientSpec], cpus: list[int] | None, protocol: str
+) -> None:
     if cpus:
         os.sched_setaffinity(0, cpus)
     raise_nofile_limit()
 
     async def serve() -> None:
-        worker = Worker(port, specs)
+        worker = Worker(port, specs, protocol)
         loop = asyncio.get_running_loop()
         while True:
             cmd, kwargs = await loop.run_in_executor(None, conn.recv)
@@ -628,10 +615,13 @@ def _child_main(conn, port: int, specs: list[ClientSpec], cpus: list[int] | None
 class RemoteWorker:
     """A worker in a spawned process; commands go over a pipe, one at a time."""
 
-    def __init__(self, port: int, specs: list[ClientSpec], cpus: list[int] | None) -> None:
+    def __init__(
+        self, port: int, specs: list[ClientSpec], cpus: list[int] | None, protocol: str
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_child_main, args=(child, port, specs, cpus), daemon=True)
+        args = (child, port, specs, cpus, protocol)
+        self.process = ctx.Process(target=_child_main, args=args, daemon=True)
         self.process.start()
         child.close()
         self.pid = self.process.pid
@@ -664,13 +654,22 @@ def merge_hist(parts: list[dict]) -> Histogram:
 
 
 class LoadGenerator:
-    """All the workers of one run, driven as one."""
+    """All the workers of one run, driven as one; ``protocol`` is ``"chatroom"`` (chatroom
+    and the baseline) or ``"socketio"`` (``benchmarks/socketio_server.py``)."""
 
-    def __init__(self, port: int, specs: list[ClientSpec], procs: int = 1, cpus=None) -> None:
+    def __init__(
+        self,
+        port: int,
+        specs: list[ClientSpec],
+        procs: int = 1,
+        cpus=None,
+        protocol: str = "chatroom",
+    ) -> None:
         self.port = port
         self.specs = specs
         self.procs = max(1, procs)
         self.cpus = cpus
+        self.protocol = protocol
         self.workers: list = []
 
     @property
@@ -679,10 +678,10 @@ class LoadGenerator:
 
     async def start(self) -> None:
         if self.procs == 1:
-            self.workers = [LocalWorker(self.port, self.specs)]
+            self.workers = [LocalWorker(self.port, self.specs, self.protocol)]
         else:
             self.workers = [
-                RemoteWorker(self.port, self.specs[i :: self.procs], self.cpus)
+                RemoteWorker(self.port, self.specs[i :: self.procs], self.cpus, self.protocol)
                 for i in range(self.procs)
             ]
 

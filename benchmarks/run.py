@@ -6,6 +6,7 @@ Examples::
     python -m benchmarks.run                       # every scenario (about 8 minutes)
     python -m benchmarks.run --scenario steady     # one scenario, chatroom and baseline
     python -m benchmarks.run --scenario ramp --server chatroom
+    python -m benchmarks.run --scenario ceiling --server all   # + the Socket.IO baseline
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 from pathlib import Path
 
 from benchmarks import servers
+from benchmarks.ceiling import ceiling
+from benchmarks.compare import ceiling_rows, socketio_rows
 from benchmarks.generator import raise_nofile_limit
 from benchmarks.scale import scale_rows
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
@@ -30,8 +33,17 @@ from benchmarks.uploads import UPLOAD_P99_MS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("steady", "ramp", "idle", "memory", "procs", "catchup", "uploads")
-#: Scenarios run only when named (not part of "all"): ``scale`` holds 10,000 sockets.
-EXTRA_SCENARIOS = ("scale",)
+#: Scenarios run only when named (not part of "all"): ``scale`` holds 10,000 sockets;
+#: ``ceiling`` ramps every server to this machine's limit (minutes per server).
+EXTRA_SCENARIOS = ("scale", "ceiling")
+#: ``--server`` -> the servers measured; "all" adds the Socket.IO baseline.
+SERVER_SETS = {
+    "both": ["baseline", "chatroom"],
+    "all": ["baseline", "socketio", "chatroom"],
+    "chatroom": ["chatroom"],
+    "baseline": ["baseline"],
+    "socketio": ["socketio"],
+}
 
 
 def machine() -> dict:
@@ -132,6 +144,9 @@ async def run_scenarios(
             results.extend(await bench.uploads())
         elif name == "scale":
             results.append(await bench.scale())
+        elif name == "ceiling":
+            for kind in servers:
+                results.append(await ceiling(bench, kind))
         log(f"   ({name} took {time.monotonic() - started:.0f}s)")
     return results
 
@@ -261,7 +276,8 @@ def summarize(results: list[dict]) -> list[dict]:
                 "note": "",
             }
         )
-    return rows + upload_rows(results) + scale_rows(results, _fmt)
+    rows += upload_rows(results) + scale_rows(results, _fmt) + ceiling_rows(results, _fmt)
+    return rows + socketio_rows(results, _fmt)
 
 
 def upload_rows(results: list[dict]) -> list[dict]:
@@ -347,7 +363,8 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
     date = info["date"]
     lines = [
         f"Measured {date} on {info['cpus']} CPUs ({info['cpu_model'] or 'unknown CPU'}), "
-        f"Python {info['python']}, Tornado {info['tornado']}; chatroom at commit "
+        f"Python {info['python']}, Tornado {info['tornado']}, "
+        f"generator processes {info.get('gen_procs', 1)}; chatroom at commit "
         f"{info.get('commit') or '?'}"
         f"{' with uncommitted changes in src/' if info.get('src_modified') else ''}"
         f"{' (src from ' + info['chatroom_src'] + ')' if servers.CHATROOM_SRC else ''}; "
@@ -382,7 +399,7 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
             name += f" #{r['params'].get('repeat', 0) + 1}"
         if r["scenario"] == "uploads":
             name += " uploading" if r["params"].get("uploading") else " no upload"
-        if r["scenario"] in ("ramp", "procs"):
+        if r["scenario"] in ("ramp", "procs", "ceiling"):
             name += f" ×{r['params'].get('processes', 1)} @ {step['rate_per_sender']}/s/sender"
         lat, use = step["latency"], step.get("server_usage") or r.get("server_usage") or {}
         detail.append(
@@ -396,6 +413,15 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
     return "\n".join(lines + (detail if len(detail) > 3 else [])) + "\n"
 
 
+def gen_procs(value: str) -> int:
+    """``--gen-procs``: a count, or ``auto`` (0: ``Bench`` picks, see ``auto_gen_procs``)."""
+    if value == "auto":
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError("a positive number or 'auto'")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description="chatroom load benchmarks (issue #7)"
@@ -404,13 +430,17 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario",
         action="append",
         choices=(*SCENARIOS, *EXTRA_SCENARIOS, "all"),
-        help="repeatable; default all (all but scale)",
+        help="repeatable; default all (all but scale and ceiling)",
     )
     parser.add_argument(
-        "--server", choices=("both", "chatroom", "baseline"), default="both",
-        help="which servers steady/ramp/idle measure (procs and catchup: chatroom only)",
+        "--server", choices=tuple(SERVER_SETS), default="both",
+        help="which servers steady/ramp/idle/memory/ceiling measure: both = baseline and "
+        "chatroom; all = these and the Socket.IO baseline (procs, catchup: chatroom only)",
     )  # fmt: skip
-    parser.add_argument("--gen-procs", type=int, default=1, help="generator processes")
+    parser.add_argument(
+        "--gen-procs", type=gen_procs, default=0, metavar="N|auto",
+        help="generator processes; auto (default): one per CPU left after the server's",
+    )  # fmt: skip
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/generator CPUs")
     parser.add_argument(
         "--no-wait-quiet",
@@ -461,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     if "all" in names:
         names = [*SCENARIOS, *(n for n in EXTRA_SCENARIOS if n in names)]
     names = list(dict.fromkeys(names))
-    kinds = ["baseline", "chatroom"] if args.server == "both" else [args.server]
+    kinds = SERVER_SETS[args.server]
     settings = Settings(
         gen_procs=args.gen_procs,
         pin=not args.no_pin,
@@ -495,7 +525,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {info['python']}, open files {info['nofile']}"
     )
     bench = Bench(settings)
-    print(f"server CPUs {bench.server_cpus or 'any'}, generator CPUs {bench.gen_cpus or 'any'}")
+    info["gen_procs"] = settings.gen_procs
+    print(
+        f"server CPUs {bench.server_cpus or 'any'}, generator CPUs {bench.gen_cpus or 'any'}, "
+        f"generator processes {settings.gen_procs}{'' if args.gen_procs else ' (auto)'}"
+    )
     started = time.monotonic()
     results: list[dict] = []
     interrupted = False

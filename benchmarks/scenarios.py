@@ -25,6 +25,7 @@ from benchmarks.servers import (
     Sampler,
     Server,
     Workspace,
+    auto_gen_procs,
     cpu_plan,
     make_accounts,
     room_name,
@@ -46,7 +47,7 @@ OTHER_LOAD_LIMIT_PCT = 50.0
 
 @dataclass
 class Settings:
-    gen_procs: int = 1
+    gen_procs: int = 1  # 0: auto, one per CPU left to the generator (auto_gen_procs)
     pin: bool = True
     steady_clients: int = 200
     steady_rooms: int = 10
@@ -114,6 +115,7 @@ class Bench:
         self.workspace = Workspace()
         self.fixture = ChatroomFixture(self.workspace.path)
         self.server_cpus, self.gen_cpus = cpu_plan(settings.pin)
+        settings.gen_procs = settings.gen_procs or auto_gen_procs(self.gen_cpus)
         if self.gen_cpus:
             os.sched_setaffinity(0, self.gen_cpus)
 
@@ -136,7 +138,7 @@ class Bench:
         else:
             names = [user_name(i) for i in range(users)]
             accounts = {"users": names, "tokens": names, "rooms": rooms}
-            server = await start_baseline(self.workspace.path, cpus)
+            server = await start_baseline(self.workspace.path, cpus, kind)
         sampler = Sampler(server.pid).start()
         try:
             yield server, accounts, sampler
@@ -162,7 +164,7 @@ class Bench:
 
     def generator(self, server: Server, specs: list[ClientSpec], pin=True) -> LoadGenerator:
         cpus = self.gen_cpus if pin else None
-        return LoadGenerator(server.port, specs, self.s.gen_procs, cpus)
+        return LoadGenerator(server.port, specs, self.s.gen_procs, cpus, server.protocol)
 
     def ticker(self, label: str):
         interactive = self.s.interactive
@@ -288,6 +290,65 @@ class Bench:
         )
         return out
 
+    async def ramp_step(self, gen, server, sampler, name: str, rate: float, steps: list) -> dict:
+        """One ramp step: ``rate`` msg/s per sender for ``ramp_step_seconds``, measured and
+        judged (``passed``: p99 < RAMP_P99_MS and nothing lost, doubled, reordered,
+        unacked, closed or refused); appended to ``steps``."""
+        s = self.s
+        phase = gen.send_phase(
+            rate,
+            s.ramp_step_seconds,
+            s.text_bytes,
+            5.0,
+            self.ticker(f"{name} {rate:.0f}/s/sender"),
+        )
+        tag = f"{name}-{rate:.0f}-{len(steps)}"
+        stats = await self.profiled(server, tag, s.ramp_step_seconds, phase)
+        self.end_ticks()
+        stats["server_usage"] = sampler.window(*stats.pop("window"))
+        stats["rate_per_sender"] = round(rate, 2)
+        stats["generator_saturated"] = is_saturated(stats)
+        stats["disturbed"] = disturbance(stats, stats["server_usage"])
+        stats["server_cpu_us_per_delivery"] = cpu_per_delivery(stats, stats["server_usage"])
+        p99 = stats["latency"]["p99_ms"] or 0.0
+        bad = (
+            stats["lost"]
+            + stats["duplicates"]
+            + stats["out_of_order"]
+            + stats["unacked"]
+            + sum(stats["errors"].values())
+        )
+        stats["bad"] = bad + stats["closed"]
+        stats["passed"] = p99 < RAMP_P99_MS and stats["bad"] == 0
+        steps.append(stats)
+        use = stats["server_usage"]
+        flag = f" (DISTURBED: {stats['disturbed']})" if stats["disturbed"] else ""
+        self.log(
+            f"  step {rate:.0f}/s/sender: {stats['deliveries_per_s']:.0f} deliveries/s "
+            f"p99 {p99} ms lost {stats['lost']} bad {stats['bad']} server CPU "
+            f"{use.get('cpu_pct')}% generator CPU {stats['generator_cpu_pct']}% "
+            f"lag p99 {stats['send_lag']['p99_ms']} ms other load "
+            f"{use.get('other_load_pct')}% -> {'ok' if stats['passed'] else 'FAIL'}"
+            f"{flag}"
+        )
+        return stats
+
+    async def confirmed_step(self, step, rate: float) -> dict:
+        """``await step(rate)``; the machine may be shared, so a failure counts once it
+        repeats (twice when the failed run was disturbed): noise only slows a run down."""
+        stats = await step(rate)
+        attempts = 1
+        while (
+            self.s.ramp_confirm
+            and not stats["passed"]
+            and attempts < (3 if stats["disturbed"] else 2)
+        ):
+            await self.quiet(max_wait=15.0)
+            stats = await step(rate)
+            stats["confirmation"] = attempts
+            attempts += 1
+        return stats
+
     async def ramp(self, kind: str, processes: int = 1, pin: bool = True, label="ramp") -> dict:
         s = self.s
         params = {
@@ -321,60 +382,10 @@ class Bench:
                 refined = 0
 
                 async def step(rate: float) -> dict:
-                    phase = gen.send_phase(
-                        rate,
-                        s.ramp_step_seconds,
-                        s.text_bytes,
-                        5.0,
-                        self.ticker(f"{name} {rate:.0f}/s/sender"),
-                    )
-                    tag = f"{name}-{rate:.0f}-{len(steps)}"
-                    stats = await self.profiled(server, tag, s.ramp_step_seconds, phase)
-                    self.end_ticks()
-                    stats["server_usage"] = sampler.window(*stats.pop("window"))
-                    stats["rate_per_sender"] = round(rate, 2)
-                    stats["generator_saturated"] = is_saturated(stats)
-                    stats["disturbed"] = disturbance(stats, stats["server_usage"])
-                    stats["server_cpu_us_per_delivery"] = cpu_per_delivery(
-                        stats, stats["server_usage"]
-                    )
-                    p99 = stats["latency"]["p99_ms"] or 0.0
-                    bad = (
-                        stats["lost"]
-                        + stats["duplicates"]
-                        + stats["out_of_order"]
-                        + stats["unacked"]
-                        + sum(stats["errors"].values())
-                    )
-                    stats["bad"] = bad + stats["closed"]
-                    stats["passed"] = p99 < RAMP_P99_MS and stats["bad"] == 0
-                    steps.append(stats)
-                    use = stats["server_usage"]
-                    flag = f" (DISTURBED: {stats['disturbed']})" if stats["disturbed"] else ""
-                    self.log(
-                        f"  step {rate:.0f}/s/sender: {stats['deliveries_per_s']:.0f} deliveries/s "
-                        f"p99 {p99} ms lost {stats['lost']} bad {stats['bad']} server CPU "
-                        f"{use.get('cpu_pct')}% generator CPU {stats['generator_cpu_pct']}% "
-                        f"lag p99 {stats['send_lag']['p99_ms']} ms other load "
-                        f"{use.get('other_load_pct')}% -> {'ok' if stats['passed'] else 'FAIL'}"
-                        f"{flag}"
-                    )
-                    return stats
+                    return await self.ramp_step(gen, server, sampler, name, rate, steps)
 
                 for _ in range(s.ramp_max_steps + s.ramp_refine_steps):
-                    stats = await step(rate)
-                    attempts = 1
-                    # The machine may be shared: a failure counts once it repeats (twice
-                    # when the failed run was disturbed); noise can only make a run slower.
-                    while (
-                        s.ramp_confirm
-                        and not stats["passed"]
-                        and attempts < (3 if stats["disturbed"] else 2)
-                    ):
-                        await self.quiet(max_wait=15.0)
-                        stats = await step(rate)
-                        stats["confirmation"] = attempts
-                        attempts += 1
+                    stats = await self.confirmed_step(step, rate)
                     p99, bad = stats["latency"]["p99_ms"] or 0.0, stats["bad"]
                     if not stats["passed"]:
                         if stop_reason == "max steps":
@@ -493,7 +504,7 @@ class Bench:
         if kind == "chatroom":
             server = await start_chatroom(workdir, 1, self.server_cpus)
         else:
-            server = await start_baseline(workdir, self.server_cpus)
+            server = await start_baseline(workdir, self.server_cpus, kind)
         sampler = Sampler(server.pid).start()
         try:
             await asyncio.sleep(1.0)

@@ -56,9 +56,15 @@ def cpu_plan(separate: bool = True) -> tuple[list[int] | None, list[int] | None]
     return cpus[:half], cpus[half:]
 
 
+def auto_gen_procs(gen_cpus: list[int] | None) -> int:
+    """``--gen-procs auto``: one generator process per CPU left to the generator by the
+    server's pinned CPUs (``cpu_plan``); unpinned, as if pinned: half the usable CPUs."""
+    return len(gen_cpus) if gen_cpus else max(1, len(os.sched_getaffinity(0)) // 2)
+
+
 @dataclass
 class Server:
-    kind: str  # "chatroom" or "baseline"
+    kind: str  # "chatroom", "baseline" or "socketio"
     port: int
     process: subprocess.Popen
     workdir: Path
@@ -66,6 +72,8 @@ class Server:
     _log: object = None
     processes: int = 1
     extra: dict = field(default_factory=dict)
+    #: What the generator speaks to it (``LoadGenerator(protocol=...)``).
+    protocol: str = "chatroom"
 
     @property
     def pid(self) -> int:
@@ -187,12 +195,23 @@ async def start_chatroom(
     return server
 
 
-async def start_baseline(workdir: Path, cpus: list[int] | None = None) -> Server:
+#: The baselines: kind -> (module, the protocol the generator speaks to it).
+BASELINES = {
+    "baseline": ("benchmarks.baseline_server", "chatroom"),
+    "socketio": ("benchmarks.socketio_server", "socketio"),
+}
+
+
+async def start_baseline(
+    workdir: Path, cpus: list[int] | None = None, kind: str = "baseline"
+) -> Server:
+    """A baseline server: ``baseline`` (bare Tornado) or ``socketio`` (python-socketio)."""
+    module, protocol = BASELINES[kind]
     port = free_port()
-    cmd = [sys.executable, "-m", "benchmarks.baseline_server", "--port", str(port)]
-    log_path = workdir / f"baseline-{port}.log"
+    cmd = [sys.executable, "-m", module, "--port", str(port)]
+    log_path = workdir / f"{kind}-{port}.log"
     process, log = _launch(cmd, cpus, log_path, ROOT)
-    server = Server("baseline", port, process, workdir, log_path, log)
+    server = Server(kind, port, process, workdir, log_path, log, protocol=protocol)
     await wait_ready(server)
     return server
 

@@ -1,5 +1,5 @@
-"""CI smoke mode: a short steady run against chatroom that fails on any loss, duplicate or
-disorder — never on timing.
+"""CI smoke mode: a short steady run against chatroom (or a baseline: ``server=``) that fails
+on any loss, duplicate or disorder — never on timing.
 
 From Python (e.g. a pytest test)::
 
@@ -23,15 +23,26 @@ import time
 from pathlib import Path
 
 from benchmarks.generator import ClientSpec, LoadGenerator, raise_nofile_limit
-from benchmarks.servers import make_accounts, room_name, start_chatroom
+from benchmarks.servers import make_accounts, room_name, start_baseline, start_chatroom
+
+SERVERS = ("chatroom", "baseline", "socketio")
 
 
 async def _smoke(
-    seconds: float, clients: int, rooms: int, senders: int, rate: float, processes: int
+    seconds: float,
+    clients: int,
+    rooms: int,
+    senders: int,
+    rate: float,
+    processes: int,
+    server_kind: str = "chatroom",
 ) -> dict:
     raise_nofile_limit()
     with tempfile.TemporaryDirectory(prefix="crs-") as tmp:
-        server = await start_chatroom(Path(tmp) / "data", processes)
+        if server_kind == "chatroom":
+            server = await start_chatroom(Path(tmp) / "data", processes)
+        else:
+            server = await start_baseline(Path(tmp), None, server_kind)
         gen = None
         try:
             accounts = await make_accounts(server.port, clients, rooms)
@@ -45,7 +56,7 @@ async def _smoke(
                 )
                 for i in range(clients)
             ]
-            gen = LoadGenerator(server.port, specs)
+            gen = LoadGenerator(server.port, specs, protocol=server.protocol)
             await gen.start()
             connected = await gen.connect(concurrency=20)
             joined = await gen.join(concurrency=20)
@@ -93,8 +104,10 @@ def run_smoke(
     senders: int = 8,
     rate: float = 10.0,
     processes: int = 1,
+    server: str = "chatroom",
 ) -> dict:
-    """Start chatroom on a temporary data dir, run a steady load, stop it; the counts.
+    """Start ``server`` (chatroom on a temporary data dir, or the ``baseline`` or
+    ``socketio`` baseline), run a steady load, stop it; the counts.
 
     Returns ``lost``, ``duplicated``, ``out_of_order`` (the correctness counts), plus
     ``sent``, ``acked``, ``delivered``, ``expected_deliveries``, ``unacked``, ``errors``,
@@ -104,7 +117,9 @@ def run_smoke(
     """
     if clients % rooms or senders > clients:
         raise ValueError("clients must be a multiple of rooms, senders at most clients")
-    return asyncio.run(_smoke(seconds, clients, rooms, senders, rate, processes))
+    if server not in SERVERS:
+        raise ValueError(f"server must be one of {SERVERS}")
+    return asyncio.run(_smoke(seconds, clients, rooms, senders, rate, processes, server))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,10 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=8)
     parser.add_argument("--rate", type=float, default=10.0, help="msg/s per sender")
     parser.add_argument("--processes", type=int, default=1, help="chatroom --processes")
+    parser.add_argument("--server", choices=SERVERS, default="chatroom")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = run_smoke(
-        args.seconds, args.clients, args.rooms, args.senders, args.rate, args.processes
+        args.seconds,
+        args.clients,
+        args.rooms,
+        args.senders,
+        args.rate,
+        args.processes,
+        args.server,
     )
     print(json.dumps(result, indent=2))
     verdict = "OK" if result["ok"] else "FAILED"

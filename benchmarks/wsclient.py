@@ -104,8 +104,12 @@ class WebSocketClient(asyncio.Protocol):
     parsing, so a frame's latency does not include the generator's own work.
     """
 
-    def __init__(self, on_frame: Callable[[bytes, float], None]) -> None:
+    #: The upgrade's path (a subclass speaking another protocol over WebSocket sets its own).
+    PATH = "/ws"
+
+    def __init__(self, on_frame: Callable[[bytes, float], None], token: str | None = None) -> None:
         self.on_frame = on_frame
+        self.token = token
         self.transport: asyncio.Transport | None = None
         self._buf = b""
         self._handshake: asyncio.Future | None = None
@@ -119,11 +123,12 @@ class WebSocketClient(asyncio.Protocol):
         port: int,
         token: str | None,
         on_frame: Callable[[bytes, float], None],
-        path: str = "/ws",
+        path: str | None = None,
         timeout: float = 30.0,
     ) -> WebSocketClient:
         loop = asyncio.get_running_loop()
-        client = cls(on_frame)
+        path = path or cls.PATH
+        client = cls(on_frame, token)
         client._handshake = loop.create_future()
         client.closed = loop.create_future()
         await asyncio.wait_for(loop.create_connection(lambda: client, HOST, port), timeout)
