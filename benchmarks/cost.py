@@ -34,6 +34,7 @@ from benchmarks import servers
 from benchmarks.cost_redis import (
     TOPOLOGIES,
     RedisUnderTest,
+    psutil,
     socket_owners,
     tree_cpu_seconds,
     worker_processes,
@@ -250,7 +251,8 @@ async def cost_step(bench, redis: RedisUnderTest, s: CostSettings, placement, n,
         f"dup {stats['duplicates']} disorder {stats['out_of_order']} bad {result['bad']}; "
         f"server {result['server_us_per_delivery']} µs/delivery; Redis µs/message masters "
         f"{redis_us['masters']} replicas {redis_us['replicas']} sentinels "
-        f"{redis_us['sentinels']}; members per worker {result['members_per_worker']}; "
+        f"{redis_us['sentinels']}; members per worker {result['members_per_worker']}, CPU s "
+        f"per process {result['server_cpu_s_per_process']}; "
         f"other load {use.get('other_load_pct')}%"
     )
     return result
@@ -258,6 +260,8 @@ async def cost_step(bench, redis: RedisUnderTest, s: CostSettings, placement, n,
 
 async def run_cost(bench, s: CostSettings) -> list[dict]:
     """Every placement and process count on one topology; ratios to the one-process step."""
+    if psutil is None:
+        raise RuntimeError("cost needs psutil: pip install -r benchmarks/requirements.txt")
     redis = RedisUnderTest(s.topology, bench.workspace.path / f"redis-{s.topology}")
     bench.log(f"  starting Redis ({s.topology}) ...")
     redis.start()
