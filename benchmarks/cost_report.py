@@ -52,7 +52,8 @@ def cost_table(results: list[dict]) -> str:
     for r in results:
         p, redis_us = r["params"], r["redis_us_per_message"]
         marginal, idle = r["redis_marginal_us_per_message"], r["idle"]
-        ratio = r.get("ratio_to_one_process") or {}
+        known = r.get("ratio_to_one_process") or {}
+        ratio = {k: "–" if known.get(k) is None else known[k] for k in RATIOS}
         args = " ".join(p["chatroom_args"])
         lines.append(
             f"| {p['topology']}{' ' + args if args else ''} | {p['placement']} | "
