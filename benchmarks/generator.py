@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import resource
@@ -396,6 +397,8 @@ class Worker:
         return {"join": hist.to_wire(), "failures": dict(failures)}
 
     def _select(self, which: str) -> list[Client]:
+        if which == "unconnected":
+            return [c for c in self.clients if c.ws is None]
         if which == "senders":
             return self.senders
         if which == "receivers":
@@ -404,6 +407,39 @@ class Worker:
 
     async def cmd_open_count(self) -> int:
         return sum(1 for c in self.clients if c.ws is not None and c.ws.is_open)
+
+    # -- placement (the ``cost`` scenario: which server process holds which socket) --
+
+    async def cmd_local_ports(self) -> dict[int, int]:
+        """The local TCP port of every open socket, by client index: the server process
+        that accepted it is found from its peer port."""
+        return {
+            c.spec.index: c.ws.transport.get_extra_info("sockname")[1]
+            for c in self.clients
+            if c.ws is not None and c.ws.is_open
+        }
+
+    async def cmd_release(self, indices: list[int]) -> None:
+        """Close these clients' sockets (not yet joined); ``connect(which="unconnected")``
+        opens them again, maybe on another server process."""
+        wanted = set(indices)
+        clients = [c for c in self.clients if c.spec.index in wanted and c.ws is not None]
+        await asyncio.gather(*(c.ws.close(timeout=2) for c in clients))
+        for c in clients:
+            c.ws = None
+
+    async def cmd_assign(self, plan: dict[int, tuple[str, bool]]) -> int:
+        """Give each client of ``plan`` (index -> (room, sender)) its room before ``join``;
+        close and forget every other client. How many this worker keeps."""
+        keep = [c for c in self.clients if c.spec.index in plan]
+        drop = [c for c in self.clients if c.spec.index not in plan and c.ws is not None]
+        await asyncio.gather(*(c.ws.close(timeout=2) for c in drop))
+        for c in keep:
+            room, sender = plan[c.spec.index]
+            c.spec = dataclasses.replace(c.spec, room=room, sender=sender)
+        self.clients = keep
+        self.senders = [c for c in keep if c.spec.sender]
+        return len(keep)
 
     # -- sending -------------------------------------------------------------
 
@@ -710,6 +746,13 @@ class LoadGenerator:
 
     async def open_count(self) -> int:
         return sum(await self.all("open_count"))
+
+    async def local_ports(self) -> dict[int, int]:
+        """Client index -> local port of its open socket, over every worker."""
+        out: dict[int, int] = {}
+        for part in await self.all("local_ports"):
+            out.update(part)
+        return out
 
     async def progress(self) -> dict:
         parts = await self.all("progress")

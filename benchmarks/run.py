@@ -26,6 +26,8 @@ from pathlib import Path
 from benchmarks import servers
 from benchmarks.ceiling import ceiling
 from benchmarks.compare import ceiling_rows, socketio_rows
+from benchmarks.cost import CostSettings, add_cost_options, cost_settings, run_cost
+from benchmarks.cost_report import cost_rows, cost_table
 from benchmarks.generator import raise_nofile_limit
 from benchmarks.scale import scale_rows
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
@@ -34,8 +36,9 @@ from benchmarks.uploads import UPLOAD_P99_MS
 RESULTS = Path(__file__).resolve().parent / "results"
 SCENARIOS = ("steady", "ramp", "idle", "memory", "procs", "catchup", "uploads")
 #: Scenarios run only when named (not part of "all"): ``scale`` holds 10,000 sockets;
-#: ``ceiling`` ramps every server to this machine's limit (minutes per server).
-EXTRA_SCENARIOS = ("scale", "ceiling")
+#: ``ceiling`` ramps every server to this machine's limit (minutes per server);
+#: ``cost`` starts Redis topologies and up to eight server processes.
+EXTRA_SCENARIOS = ("scale", "ceiling", "cost")
 #: ``--server`` -> the servers measured; "all" adds the Socket.IO baseline.
 SERVER_SETS = {
     "both": ["baseline", "chatroom"],
@@ -102,7 +105,11 @@ def chatroom_version() -> dict:
 
 
 async def run_scenarios(
-    names: list[str], servers: list[str], bench: Bench, results: list[dict]
+    names: list[str],
+    servers: list[str],
+    bench: Bench,
+    results: list[dict],
+    cost: CostSettings | None = None,
 ) -> list[dict]:
     """Run the scenarios, appending to ``results``; SIGINT/SIGTERM stop it cleanly (every
     server is stopped, the results so far are kept)."""
@@ -147,6 +154,8 @@ async def run_scenarios(
         elif name == "ceiling":
             for kind in servers:
                 results.append(await ceiling(bench, kind))
+        elif name == "cost":
+            results.extend(await run_cost(bench, cost or CostSettings()))
         log(f"   ({name} took {time.monotonic() - started:.0f}s)")
     return results
 
@@ -277,7 +286,7 @@ def summarize(results: list[dict]) -> list[dict]:
             }
         )
     rows += upload_rows(results) + scale_rows(results, _fmt) + ceiling_rows(results, _fmt)
-    return rows + socketio_rows(results, _fmt)
+    return rows + socketio_rows(results, _fmt) + cost_rows(results, _fmt)
 
 
 def upload_rows(results: list[dict]) -> list[dict]:
@@ -410,7 +419,9 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
             f"{_fmt(use.get('rss_peak_mib'))} | {_fmt(step['generator_cpu_pct'])} | "
             f"{_fmt(step['send_lag']['p99_ms'])} | {_fmt(use.get('other_load_pct'))} |"
         )
-    return "\n".join(lines + (detail if len(detail) > 3 else [])) + "\n"
+    costs = [r for r in results if r["scenario"] == "cost"]
+    extra = ["", cost_table(costs).rstrip("\n")] if costs else []
+    return "\n".join(lines + (detail if len(detail) > 3 else []) + extra) + "\n"
 
 
 def gen_procs(value: str) -> int:
@@ -430,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario",
         action="append",
         choices=(*SCENARIOS, *EXTRA_SCENARIOS, "all"),
-        help="repeatable; default all (all but scale and ceiling)",
+        help="repeatable; default all (all but scale, ceiling and cost)",
     )
     parser.add_argument(
         "--server", choices=tuple(SERVER_SETS), default="both",
@@ -463,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale-rate", type=float, help="scale: msg/s per sender (20 senders) of the load (1)"
     )
+    add_cost_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--chatroom-src",
@@ -534,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     interrupted = False
     try:
-        asyncio.run(run_scenarios(names, kinds, bench, results))
+        asyncio.run(run_scenarios(names, kinds, bench, results, cost_settings(args)))
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
         print("\ninterrupted: servers stopped; writing the results so far")

@@ -1,0 +1,296 @@
+"""The ``cost`` scenario (issue 17 target 3, issue 16's speed): what one delivery costs
+the server, and one message costs Redis, as ``chatroom serve --processes`` grows.
+
+For each process count (1, 2, 4, 8) chatroom serves against a Redis topology the
+benchmark starts (``cost_redis.py``: single, sentinel or cluster), each step under
+its own ``--redis-prefix``, and the generator drives the same fixed load, well
+below saturation: ``rooms`` rooms of ``members`` sockets, ``senders`` senders a
+room at ``rate`` msg/s each. Where the sockets land is chosen, not left to chance:
+the server's workers share one listening socket (see ``cost_redis.socket_owners``),
+so the generator opens a pool of sockets, reads which worker accepted each, and
+reconnects some until the placement holds:
+
+* ``spread``: every worker holds members, as evenly as the pool allows, and every
+  room has members on as many workers as it can (the rooms interleave workers);
+* ``one``: every member is on one worker; the others hold no socket at all (issue
+  16: what a message costs Redis for processes with no member in its room).
+
+Per step: deliveries/s, loss/dup/disorder (must be 0), the server's CPU µs per
+delivery (every worker process summed), Redis CPU µs per published message
+(``INFO cpu`` user + sys; masters summed, replicas and Sentinels apart), and each
+figure's ratio to the one-process step. With the server pinned to one CPU (a
+2-core machine) these are cost figures, not throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+from benchmarks import servers
+from benchmarks.cost_redis import (
+    TOPOLOGIES,
+    RedisUnderTest,
+    psutil,
+    socket_owners,
+    tree_cpu_seconds,
+    worker_processes,
+)
+from benchmarks.cost_report import add_ratios, cost_table
+from benchmarks.generator import ClientSpec
+from benchmarks.servers import room_name
+
+PLACEMENTS = ("spread", "one")
+#: Reconnect rounds at most, to place the sockets.
+MAX_ROUNDS = 40
+
+
+@dataclass
+class CostSettings:
+    """The ``cost`` scenario's options (``--cost-*``, ``--redis-topology``)."""
+
+    topology: str = "single"
+    processes: tuple[int, ...] = (1, 2, 4, 8)
+    placements: tuple[str, ...] = ("spread",)
+    rooms: int = 16
+    members: int = 12
+    senders: int = 2
+    rate: float = 20.0
+    seconds: float = 10.0
+    #: Before the load, the joined sockets sit silent this long: the fixed cost per second
+    #: (timers, heartbeats, the archiver's polls) that the marginal figures leave out.
+    idle_seconds: float = 3.0
+    #: Sockets opened per member needed, so that every worker gets enough.
+    pool_factor: float = 1.5
+
+
+def parse_processes(text: str) -> tuple[int, ...]:
+    """``"1,2,4,8"`` -> (1, 2, 4, 8)."""
+    counts = tuple(int(part) for part in text.split(",") if part.strip())
+    if not counts or min(counts) < 1:
+        raise ValueError(f"--cost-processes wants counts >= 1, e.g. 1,2,4,8 (got {text!r})")
+    return counts
+
+
+def add_cost_options(parser: argparse.ArgumentParser) -> None:
+    """The ``cost`` scenario's options (benchmarks/cost.py)."""
+    parser.add_argument(
+        "--redis-topology", choices=TOPOLOGIES, default="single",
+        help="cost: the Redis the benchmark starts (single, sentinel: master + replica + 3 "
+        "Sentinels, cluster: 3 masters)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cost-processes", type=parse_processes, default=(1, 2, 4, 8), metavar="1,2,4,8",
+        help="cost: the --processes counts, in order",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cost-placement", choices=(*PLACEMENTS, "both"), default="spread",
+        help="cost: members on every worker (spread) or all on one worker (one)",
+    )  # fmt: skip
+    parser.add_argument("--cost-rooms", type=int, help="cost: rooms (16)")
+    parser.add_argument("--cost-members", type=int, help="cost: sockets a room (12)")
+    parser.add_argument("--cost-senders", type=int, help="cost: senders a room (2)")
+    parser.add_argument("--cost-rate", type=float, help="cost: msg/s per sender (20)")
+    parser.add_argument("--cost-seconds", type=float, help="cost: seconds of load a step (10)")
+    parser.add_argument(
+        "--cost-idle-seconds", type=float, help="cost: silent seconds measured before the load (3)"
+    )
+
+
+def cost_settings(args: argparse.Namespace) -> CostSettings:
+    placements = PLACEMENTS if args.cost_placement == "both" else (args.cost_placement,)
+    cost = CostSettings(args.redis_topology, args.cost_processes, placements)
+    for attr in ("rooms", "members", "senders", "rate", "seconds", "idle_seconds"):
+        if getattr(args, f"cost_{attr}") is not None:
+            setattr(cost, attr, getattr(args, f"cost_{attr}"))
+    return cost
+
+
+async def place(gen, server, placement: str, needed: int, log) -> tuple[dict, list[int]]:
+    """Connect the pool and reconnect sockets until ``placement`` holds; the sockets
+    of each worker (pid -> client indices, every worker listed), and how many sockets
+    each worker accepted of the first connect (the kernel's choice, largest first)."""
+    pids = [p.pid for p in worker_processes(server.pid)]
+    await gen.connect(concurrency=50)
+    rounds = 0
+    while True:
+        ports = await gen.local_ports()
+        owners = socket_owners(server.pid, server.port)
+        held: dict[int, list[int]] = {pid: [] for pid in pids}
+        for index, port in sorted(ports.items()):
+            if owners.get(port) in held:
+                held[owners[port]].append(index)
+        if rounds == 0:
+            first = sorted((len(v) for v in held.values()), reverse=True)
+        if placement == "one":
+            target = max(pids, key=lambda pid: len(held[pid]))
+            short = needed - len(held[target])
+            surplus = [i for pid in pids if pid != target for i in held[pid]]
+        else:
+            quota = math.ceil(needed / len(pids))
+            short = sum(max(0, quota - len(held[pid])) for pid in pids)
+            surplus = [i for pid in pids for i in held[pid][quota:]]
+        if short <= 0 or not surplus or rounds >= MAX_ROUNDS:
+            break
+        rounds += 1
+        await gen.all("release", indices=surplus)
+        await gen.connect(concurrency=50, which="unconnected")
+    counts = sorted((len(v) for v in held.values()), reverse=True)
+    log(
+        f"  placement {placement}: sockets per worker {counts} after {rounds} reconnect "
+        f"round(s); the first connect of {sum(first)} landed {first}"
+    )
+    return held, first
+
+
+def plan(held: dict[int, list[int]], placement: str, s: CostSettings) -> dict:
+    """Client index -> (room, sender). ``spread``: seat k of room r goes to worker
+    (r + k) mod workers (the next one with sockets left where that one has none), so
+    every room has members on every worker it can and the workers hold about as many
+    members each; ``one``: every member from the worker with the most sockets."""
+    lists = [list(x) for x in held.values() if x]
+    if placement == "one":
+        lists = [max(lists, key=len)] if lists else []
+    out: dict[int, tuple[str, bool]] = {}
+    for seat in range(s.members):
+        for room in range(s.rooms):
+            for step in range(len(lists)):
+                pool = lists[(room + seat + step) % len(lists)]
+                if pool:
+                    out[pool.pop(0)] = (room_name(room), seat < s.senders)
+                    break
+    return out
+
+
+async def cost_step(bench, redis: RedisUnderTest, s: CostSettings, placement, n, step) -> dict:
+    """One process count: start chatroom on the topology, place, join, send, measure."""
+    needed = s.rooms * s.members
+    pool = max(needed + n, math.ceil(needed * s.pool_factor))
+    users = min(pool, bench.s.users_cap)
+    extra = ["--redis-url", redis.url, "--redis-prefix", f"cost{step}"]
+    label = f"cost/{s.topology}/{placement} x{n}"
+    async with bench.server("chatroom", users, s.rooms, n, True, extra) as (server, acc, sampler):
+        specs = [
+            ClientSpec(i, acc["users"][i % users], acc["tokens"][i % users], room_name(0), False)
+            for i in range(pool)
+        ]
+        gen = bench.generator(server, specs)
+        await gen.start()
+        try:
+            held, first = await place(gen, server, placement, needed, bench.log)
+            assignment = plan(held, placement, s)
+            await gen.all("assign", plan=assignment)
+            members = {
+                pid: sum(1 for i in indices if i in assignment) for pid, indices in held.items()
+            }
+            joined = await gen.join(concurrency=50)
+            bench.log(
+                f"  {label}: {joined['hist'].n} joined"
+                f"{' FAILURES ' + str(joined['failures']) if joined['failures'] else ''}"
+            )
+            setup = {"join": joined["hist"].summary(), "setup_failures": joined["failures"]}
+            await bench.quiet()
+            idle = await idle_cost(redis, server.pid, s.idle_seconds)
+            redis0, server0 = redis.cpu(), tree_cpu_seconds(server.pid)
+            started = time.monotonic()
+            stats = await gen.send_phase(s.rate, s.seconds, bench.s.text_bytes, 10.0,
+                                         bench.ticker(label))  # fmt: skip
+            bench.end_ticks()
+            redis1, server1 = redis.cpu(), tree_cpu_seconds(server.pid)
+            wall = time.monotonic() - started
+        finally:
+            await gen.stop()
+        use = sampler.window(*stats.pop("window"))
+    server_s = {pid: server1[pid] - server0.get(pid, 0.0) for pid in server1}
+    redis_s = {k: redis1[k] - redis0[k] for k in redis1}
+    published, delivered = max(1, stats["acked"]), max(1, stats["delivered"])
+    server_total = sum(server_s.values())
+    # Marginal: less what the same sockets cost silent for as long (the idle rate).
+    server_marginal = server_total - idle["server_per_s"] * wall
+    redis_marginal = {k: v - idle["redis_per_s"][k] * wall for k, v in redis_s.items()}
+    result = {
+        "scenario": "cost",
+        "server": "chatroom",
+        "params": {
+            "topology": s.topology,
+            "placement": placement,
+            "processes": n,
+            "rooms": s.rooms,
+            "members": s.members,
+            "senders_per_room": s.senders,
+            "rate_per_sender": s.rate,
+            "seconds": s.seconds,
+            "chatroom_args": list(servers.CHATROOM_ARGS),
+            "pinned": bool(bench.server_cpus),
+        },
+        **setup,
+        **stats,
+        "members_per_worker": sorted(members.values(), reverse=True),
+        "measured_s": round(wall, 2),
+        "server_usage": use,
+        "server_cpu_s": round(sum(server_s.values()), 3),
+        "server_cpu_s_per_process": sorted((round(v, 3) for v in server_s.values()), reverse=True),
+        "server_us_per_delivery": round(server_total / delivered * 1e6, 2),
+        "server_marginal_us_per_delivery": round(server_marginal / delivered * 1e6, 2),
+        "redis_cpu_s": {k: round(v, 3) for k, v in redis_s.items()},
+        "redis_us_per_message": {k: round(v / published * 1e6, 2) for k, v in redis_s.items()},
+        "redis_marginal_us_per_message": {
+            k: round(v / published * 1e6, 2) for k, v in redis_marginal.items()
+        },
+        "idle": idle,
+        "first_connect_per_worker": first,
+        "bad": stats["lost"] + stats["duplicates"] + stats["out_of_order"] + stats["unacked"]
+        + stats["closed"] + sum(stats["errors"].values()),
+    }  # fmt: skip
+    redis_us = result["redis_us_per_message"]
+    bench.log(
+        f"  -> {label}: {stats['deliveries_per_s']:.0f} deliveries/s, lost {stats['lost']} "
+        f"dup {stats['duplicates']} disorder {stats['out_of_order']} bad {result['bad']}; "
+        f"server {result['server_us_per_delivery']} µs/delivery; Redis µs/message masters "
+        f"{redis_us['masters']} replicas {redis_us['replicas']} sentinels "
+        f"{redis_us['sentinels']}; members per worker {result['members_per_worker']}, CPU s "
+        f"per process {result['server_cpu_s_per_process']}; "
+        f"other load {use.get('other_load_pct')}%"
+    )
+    return result
+
+
+async def run_cost(bench, s: CostSettings) -> list[dict]:
+    """Every placement and process count on one topology; ratios to the one-process step."""
+    if psutil is None:
+        raise RuntimeError("cost needs psutil: pip install -r benchmarks/requirements.txt")
+    redis = RedisUnderTest(s.topology, bench.workspace.path / f"redis-{s.topology}")
+    bench.log(f"  starting Redis ({s.topology}) ...")
+    redis.start()
+    results: list[dict] = []
+    try:
+        step = 0
+        for placement in s.placements:
+            for n in s.processes:
+                step += 1
+                results.append(await cost_step(bench, redis, s, placement, n, step))
+    finally:
+        redis.stop()
+    add_ratios(results)
+    bench.log("\n" + cost_table(results))
+    return results
+
+
+async def idle_cost(redis: RedisUnderTest, server_pid: int, seconds: float) -> dict:
+    """CPU seconds per second that the server (every process) and Redis spend while the
+    joined sockets are silent."""
+    if seconds <= 0:
+        return {"seconds": 0.0, "server_per_s": 0.0, "redis_per_s": dict.fromkeys(redis.cpu(), 0.0)}
+    redis0, server0, t0 = redis.cpu(), tree_cpu_seconds(server_pid), time.monotonic()
+    await asyncio.sleep(seconds)
+    redis1, server1 = redis.cpu(), tree_cpu_seconds(server_pid)
+    wall = time.monotonic() - t0
+    server = sum(server1.values()) - sum(server0.get(pid, 0.0) for pid in server1)
+    return {
+        "seconds": round(wall, 2),
+        "server_per_s": round(server / wall, 5),
+        "redis_per_s": {k: round((redis1[k] - redis0[k]) / wall, 5) for k in redis1},
+    }
