@@ -35,7 +35,7 @@ from chatroom.controllers.redis_outage import REDIS_DOWN, Resubscribe
 from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
 from chatroom.models.epochs import EPOCH_FRAME_PREFIX
-from chatroom.models.events import Event
+from chatroom.models.events import CONTROL_ROOM, Event
 from chatroom.models.messages import message_frame
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
@@ -235,6 +235,11 @@ class FanoutHub:
             self.listening.set()
             reconnect.caught_up()
             async for event in events:
+                if event.room not in self._subscribers and event.room != CONTROL_ROOM:
+                    # [issue 17] nobody here: only a message's id counts (the floor)
+                    if event.message_id and self._epochs is not None:
+                        self._epochs.note(event.room, event.message_id)
+                    continue
                 if event.room in self._subscribers and not await self._check_revs(event):
                     continue  # [issue 12] a change whose result was just sent
                 if event.message_id:
