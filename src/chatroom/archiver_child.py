@@ -43,10 +43,11 @@ STEADY_SECONDS = 10.0
 #: The n-th quick death in a row waits n times this before the restart, at most 10 s.
 RESTART_DELAY_SECONDS = 1.0
 MAX_RESTART_DELAY_SECONDS = 10.0
-#: How long a stop waits for the child (the pass in hand committed, the lock released)
-#: before SIGKILL: within SPEC's 10 s exit. What a killed child had not committed is
+#: How long after its SIGTERM a stop waits for the child (the pass in hand committed,
+#: the lock released) before SIGKILL: within SPEC's 10 s exit, as the server's own
+#: shutdown runs meanwhile. What a killed child had not committed is
 #: copied again by the next archiver; its lock expires by itself (15 s).
-STOP_TIMEOUT_SECONDS = 6.0
+STOP_TIMEOUT_SECONDS = 5.0
 
 
 def _env_text(value: object) -> str:
@@ -85,6 +86,7 @@ class ArchiverChild:
         self._died: float | None = None
         self._quick_deaths = 0
         self._stopping = False
+        self._stop_deadline: float | None = None
 
     @property
     def pid(self) -> int | None:
@@ -142,13 +144,16 @@ class ArchiverChild:
 
     def terminate(self) -> None:
         """SIGTERM, without waiting: it finishes the pass in hand, releases the lock and
-        exits. No restart after this."""
+        exits. No restart after this; ``stop`` waits for it."""
         self._stopping = True
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         if os.getpid() == self._owner_pid and self.is_running():
             self._process.terminate()
 
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Terminate the child and wait for it; SIGKILL if it does not exit in time."""
+    def stop(self) -> None:
+        """Terminate the child (if ``terminate`` has not) and wait for it, SIGKILL if it
+        has not exited ``STOP_TIMEOUT_SECONDS`` after its SIGTERM."""
         if os.getpid() != self._owner_pid:
             return  # a forked worker: the parent that started it stops it
         self.terminate()
@@ -156,8 +161,11 @@ class ArchiverChild:
         if process is None:
             return
         try:
-            process.wait(timeout)
+            process.wait(max(0.0, self._stop_deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            log.warning("the archiver process did not stop in %.0fs; killing it", timeout)
+            log.warning(
+                "the archiver process did not stop %.0fs after SIGTERM; killing it",
+                STOP_TIMEOUT_SECONDS,
+            )
             process.kill()
             process.wait()
