@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks import servers
+from benchmarks.archive_lag import fmt_lag, lag_rows
 from benchmarks.generator import raise_nofile_limit
 from benchmarks.scale import scale_rows
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
@@ -261,7 +262,7 @@ def summarize(results: list[dict]) -> list[dict]:
                 "note": "",
             }
         )
-    return rows + upload_rows(results) + scale_rows(results, _fmt)
+    return rows + upload_rows(results) + scale_rows(results, _fmt) + lag_rows(results, _fmt)
 
 
 def upload_rows(results: list[dict]) -> list[dict]:
@@ -368,8 +369,8 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
         "",
         "| run | deliveries/s | p50 / p99 / max ms | lost / dup / disorder | "
         "server CPU % | CPU µs/delivery | server RSS MiB | generator CPU % | send lag p99 ms | "
-        "other load % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "other load % | archive lag max / p99 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         step = r if r["scenario"] in ("steady", "uploads") else r.get("best_step")
@@ -391,7 +392,8 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
             f"{step['duplicates']} / {step['out_of_order']} | {_fmt(use.get('cpu_pct'))} | "
             f"{_fmt(step.get('server_cpu_us_per_delivery'))} | "
             f"{_fmt(use.get('rss_peak_mib'))} | {_fmt(step['generator_cpu_pct'])} | "
-            f"{_fmt(step['send_lag']['p99_ms'])} | {_fmt(use.get('other_load_pct'))} |"
+            f"{_fmt(step['send_lag']['p99_ms'])} | {_fmt(use.get('other_load_pct'))} | "
+            f"{fmt_lag(step.get('archive_lag'))} |"
         )
     return "\n".join(lines + (detail if len(detail) > 3 else [])) + "\n"
 
