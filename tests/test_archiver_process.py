@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from chatroom.archiver_child import ArchiverChild
+from chatroom.config import Config
 from tests.processes import (
     ServeProcess,
     archived_ids,
@@ -173,3 +175,28 @@ async def test_the_archiver_does_not_outlive_a_killed_serve(tmp_path, serve_proc
         return not process_alive(child)
 
     await until(gone, timeout=15, what="the orphaned archiver to exit")
+
+
+def test_the_child_gets_serves_settings_in_its_environment_not_its_command_line(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CHATROOM_FILES_URL", "s3://stale/from-the-shell")
+    monkeypatch.setenv("CHATROOM_SEND_BURST", "7")  # not the archiver's: left as it is
+    config = Config(
+        data_dir=tmp_path,
+        database_url="postgresql://chat:s3cret@db/chat",
+        history_size=7,
+        retention_days=0.5,
+        metrics_port=9100,
+        log_format="json",
+    )
+    child = ArchiverChild(config, "unix:///run/redis.sock", metrics_port=9102)
+    assert "s3cret" not in " ".join(child.command)
+    env = child.env
+    assert env["CHATROOM_DATABASE_URL"] == "postgresql://chat:s3cret@db/chat"
+    assert env["CHATROOM_REDIS_URL"] == "unix:///run/redis.sock"
+    assert (env["CHATROOM_HISTORY_SIZE"], env["CHATROOM_RETENTION_DAYS"]) == ("7", "0.5")
+    assert (env["CHATROOM_METRICS_PORT"], env["CHATROOM_LOG_FORMAT"]) == ("9102", "json")
+    assert env["CHATROOM_DATA_DIR"] == str(tmp_path)
+    assert "CHATROOM_FILES_URL" not in env  # serve has none: not the shell's stale one
+    assert env["CHATROOM_SEND_BURST"] == "7"

@@ -139,6 +139,8 @@ class ArchiverChild:
             if not wait:
                 return False
             time.sleep(left)
+            if self._stopping:  # told to stop while it paused (a signal handler)
+                return False
         self.start()
         return True
 
