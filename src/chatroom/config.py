@@ -52,9 +52,10 @@ LOG_FORMATS = ("text", "json")
 #: open: anyone may register; invite: registering needs an invite code; closed: only
 #: ``chatroom users create`` makes accounts (SPEC §6, docs/configuration.md#registration).
 REGISTRATION_MODES = ("open", "invite", "closed")
-#: on: a serving process takes part in archiving; off: only ``chatroom archive``
-#: processes do (docs/archive.md#running-the-archiver-outside-the-serving-processes).
-ARCHIVER_MODES = ("on", "off")
+#: process: ``serve`` runs the archiver in one child process of its own; on: every
+#: serving process takes part in archiving; off: only ``chatroom archive`` processes
+#: do (docs/archive.md#where-the-archiver-runs).
+ARCHIVER_MODES = ("process", "on", "off")
 #: The longest a session may last (--session-days): ten years.
 MAX_SESSION_DAYS = 3650
 
@@ -259,10 +260,11 @@ class Config:
         0.0, min=0, help="Delete messages older than this many days (0: keep forever)."
     )
     archiver: str = setting(
-        "on",
+        "process",
         choices=ARCHIVER_MODES,
-        help="on: this server archives messages to SQL and applies retention (one process "
-        "at a time); off: 'chatroom archive' processes do.",
+        help="Who copies messages to SQL and applies retention: process: one child process "
+        "of this server (metrics on --metrics-port + processes); on: the serving processes "
+        "(one at a time); off: 'chatroom archive' processes.",
     )
     default_locale: str = setting(
         SOURCE_LOCALE,
