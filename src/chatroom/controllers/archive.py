@@ -36,7 +36,7 @@ from chatroom.controllers.archive_reading import (  # noqa: F401 - re-exported f
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
-from chatroom.models import MessageRepository, Room
+from chatroom.models import Membership, MessageRepository, Room
 from chatroom.models import archive as store
 from chatroom.models.archive_insert import store_batch, store_rooms
 from chatroom.models.archive_state import ArchiveState
@@ -158,7 +158,7 @@ class ArchiveController(ArchiveReader):
         if check_all:
             self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
         orphaned = 0  # SPEC §8: messages a new epoch took out of the log
-        for name, waiting in (await self._state.orphan_counts(list(room_ids))).items():
+        for name, waiting in (await self._state.epochs.orphan_counts(list(room_ids))).items():
             orphaned += await self._archive_orphans(name, room_ids[name], waiting)
         # The archive's highest id: the watermark of a room without one (a new room, a
         # 0.1 data dir, or Redis lost the key), and the counter's check (see below).
@@ -167,6 +167,7 @@ class ArchiveController(ArchiveReader):
         if checked:
             newest = await self._sql(store.newest_archived_ids, [room_ids[n] for n in checked])
             tops = {name: newest.get(room_ids[name], 0) for name in checked}
+            await self._lower_stale_reads(checked, room_ids)
         unknown = {n: tops[n] for n, (_seq, mark) in positions.items() if mark is None}
         marks = await self._state.advance_all(unknown, self._messages.history_size)
         pending: dict[str, int] = {}
@@ -236,15 +237,32 @@ class ArchiveController(ArchiveReader):
         """Copy the messages a new epoch took out of the room's log (SPEC §8) to SQL."""
         copied = 0
         while copied < waiting:
-            items = await self._state.orphans(name, self._batch)
+            items = await self._state.epochs.orphans(name, self._batch)
             if not items:
                 break
             await self._sql(store_batch, room_id, store.parse_items(items))
-            await self._state.drop_orphans(name, len(items))
+            await self._state.epochs.drop_orphans(name, len(items))
             copied += len(items)
             self._metrics.archived.inc(len(items))
         log.warning("archive: copied %d messages of %s left by a new epoch", copied, name)
         return copied
+
+    async def _lower_stale_reads(self, rooms: list[str], room_ids: dict[str, int]) -> None:
+        """[SPEC §8] Read markers above the point where a room's new epoch started name
+        messages of the lost history: lower them to it, so that the new messages count
+        as unread. Idempotent (two archivers at once, or a crash before the note is
+        dropped, lower to the same point); a room's markers can only pass that point
+        once new messages arrived, which puts the room on the very next pass."""
+        stale = await self._state.epochs.stale_reads(rooms)
+        if not stale:
+            return
+        lowered = await self._sql(
+            Membership.lower_read_markers, {room_ids[name]: after for name, after in stale.items()}
+        )
+        for name, after in stale.items():
+            await self._state.epochs.reads_lowered(name, after)
+        if lowered:
+            log.warning("archive: lowered %d read markers above new epochs' starts", lowered)
 
     async def _counter_behind(self, name: str, top: int) -> None:
         """Redis went back (an older snapshot, or emptied) below the archive: new messages
@@ -252,7 +270,7 @@ class ArchiveController(ArchiveReader):
         archive's highest id so ids never go back (SPEC §8); see docs/archive.md."""
         if self._rooms is not None:  # and above every id this process saw in the room
             top = max(top, self._rooms.epochs.cached(name))
-        before = await self._state.raise_counter(name, top)
+        before = await self._state.epochs.raise_counter(name, top)
         if before is None:  # a message arrived meanwhile and the counter caught up
             return
         seq, mark = before
