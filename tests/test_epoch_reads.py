@@ -10,15 +10,9 @@ import pytest
 import redis
 
 from chatroom.models import Membership
+from tests.helpers import sent
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def sent(client, text: str, client_id: str) -> int:
-    await client.send(text, client_id=client_id)
-    answer = await client.answer()
-    assert answer["type"] == "ack", answer
-    return answer["id"]
 
 
 def markers() -> dict[str, int]:
