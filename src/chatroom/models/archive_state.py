@@ -1,5 +1,6 @@
 """The Redis side of archiving (SPEC §7): what is not archived yet, the per-room
-watermark, retention in Redis, and the archiver's locks.
+watermark, retention in Redis (the locks are ``models/archive_locks.py``, what a new
+epoch leaves for the archiver ``models/epoch_repair.py``).
 
 The watermark ``{room}:archived`` is the highest id known to be in SQL with every
 smaller id before it; the send script never trims a message above it (see
@@ -9,13 +10,13 @@ can always be derived again from SQL (``archive.newest_archived_id``).
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from chatroom.models.archive_locks import ArchiveLocks
 from chatroom.models.epoch_repair import EpochRepair
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
@@ -113,18 +114,6 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 1
 """
 
-# Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
-_LOCK_SCRIPT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('DEL', KEYS[1])
-end
-return 1
-"""
-
-
 #: How long the archiver waits for a replica to confirm what it is about to archive.
 REPLICA_WAIT_MS = 1000
 
@@ -182,12 +171,13 @@ class ArchiveState:
         self._replicas = replicas
         #: [SPEC §8] What a new epoch leaves for the archiver (models/epoch_repair.py).
         self.epochs = EpochRepair(redis, keys, events or EventBus(redis, keys))
+        #: Who archives, who applies retention: one process at a time.
+        self.locks = ArchiveLocks(redis, keys)
         self._range = redis.register_script(_RANGE_SCRIPT)
         self._batch = redis.register_script(_BATCH_SCRIPT)
         self._oldest = redis.register_script(_OLDEST_SCRIPT)
         self._advance = redis.register_script(_ADVANCE_SCRIPT)
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
-        self._lock = redis.register_script(_LOCK_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
 
     async def positions(self, rooms: list[str]) -> dict[str, tuple[int, int | None]]:
@@ -312,17 +302,3 @@ class ArchiveState:
         a message arrived meanwhile (then False, nothing changed)."""
         keys = self._keys
         return bool(await self._claim(keys=[keys.seq(room), keys.archived(room)], args=[last_id]))
-
-    async def acquire(self, name: str, token: str, ttl_ms: int) -> bool:
-        """Take the lock ``name`` (or extend it when ``token`` holds it) for ``ttl_ms``."""
-        key = self._keys.archive_lock(name)
-        if await self._redis.set(key, token, nx=True, px=ttl_ms):
-            return True
-        return bool(await self._lock(keys=[key], args=[token, ttl_ms]))
-
-    async def release(self, name: str, token: str) -> None:
-        await self._lock(keys=[self._keys.archive_lock(name)], args=[token, 0])
-
-    @staticmethod
-    def new_token() -> str:
-        return secrets.token_hex(16)
