@@ -159,14 +159,14 @@ class ConnectionRegistry:
                 if reset or self._hub.epoch_moved(ref.name, page.epoch):
                     # Another life of the room's history (SPEC §8): all of it, afresh.
                     turn = self._hub.epoch_turn(ref.name)
-                    reset, page = True, await self._messages.history(ref.name)
+                    reset, page = True, await self._history(ref, None, None)
                 online = await self._presence.online(ref.name)
                 while self._hub.epoch_turn(ref.name) != turn:
                     # SPEC §8: the epoch moved here while we read the room, and the
                     # resync passed this subscription by (its joined was not out):
                     # the new epoch, afresh. Nothing is awaited from here to the joined.
                     turn = self._hub.epoch_turn(ref.name)
-                    reset, page = True, await self._messages.history(ref.name)
+                    reset, page = True, await self._history(ref, None, None)
         except Exception:
             await self.leave(conn, ref.name)
             raise
