@@ -57,3 +57,36 @@ async def test_an_epoch_that_continues_above_the_markers_keeps_them(app):
     await graph.archive.archive_once()
     assert markers()["alice"] == 4
     assert await graph.redis.exists(graph.keys.stale_reads("lobby")) == 0  # done with
+
+
+async def test_a_senders_mark_still_waiting_in_its_process_is_dropped_by_the_new_epoch(
+    app_factory, redis_url, monkeypatch
+):
+    """A sender's read marker waits in its process (up to a presence tick) before it
+    reaches SQL. One for a message that Redis then lost must not be written after the
+    archiver lowered the room's markers: the process drops it when it hears the epoch."""
+    first = await app_factory(send_burst=100_000)
+    first.server.controllers.archive.stop()
+    buffer = first.server.controllers.chat.read_markers
+    flush = buffer.flush
+
+    async def later() -> None:  # the presence tick's flush waits for the test
+        pass
+
+    monkeypatch.setattr(buffer, "flush", later)
+    alice = await first.client("alice")
+    for i in range(5):
+        await sent(alice, f"m{i}", f"c{i}")
+
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()
+    second = await app_factory(send_burst=100_000)
+    bob = await second.client("bob")
+    assert [await sent(bob, f"n{i}", f"d{i}") for i in range(2)] == [1, 2]
+    await alice.next("joined", reset=True)  # the first process heard the new epoch
+    await second.server.controllers.archive.archive_once()  # lowers what SQL holds
+    await flush()  # ... and then the first process's marks go out
+
+    assert markers()["alice"] == 0
+    again = await first.client("alice", join=None)
+    assert again.hello["rooms"][0]["unread"] == 2

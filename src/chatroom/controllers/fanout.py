@@ -123,6 +123,8 @@ class FanoutHub:
         self.listening = asyncio.Event()
         #: [issue 13] Awaited each time the subscription is confirmed, before catching up.
         self.on_subscribed: Callable[[], Awaitable[None]] | None = None
+        #: [SPEC §8] Called with a room's name when its epoch moved (heard or found here).
+        self.on_epoch: Callable[[str], None] | None = None
 
     # -- subscribers -------------------------------------------------------
 
@@ -169,6 +171,8 @@ class FanoutHub:
         return self._epoch_turns.get(room, 0)
 
     def _epoch_moves(self, room: str) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(room)
         if room in self._subscribers:
             self._epoch_turns[room] = self._epoch_turns.get(room, 0) + 1
 
