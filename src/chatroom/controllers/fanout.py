@@ -117,9 +117,14 @@ class FanoutHub:
         # [SPEC §8] The epoch of each subscribed room as this process knows it: a new
         # one (an ``epoch`` event, or seen after a resubscribe) resyncs its sockets.
         self._room_epoch: dict[str, str] = {}
+        # [SPEC §8] How many times each subscribed room's epoch moved here (see
+        # ``epoch_turn``).
+        self._epoch_turns: dict[str, int] = {}
         self.listening = asyncio.Event()
         #: [issue 13] Awaited each time the subscription is confirmed, before catching up.
         self.on_subscribed: Callable[[], Awaitable[None]] | None = None
+        #: [SPEC §8] Called with a room's name when its epoch moved (heard or found here).
+        self.on_epoch: Callable[[str], None] | None = None
 
     # -- subscribers -------------------------------------------------------
 
@@ -159,6 +164,18 @@ class FanoutHub:
         known = self._room_epoch.get(room)
         return known is not None and epoch is not None and known != epoch
 
+    def epoch_turn(self, room: str) -> int:
+        """How many times ``room``'s epoch moved here. A resync skips subscriptions whose
+        ``joined`` is not out yet: a join that sees this change while it reads the room
+        reads it again, afresh (``ConnectionRegistry.join``)."""
+        return self._epoch_turns.get(room, 0)
+
+    def _epoch_moves(self, room: str) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(room)
+        if room in self._subscribers:
+            self._epoch_turns[room] = self._epoch_turns.get(room, 0) + 1
+
     def unsubscribe(self, room: str, conn: Connection) -> Subscription | None:
         """Remove the connection's subscription to ``room``; None if it had none."""
         subs = self._subscribers.get(room)
@@ -183,6 +200,7 @@ class FanoutHub:
         self._room_last.pop(room, None)
         self._room_rev.pop(room, None)
         self._room_epoch.pop(room, None)
+        self._epoch_turns.pop(room, None)
         self._covered.pop(room, None)
 
     # -- fan-out -----------------------------------------------------------
@@ -294,7 +312,9 @@ class FanoutHub:
     # -- [SPEC §8] epochs ------------------------------------------------------
 
     async def _new_epoch(self, event: Event) -> None:
-        """A room started a new epoch: resync its subscribers here, unless done already."""
+        """A room started a new epoch: resync its subscribers here, unless done already
+        (and joins in flight read the room again, even where its epoch was not known)."""
+        self._epoch_moves(event.room)
         try:
             epoch = orjson.loads(event.frame).get("epoch")
         except orjson.JSONDecodeError:
@@ -305,6 +325,7 @@ class FanoutHub:
     async def _reset(self, room: str) -> None:
         """Send each subscriber of ``room`` the whole retained window of its current
         epoch (``joined`` with ``reset: true``): the client drops its copy of the room."""
+        self._epoch_moves(room)
         ready = [s for s in self._subscribers.get(room, {}).values() if s.pending is None]
         page = await self._messages.history(room)
         online = await self._presence.online(room)

@@ -56,6 +56,11 @@ class RedisKeys:
         the archiver copies them to SQL (SPEC §8)."""
         return f"{self.prefix}:{{{room}}}:orphans"
 
+    def stale_reads(self, room: str) -> str:
+        """Where the room's newest epoch started (SPEC §8): read markers above it name
+        messages of a lost history; the archiver lowers them and deletes the key."""
+        return f"{self.prefix}:{{{room}}}:stale-reads"
+
     def sync(self, room: str) -> str:
         """Written by the archiver before it waits for a replica (SPEC §8): WAIT counts
         the connection's writes."""

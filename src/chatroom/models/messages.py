@@ -227,6 +227,7 @@ class MessageRepository:
             keys.epoch(room),
             keys.orphans(room),
             rules.key if rules is not None else keys.rules(room, 0),
+            keys.stale_reads(room),
             *(mention_keys or ()),
         ]
         epoch = new_epoch()
