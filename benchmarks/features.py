@@ -150,7 +150,12 @@ async def measure(
     for rnd in range(args.rounds):
         bench.log(f"== round {rnd + 1} of {args.rounds} ==")
         for tree in prepared:
-            results.append(await trial(bench, tree, rnd, args.rate, args.seconds, args.warmup))
+            try:
+                results.append(await trial(bench, tree, rnd, args.rate, args.seconds, args.warmup))
+            except Exception as e:  # a server that would not start or died: the others go on
+                bench.log(f"  !! features/{tree.tree.label} #{rnd + 1} failed: {e}")
+                results.append({"scenario": "features", "tree": tree.tree.label, "round": rnd,
+                                "commit": tree.commit, "error": str(e), "bad": 1})  # fmt: skip
     if args.ramp:
         for tree in prepared:
             use(bench, tree)
@@ -249,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except (asyncio.CancelledError, KeyboardInterrupt):
         interrupted = True
         print("\ninterrupted: servers stopped; writing the results so far")
+    except ValueError as e:  # a tree that cannot be extracted or served as asked
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         bench.close()
     rows = feature_rows(results, features)
