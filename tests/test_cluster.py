@@ -30,12 +30,17 @@ def cluster(tmp_path_factory):
         yield topology
 
 
-@pytest.fixture
-def cluster_url(cluster):
+def flushed(cluster) -> str:
+    """Empty every node of ``cluster``; its URL."""
     for node in cluster.nodes:
         with node.client() as client:
             client.flushall()
     return cluster.url
+
+
+@pytest.fixture
+def cluster_url(cluster):
+    return flushed(cluster)
 
 
 async def start(config, url: str, secret: str, wait=None) -> RunningServer:
@@ -46,16 +51,27 @@ async def start(config, url: str, secret: str, wait=None) -> RunningServer:
     return RunningServer(server, port)
 
 
-@pytest.fixture
-async def two_hosts(database, cluster_url):
-    config = database.replace(send_burst=100_000, auth_burst=100_000, rooms_per_hour=1000)
+async def start_hosts(database, url: str, count: int = 2, **changes) -> list[RunningServer]:
+    """``count`` chatroom hosts on ``url``, with limits out of the tests' way."""
+    config = database.replace(
+        send_burst=100_000, auth_burst=100_000, rooms_per_hour=1000, **changes
+    )
     secret = secrets.token_urlsafe(32)
-    hosts = [await start(config, cluster_url, secret) for _ in range(2)]
-    yield hosts
+    return [await start(config, url, secret) for _ in range(count)]
+
+
+async def stop_hosts(hosts: list[RunningServer]) -> None:
     for host in hosts:
         for client in host.clients:
             client.close()
         await host.server.stop()
+
+
+@pytest.fixture
+async def two_hosts(database, cluster_url):
+    hosts = await start_hosts(database, cluster_url)
+    yield hosts
+    await stop_hosts(hosts)
 
 
 def slot_owners(cluster, rooms: list[str]) -> set[int]:

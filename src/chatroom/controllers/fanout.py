@@ -15,6 +15,11 @@ script, so the revs of a room arrive dense and in order: a jump means the
 subscription dropped events without resubscribing (a silent reconnect inside
 redis-py), and the changes among them are fetched and sent the same way, in rev
 order, before the event that showed the jump.
+
+[issue 16] In a Redis Cluster with sharded pub/sub, rooms' events come on their own
+shard channels, subscribed while a room has local subscribers (``RoomChannels``,
+in ``controllers/room_channels.py``); the classic channel then carries the control
+events only.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from chatroom.controllers import frames
 from chatroom.controllers.connection import Connection
 from chatroom.controllers.epochs import RoomEpochs
 from chatroom.controllers.redis_outage import REDIS_DOWN, Resubscribe
+from chatroom.controllers.room_channels import RoomChannels
 from chatroom.metrics import Metrics
 from chatroom.models import HistoryPage, MessageRepository, PresenceRepository
 from chatroom.models.epochs import EPOCH_FRAME_PREFIX
 from chatroom.models.events import Event
 from chatroom.models.messages import message_frame
+from chatroom.models.room_channels import ShardSubscriptions
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
 # so that logging set up for it (and its tests) still sees them.
@@ -117,6 +124,10 @@ class FanoutHub:
         # [SPEC §8] The epoch of each subscribed room as this process knows it: a new
         # one (an ``epoch`` event, or seen after a resubscribe) resyncs its sockets.
         self._room_epoch: dict[str, str] = {}
+        #: [issue 16] The rooms' shard channels (a Cluster with sharded pub/sub), or None.
+        self.channels: RoomChannels | None = None
+        if messages.events.sharded:
+            self.channels = RoomChannels(ShardSubscriptions(messages.events), metrics)
         self.listening = asyncio.Event()
         #: [issue 13] Awaited each time the subscription is confirmed, before catching up.
         self.on_subscribed: Callable[[], Awaitable[None]] | None = None
@@ -126,7 +137,11 @@ class FanoutHub:
     def subscribe(self, room: str, conn: Connection) -> tuple[Subscription, bool]:
         """The connection's subscription to ``room`` (holding events back until
         ``joined``), and whether it is new."""
-        subs = self._subscribers.setdefault(room, {})
+        subs = self._subscribers.get(room)
+        if subs is None:
+            subs = self._subscribers[room] = {}
+            if self.channels is not None:
+                self.channels.open(room)
         sub = subs.get(conn)
         if sub is None:
             sub = subs[conn] = Subscription(conn, conn.account.key)
@@ -134,6 +149,12 @@ class FanoutHub:
         if sub.pending is None:
             sub.pending = []
         return sub, False
+
+    async def ready(self, room: str) -> None:
+        """[issue 16] Wait until this process receives ``room``'s events (at once with
+        the classic channel): a join reads the history only then."""
+        if self.channels is not None:
+            await self.channels.ready(room)
 
     def joined(
         self,
@@ -178,6 +199,8 @@ class FanoutHub:
         return self._subscribers.pop(room, {}).keys()
 
     def _forget_room(self, room: str, deleted: bool = False) -> None:
+        if self.channels is not None:
+            self.channels.close(room)
         if deleted and self._epochs is not None:
             self._epochs.forget(room)
         self._room_last.pop(room, None)
@@ -204,11 +227,22 @@ class FanoutHub:
         (self._out_messages if event.message_id else self._out_events).inc(len(subs))
 
     async def run_listener(self) -> None:
-        """Hold this process's one Redis subscription; reconnect with backoff forever.
+        """Hold this process's one Redis subscription (and [issue 16] the rooms' shard
+        channels); reconnect with backoff forever.
 
         The backoff is the sends' own (``redis_outage``): when Redis is back, live
         delivery resumes as soon as acknowledgements do.
         """
+        rooms = None
+        if self.channels is not None:
+            rooms = asyncio.ensure_future(self.channels.run(self.handle, self.resync))
+        try:
+            await self._run_classic()
+        finally:
+            if rooms is not None:
+                rooms.cancel()
+
+    async def _run_classic(self) -> None:
         reconnect = Resubscribe(self._metrics)
         while True:
             try:
@@ -228,23 +262,34 @@ class FanoutHub:
             if self.on_subscribed is not None:
                 await self.on_subscribed()
             # Whatever was published while we were not subscribed is in the
-            # history: deliver it before the live stream.
-            for room in list(self._subscribers):
-                await self._recover_changes(room)  # [issue 12]
-                await self._recover(room)
+            # history: deliver it before the live stream. [issue 16] Rooms on shard
+            # channels are resynced each when their own subscription comes back.
+            for room in list(self._subscribers) if self.channels is None else ():
+                await self.resync(room)
             self.listening.set()
             reconnect.caught_up()
             async for event in events:
-                if event.room in self._subscribers and not await self._check_revs(event):
-                    continue  # [issue 12] a change whose result was just sent
-                if event.message_id:
-                    if self._epochs is not None:
-                        self._epochs.note(event.room, event.message_id)
-                    await self._check_continuity(event)
-                elif event.frame.startswith(EPOCH_FRAME_PREFIX):  # SPEC §8, never relayed
-                    await self._new_epoch(event)
-                    continue
-                self.deliver(event)
+                await self.handle(event)
+
+    async def handle(self, event: Event) -> None:
+        """One event read from Redis: check it against what was seen of its room, then
+        hand it to the room's local subscribers."""
+        if event.room in self._subscribers and not await self._check_revs(event):
+            return  # [issue 12] a change whose result was just sent
+        if event.message_id:
+            if self._epochs is not None:
+                self._epochs.note(event.room, event.message_id)
+            await self._check_continuity(event)
+        elif event.frame.startswith(EPOCH_FRAME_PREFIX):  # SPEC §8, never relayed
+            await self._new_epoch(event)
+            return
+        self.deliver(event)
+
+    async def resync(self, room: str) -> None:
+        """The subscription to ``room``'s events was lost and is back: send its local
+        subscribers what was published meanwhile (changes, messages, a new epoch)."""
+        await self._recover_changes(room)  # [issue 12]
+        await self._recover(room)
 
     async def _check_continuity(self, event: Event) -> None:
         last = self._room_last.get(event.room)

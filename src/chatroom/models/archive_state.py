@@ -208,7 +208,7 @@ class ArchiveState:
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
         self._lock = redis.register_script(_LOCK_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
-        self._raise = redis.register_script(_RAISE_SCRIPT)
+        self._raise = redis.register_script(self._events.script(_RAISE_SCRIPT))
 
     async def positions(self, rooms: list[str]) -> dict[str, tuple[int, int | None]]:
         """Each room's (newest id, watermark or None when it has none yet)."""
