@@ -224,3 +224,28 @@ def test_the_setting_applies_to_a_cluster_only():
     for bad in ("SHARDED", "both", ""):
         with pytest.raises(ConfigError, match="cluster_pubsub"):
             Config(redis_url=cluster_url, cluster_pubsub=bad)
+
+
+async def test_a_dropped_connection_is_subscribed_again_and_recovered(
+    cluster, slow_subscribe, two_hosts
+):
+    """Redis drops the pub/sub connections of the lobby's node (as a restart or a
+    network cut would); a message sent before host two has subscribed again, with
+    nothing after it, still reaches carol: the resubscribe recovers it from the
+    history."""
+    one, two = two_hosts
+    alice = await one.client("alice")
+    carol = await two.client("carol")
+    await alice.send("before", client_id="b")
+    await carol.next("message", text="before")
+    node = cluster.master_of(KEYS.room_events("lobby"))
+    with node.client() as client:
+        assert client.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 2
+    await alice.send("while away", client_id="w")
+    assert (await alice.answer())["type"] == "ack"
+    await carol.next("message", text="while away", timeout=10)
+    await asyncio.to_thread(
+        wait_for, lambda: subscribers(cluster, "lobby") == 2, 15, "both hosts resubscribed"
+    )
+    await alice.send("after", client_id="a")
+    await carol.next("message", text="after")
