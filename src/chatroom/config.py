@@ -48,7 +48,7 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 #: once it is fsynced (see docs/configuration.md#durability).
 DURABILITY_LEVELS = ("fast", "strict")
 #: [issue 16] sharded: in a Redis Cluster each room's events go on its own shard
-#: channel; classic: every event on one channel (docs/redis.md#the-event-bus-in-a-cluster).
+#: channel; classic: every event on one channel (docs/redis.md, "The event bus in a Cluster").
 CLUSTER_PUBSUB_MODES = ("sharded", "classic")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
