@@ -14,6 +14,7 @@ from chatroom.config import Config, ConfigError
 from chatroom.controllers import room_channels
 from chatroom.models.keys import RedisKeys
 from chatroom.models.room_channels import ShardSubscriptions
+from chatroom.storage import check_sharded_pubsub
 from tests.redis_topologies import cluster_topology, wait_for
 from tests.test_cluster import flushed, start_hosts, stop_hosts
 
@@ -249,3 +250,7 @@ async def test_a_dropped_connection_is_subscribed_again_and_recovered(
     )
     await alice.send("after", client_id="a")
     await carol.next("message", text="after")
+
+
+def test_a_redis_7_cluster_passes_the_start_check(cluster):
+    check_sharded_pubsub(cluster.url)  # Redis 7.0: SPUBLISH exists
