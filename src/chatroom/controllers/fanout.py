@@ -241,6 +241,7 @@ class FanoutHub:
         finally:
             if rooms is not None:
                 rooms.cancel()
+                await asyncio.gather(rooms, return_exceptions=True)
 
     async def _run_classic(self) -> None:
         reconnect = Resubscribe(self._metrics)

@@ -138,6 +138,7 @@ class ShardSubscriptions:
         Each room wanted before is subscribed again (and comes ``again``)."""
         for room in self._wanted:
             self._live[room].clear()
+        self._queue = asyncio.Queue(QUEUE_SIZE)  # nothing read before counts now
         self._dirty.set()
         keeper = asyncio.create_task(self._keep())
         try:
@@ -151,8 +152,9 @@ class ShardSubscriptions:
             self._placed.clear()
 
     async def _stream(self) -> AsyncIterator[Event | Subscribed]:
+        queue = self._queue
         while True:
-            yield await self._queue.get()
+            yield await queue.get()
 
     # -- subscribing on the right node -------------------------------------------
 
