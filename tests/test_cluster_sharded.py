@@ -254,3 +254,22 @@ async def test_a_dropped_connection_is_subscribed_again_and_recovered(
 
 def test_a_redis_7_cluster_passes_the_start_check(cluster):
     check_sharded_pubsub(cluster.url)  # Redis 7.0: SPUBLISH exists
+
+
+def test_the_scripts_publish_as_the_bus_does():
+    """The publish of every script that publishes a room's event is chosen once, when it
+    is registered: SPUBLISH on the room's shard channel when sharded, else PUBLISH on
+    the one channel."""
+    from chatroom.models.change_scripts import ARCHIVED_CHANGE_SCRIPT, CHANGE_SCRIPT
+    from chatroom.models.events import EventBus
+    from chatroom.models.send_script import SEND_SCRIPT
+
+    sharded, classic = EventBus(None, KEYS, sharded=True), EventBus(None, KEYS)
+    assert sharded.room_channel("lobby") == "chatroom:{lobby}:events"
+    assert classic.room_channel("lobby") == classic.channel == "chatroom:events"
+    for script in (SEND_SCRIPT, CHANGE_SCRIPT, ARCHIVED_CHANGE_SCRIPT):
+        assert classic.script(script) == script
+        assert "'PUBLISH'" not in sharded.script(script)
+        assert "redis.call('SPUBLISH'," in sharded.script(script)
+    with pytest.raises(AssertionError, match="not a publishing script"):
+        sharded.script("return 1")
