@@ -13,7 +13,7 @@ import pytest
 from chatroom.config import Config, ConfigError
 from chatroom.controllers import room_channels
 from chatroom.models.keys import RedisKeys
-from chatroom.models.room_channels import ShardSubscriptions
+from chatroom.models.room_channels import ShardSubscriptions, Subscribed
 from chatroom.storage import check_sharded_pubsub
 from tests.redis_topologies import cluster_topology, wait_for
 from tests.test_cluster import flushed, start_hosts, stop_hosts
@@ -273,3 +273,71 @@ def test_the_scripts_publish_as_the_bus_does():
         assert "redis.call('SPUBLISH'," in sharded.script(script)
     with pytest.raises(AssertionError, match="not a publishing script"):
         sharded.script("return 1")
+
+
+async def test_leaving_and_joining_again_at_once(cluster, no_linger, two_hosts):
+    """Bob leaves and joins the lobby over and over without waiting (his host
+    subscribes and unsubscribes the channel as fast as it can): every join is
+    answered, and afterwards his host is subscribed once and gets the messages."""
+    one, two = two_hosts
+    alice = await one.client("alice")
+    bob = await two.client("bob")
+    for _ in range(15):
+        await bob.send_frame({"type": "leave", "room": "lobby"})
+        await bob.send_frame({"type": "join", "room": "lobby"})
+    for _ in range(15):
+        await bob.next("joined", timeout=10)
+    assert not [f for f in bob.unread if f["type"] == "error"], bob.unread
+    assert subscribers(cluster, "lobby") == 2
+    await alice.send("still here?", client_id="s")
+    await bob.next("message", text="still here?")
+
+
+@pytest.fixture
+def short_linger(monkeypatch):
+    monkeypatch.setattr(room_channels, "LINGER_SECONDS", 0.5)
+
+
+async def test_a_join_soon_after_the_last_leave_keeps_the_subscription(
+    cluster, short_linger, two_hosts
+):
+    """Bob's host keeps the lobby's channel a while after he left: he is back before
+    it is unsubscribed, and it stays subscribed."""
+    one, two = two_hosts
+    alice = await one.client("alice")
+    bob = await two.client("bob")
+    await bob.send_frame({"type": "leave", "room": "lobby"})
+    assert subscribers(cluster, "lobby") == 2  # lingering
+    await bob.join("lobby")
+    await alice.send("welcome back", client_id="w")
+    await bob.next("message", text="welcome back")
+    await asyncio.sleep(1.0)  # past the linger
+    assert subscribers(cluster, "lobby") == 2  # the join kept it
+    await alice.send("still", client_id="x")
+    await bob.next("message", text="still")
+
+
+async def test_a_room_wanted_again_before_it_was_unsubscribed(cluster):
+    """The model alone: a room given up and wanted again in the same instant stays
+    subscribed and ready, and its events keep coming."""
+    from chatroom.models.events import EventBus
+    from chatroom.storage import close_redis, make_redis
+
+    flushed(cluster)
+    client = make_redis(cluster.url)
+    bus = EventBus(client, KEYS, sharded=True)
+    subscriptions = ShardSubscriptions(bus)
+    try:
+        async with subscriptions.running() as items:
+            subscriptions.want("again")
+            await asyncio.wait_for(subscriptions.ready("again"), 5)
+            assert await asyncio.wait_for(items.__anext__(), 5) == Subscribed("again", False)
+            subscriptions.unwant("again")
+            subscriptions.want("again")  # before the keeper ran
+            await asyncio.wait_for(subscriptions.ready("again"), 5)
+            await bus.publish("again", b'{"type":"typing"}')
+            event = await asyncio.wait_for(items.__anext__(), 5)
+            assert (event.room, event.frame) == ("again", b'{"type":"typing"}')
+            assert subscribers(cluster, "again") == 1
+    finally:
+        await close_redis(client)

@@ -92,7 +92,8 @@ class ShardSubscriptions:
         self._cluster = cluster
         self._events = events
         self._wanted: set[str] = set()
-        #: Each wanted room's state: set while its subscription is confirmed.
+        #: Each subscribed room's state (wanted, or still to be unsubscribed): set while
+        #: its subscription is confirmed.
         self._live: dict[str, asyncio.Event] = {}
         #: Rooms confirmed at least once since they were wanted (a later one is "again").
         self._confirmed: set[str] = set()
@@ -110,15 +111,14 @@ class ShardSubscriptions:
         """Subscribe to ``room``'s channel (in the background; ``ready`` waits for it)."""
         if room not in self._wanted:
             self._wanted.add(room)
-            self._live[room] = asyncio.Event()
+            # Wanted again before it was unsubscribed: its subscription holds on.
+            self._live.setdefault(room, asyncio.Event())
             self._dirty.set()
 
     def unwant(self, room: str) -> None:
         """Unsubscribe from ``room``'s channel (in the background)."""
         if room in self._wanted:
             self._wanted.discard(room)
-            self._live.pop(room, None)
-            self._confirmed.discard(room)
             self._dirty.set()
 
     async def ready(self, room: str) -> None:
@@ -147,6 +147,8 @@ class ShardSubscriptions:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+            for live in self._live.values():
+                live.clear()
             for link in list(self._links.values()):
                 await self._close(link)
             self._placed.clear()
@@ -165,12 +167,13 @@ class ShardSubscriptions:
             await self._dirty.wait()
             self._dirty.clear()
             try:
+                await self._cluster.initialize()  # the slot table, once (a no-op after)
                 if self._refresh:
                     await asyncio.sleep(self._delay)
                     self._delay = min(self._delay * 2, RETRY_MAX_SECONDS)
                     self._refresh = False
                     await self._cluster.nodes_manager.initialize()
-                for room in [r for r in self._placed if r not in self._wanted]:
+                for room in [r for r in self._live if r not in self._wanted]:
                     await self._unplace(room)
                 for room in [r for r in self._wanted if r not in self._placed]:
                     await self._place(room)
@@ -180,6 +183,8 @@ class ShardSubscriptions:
                 self._dirty.set()
 
     async def _place(self, room: str) -> None:
+        if room not in self._wanted or room in self._placed:  # changed while this pass ran
+            return
         channel = self._events.room_channel(room)
         node = self._cluster.get_node_from_key(channel)
         link = self._links.get(node.name)
@@ -196,6 +201,10 @@ class ShardSubscriptions:
             raise
 
     async def _unplace(self, room: str) -> None:
+        if room in self._wanted:  # wanted again while this pass ran
+            return
+        self._live.pop(room, None)
+        self._confirmed.discard(room)
         link = self._placed.pop(room, None)
         if link is None:  # lost meanwhile
             return
