@@ -13,6 +13,7 @@ import redis
 from chatroom.config import ConfigError
 from chatroom.models.keys import RedisKeys
 from chatroom.storage import make_redis, strict_durability_wait
+from tests.conftest import RunningServer
 from tests.failover_load import acked_texts, sending, serve
 from tests.redis_topologies import cluster_topology
 
@@ -28,8 +29,8 @@ def cluster(tmp_path_factory):
         yield topology
 
 
-@pytest.fixture
-def cluster_url(cluster):
+def flushed(cluster) -> str:
+    """Empty every node of ``cluster``; its URL."""
     for node in cluster.nodes:
         with node.client() as client:
             client.flushall()
@@ -37,15 +38,31 @@ def cluster_url(cluster):
 
 
 @pytest.fixture
-async def two_hosts(database, cluster_url):
-    config = database.replace(send_burst=100_000, auth_burst=100_000, rooms_per_hour=1000)
+def cluster_url(cluster):
+    return flushed(cluster)
+
+
+async def start_hosts(database, url: str, count: int = 2, **changes) -> list[RunningServer]:
+    """``count`` chatroom hosts on ``url``, with limits out of the tests' way."""
+    config = database.replace(
+        send_burst=100_000, auth_burst=100_000, rooms_per_hour=1000, **changes
+    )
     secret = secrets.token_urlsafe(32)
-    hosts = [await serve(config, cluster_url, secret) for _ in range(2)]
-    yield hosts
+    return [await serve(config, url, secret) for _ in range(count)]
+
+
+async def stop_hosts(hosts: list[RunningServer]) -> None:
     for host in hosts:
         for client in host.clients:
             client.close()
         await host.server.stop()
+
+
+@pytest.fixture
+async def two_hosts(database, cluster_url):
+    hosts = await start_hosts(database, cluster_url)
+    yield hosts
+    await stop_hosts(hosts)
 
 
 def slot_owners(cluster, rooms: list[str]) -> set[int]:

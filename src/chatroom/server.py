@@ -27,7 +27,13 @@ from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.fdlimit import check_open_files
 from chatroom.models import open_database
 from chatroom.models.messages import DurabilityWait
-from chatroom.storage import close_redis, initialise_database, make_redis, strict_durability_wait
+from chatroom.storage import (
+    check_sharded_pubsub,
+    close_redis,
+    initialise_database,
+    make_redis,
+    strict_durability_wait,
+)
 from chatroom.views.body_limit import BodyLimit
 from chatroom.views.files import UPLOAD_PATH
 from chatroom.views.metrics import make_metrics_app
@@ -247,6 +253,8 @@ def serve(config: Config, echo=print) -> int:
         wait_for_fsync = None
         if config.durability == "strict" and embedded is None:
             wait_for_fsync = strict_durability_wait(redis_url)
+        if config.sharded_pubsub:
+            check_sharded_pubsub(redis_url)
         if initialise_database(config):
             echo(f"Initialised a new database at {redact_url(config.effective_database_url)}")
         sockets = tornado.netutil.bind_sockets(config.port, config.host)

@@ -153,6 +153,9 @@ class ConnectionRegistry:
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
+                # [issue 16] A room's first join here waits for its shard channel's
+                # subscription: what is published after the history read then arrives.
+                await self._hub.ready(ref.name)
                 await local.settle(ref.name, conn.account.name)
                 page = await self._history(ref, since_id, rev)
                 reset = asked_since and their_epoch is not None and their_epoch != page.epoch

@@ -54,7 +54,7 @@ class EpochRepair:
         self._redis = redis
         self._keys = keys
         self._events = events
-        self._raise = redis.register_script(_RAISE_SCRIPT)
+        self._raise = redis.register_script(events.script(_RAISE_SCRIPT))
         self._lowered = redis.register_script(_LOWERED_SCRIPT)
 
     async def raise_counter(self, room: str, archived_id: int) -> tuple[int, int] | None:

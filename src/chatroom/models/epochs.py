@@ -112,7 +112,7 @@ class EpochRepository:
         self._redis = redis
         self._keys = keys
         self._events = events
-        self._ensure = redis.register_script(_ENSURE_SCRIPT)
+        self._ensure = redis.register_script(events.script(_ENSURE_SCRIPT))
 
     async def ensure(self, room: str, floor: int) -> str:
         """The room's epoch, after starting a new one if it had none or its counter was
