@@ -1,6 +1,7 @@
 """``python -m benchmarks.cluster_pubsub``: what the event bus costs Redis in a Cluster,
-classic ``PUBLISH`` on one channel (what chatroom does) against sharded
-``SPUBLISH``/``SSUBSCRIBE`` on a channel per room (docs/redis.md#cluster).
+classic ``PUBLISH`` on one channel (``--cluster-pubsub classic``) against sharded
+``SPUBLISH``/``SSUBSCRIBE`` on a channel per room (what chatroom does in a Cluster by
+default: docs/redis.md, "The event bus in a Cluster").
 
 It starts a real 3-master cluster on loopback (tests/redis_topologies.py), then for
 1, 2, 4 and 8 subscribed chatroom processes (each stands in as one subscription

@@ -90,9 +90,12 @@ class RedisUnderTest:
 
 
 def worker_processes(server_pid: int) -> list:
-    """chatroom's serving processes: the forked workers, or the server itself with one."""
+    """chatroom's serving processes: the forked workers, or the server itself with one
+    (not the archiver child that serve starts by default: it serves no socket)."""
     root = psutil.Process(server_pid)
-    workers = [p for p in root.children() if "python" in p.name().lower()]
+    workers = [
+        p for p in root.children() if "python" in p.name().lower() and "archive" not in p.cmdline()
+    ]
     return workers or [root]
 
 

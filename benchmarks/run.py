@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks import servers
+from benchmarks.archive_lag import fmt_lag, lag_rows
 from benchmarks.ceiling import ceiling
 from benchmarks.compare import ceiling_rows, socketio_rows
 from benchmarks.cost import CostSettings, add_cost_options, cost_settings, run_cost
@@ -286,7 +287,8 @@ def summarize(results: list[dict]) -> list[dict]:
             }
         )
     rows += upload_rows(results) + scale_rows(results, _fmt) + ceiling_rows(results, _fmt)
-    return rows + socketio_rows(results, _fmt) + cost_rows(results, _fmt)
+    rows += socketio_rows(results, _fmt) + cost_rows(results, _fmt)
+    return rows + lag_rows(results, _fmt)
 
 
 def upload_rows(results: list[dict]) -> list[dict]:
@@ -394,8 +396,8 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
         "",
         "| run | deliveries/s | p50 / p99 / max ms | lost / dup / disorder | "
         "server CPU % | CPU µs/delivery | server RSS MiB | generator CPU % | send lag p99 ms | "
-        "other load % |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "other load % | archive lag max / p99 s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         step = r if r["scenario"] in ("steady", "uploads") else r.get("best_step")
@@ -417,7 +419,8 @@ def markdown(results: list[dict], info: dict, rows: list[dict], command: str) ->
             f"{step['duplicates']} / {step['out_of_order']} | {_fmt(use.get('cpu_pct'))} | "
             f"{_fmt(step.get('server_cpu_us_per_delivery'))} | "
             f"{_fmt(use.get('rss_peak_mib'))} | {_fmt(step['generator_cpu_pct'])} | "
-            f"{_fmt(step['send_lag']['p99_ms'])} | {_fmt(use.get('other_load_pct'))} |"
+            f"{_fmt(step['send_lag']['p99_ms'])} | {_fmt(use.get('other_load_pct'))} | "
+            f"{fmt_lag(step.get('archive_lag'))} |"
         )
     costs = [r for r in results if r["scenario"] == "cost"]
     extra = ["", cost_table(costs).rstrip("\n")] if costs else []

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import archive_lag
 from benchmarks import uploads as upload_bench
 from benchmarks.generator import ClientSpec, LoadGenerator
 from benchmarks.profile import Profiler
@@ -132,9 +133,11 @@ class Bench:
         cpus = self.server_cpus if pin else None
         if kind == "chatroom":
             accounts = await self.fixture.ensure(users, rooms, log=self.log)
+            extra_args = (*extra_args, *archive_lag.metrics_args())
             server = await start_chatroom(
                 self.fixture.fresh_copy(), processes, cpus, extra_args=extra_args
             )
+            archive_lag.start_sampler(server, extra_args)
         else:
             names = [user_name(i) for i in range(users)]
             accounts = {"users": names, "tokens": names, "rooms": rooms}
@@ -144,6 +147,7 @@ class Bench:
             yield server, accounts, sampler
         finally:
             sampler.stop()
+            archive_lag.stop_sampler(server)
             stopped = server.stop()
             if stopped["killed"]:
                 self.log(f"  warning: {kind} did not stop on SIGTERM in time; killed")
@@ -261,7 +265,11 @@ class Bench:
                 self.end_ticks()
             finally:
                 await gen.stop()
-            server_use = sampler.window(*stats.pop("window"))
+            window = stats.pop("window")
+            server_use = sampler.window(*window)
+            stats["archive_lag"] = archive_lag.lag_window(server, *window)
+        if stats["archive_lag"]:
+            self.log(f"  archive lag max / p99: {archive_lag.fmt_lag(stats['archive_lag'])} s")
         return self._result("steady", kind, params, setup, stats, server_use)
 
     def _result(self, scenario, kind, params, setup, stats, server_use) -> dict:
@@ -305,7 +313,9 @@ class Bench:
         tag = f"{name}-{rate:.0f}-{len(steps)}"
         stats = await self.profiled(server, tag, s.ramp_step_seconds, phase)
         self.end_ticks()
-        stats["server_usage"] = sampler.window(*stats.pop("window"))
+        window = stats.pop("window")
+        stats["server_usage"] = sampler.window(*window)
+        stats["archive_lag"] = archive_lag.lag_window(server, *window)
         stats["rate_per_sender"] = round(rate, 2)
         stats["generator_saturated"] = is_saturated(stats)
         stats["disturbed"] = disturbance(stats, stats["server_usage"])
@@ -328,7 +338,9 @@ class Bench:
             f"p99 {p99} ms lost {stats['lost']} bad {stats['bad']} server CPU "
             f"{use.get('cpu_pct')}% generator CPU {stats['generator_cpu_pct']}% "
             f"lag p99 {stats['send_lag']['p99_ms']} ms other load "
-            f"{use.get('other_load_pct')}% -> {'ok' if stats['passed'] else 'FAIL'}"
+            f"{use.get('other_load_pct')}% archive lag max / p99 "
+            f"{archive_lag.fmt_lag(stats['archive_lag'])} s -> "
+            f"{'ok' if stats['passed'] else 'FAIL'}"
             f"{flag}"
         )
         return stats
@@ -427,6 +439,7 @@ class Bench:
             "generator_saturated": bool(best and best["generator_saturated"]),
             "steps": steps,
         }
+        result["archive_lag"] = archive_lag.run_lag(result)
         self.log(
             f"  -> {name}: highest sustained {result['max_deliveries_per_s']:.0f} deliveries/s "
             f"({result['max_rate_per_sender']}/s per sender); stopped: {stop_reason}"

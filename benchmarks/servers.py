@@ -187,12 +187,31 @@ async def start_chatroom(
     process, log = _launch(cmd, cpus, log_path, data_dir.parent)
     server = Server("chatroom", port, process, data_dir, log_path, log, processes)
     await wait_ready(server)
+    if cpus:
+        unpin_archiver(server)
     if ARCHIVE_PROCESS:
         archive = [sys.executable, "-m", "chatroom", "archive", "--data-dir", str(data_dir)]
         archive_log = data_dir.parent / f"{data_dir.name}-archive.log"
         process, log = _launch(archive, None, archive_log, data_dir.parent)
         server.extra["archiver"] = Server("archiver", 0, process, data_dir, archive_log, log)
     return server
+
+
+def unpin_archiver(server: Server) -> None:
+    """Let serve's archiver child (``--archiver process``, the default) run on any CPU.
+
+    It inherits serve's pinning; deployed, nothing pins it, so on two cores it runs
+    beside serve rather than on serve's core. Its CPU still counts in the server's
+    figures: the Sampler sums the whole process tree.
+    """
+    try:
+        import psutil
+    except ImportError:
+        return
+    with contextlib.suppress(psutil.Error, OSError):
+        for child in psutil.Process(server.pid).children(recursive=True):
+            if "archive" in child.cmdline():
+                os.sched_setaffinity(child.pid, range(os.cpu_count() or 1))
 
 
 #: The baselines: kind -> (module, the protocol the generator speaks to it).

@@ -64,7 +64,9 @@ def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
 
 @pytest.fixture
 def config(tmp_path: Path, redis_url: str) -> Config:
-    return Config(data_dir=tmp_path / "data", redis_url=redis_url)
+    # The in-process archiver: a ChatServer does not start serve's archiver process
+    # (--archiver process, the default; tests/test_archiver_process.py covers that).
+    return Config(data_dir=tmp_path / "data", redis_url=redis_url, archiver="on")
 
 
 @pytest.fixture

@@ -174,6 +174,14 @@ class ChatClient:
         self.ws.close()
 
 
+async def sent(client: ChatClient, text: str, client_id: str) -> int:
+    """Send ``text`` to lobby and wait for its ``ack``: the stored message's id."""
+    await client.send(text, client_id=client_id)
+    answer = await client.answer()
+    assert answer["type"] == "ack", answer
+    return answer["id"]
+
+
 async def connect(
     ws_url: str, token: str | None = None, headers: dict | None = None, name: str = "client"
 ) -> WebSocketClientConnection:

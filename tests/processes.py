@@ -7,10 +7,13 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tornado.httpclient import AsyncHTTPClient
 
 from chatroom.embedded_redis import EmbeddedRedis
 from tests.helpers import Api, ChatClient, connect
@@ -129,3 +132,27 @@ async def host_with_own_redis(tmp_path, serve_processes):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(redis.pid, signal.SIGCONT)
         redis.stop()
+
+
+def archived_ids(data_dir: Path) -> list[int]:
+    """The ids in the SQLite archive of a serve process's data directory."""
+    with sqlite3.connect(data_dir / "chatroom.db") as db:
+        rows = db.execute("SELECT message_id FROM archived_message ORDER BY message_id")
+        return [row[0] for row in rows]
+
+
+async def metric(port: int, name: str) -> float:
+    """One series of a process's /metrics."""
+    response = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/metrics")
+    for line in response.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} on :{port}")
+
+
+async def until(check, timeout: float = 20, what: str = "") -> None:
+    """Wait (bounded) until ``await check()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
+        await asyncio.sleep(0.1)

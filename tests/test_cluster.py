@@ -9,13 +9,12 @@ import secrets
 
 import pytest
 import redis
-import tornado.netutil
 
 from chatroom.config import ConfigError
 from chatroom.models.keys import RedisKeys
-from chatroom.server import ChatServer
 from chatroom.storage import make_redis, strict_durability_wait
 from tests.conftest import RunningServer
+from tests.failover_load import acked_texts, sending, serve
 from tests.redis_topologies import cluster_topology
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,32 +29,40 @@ def cluster(tmp_path_factory):
         yield topology
 
 
-@pytest.fixture
-def cluster_url(cluster):
+def flushed(cluster) -> str:
+    """Empty every node of ``cluster``; its URL."""
     for node in cluster.nodes:
         with node.client() as client:
             client.flushall()
     return cluster.url
 
 
-async def start(config, url: str, secret: str, wait=None) -> RunningServer:
-    sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-    port = sockets[0].getsockname()[1]
-    server = ChatServer(config.replace(port=port, redis_url=url), url, secret, wait)
-    await server.start(sockets)
-    return RunningServer(server, port)
-
-
 @pytest.fixture
-async def two_hosts(database, cluster_url):
-    config = database.replace(send_burst=100_000, auth_burst=100_000, rooms_per_hour=1000)
+def cluster_url(cluster):
+    return flushed(cluster)
+
+
+async def start_hosts(database, url: str, count: int = 2, **changes) -> list[RunningServer]:
+    """``count`` chatroom hosts on ``url``, with limits out of the tests' way."""
+    config = database.replace(
+        send_burst=100_000, auth_burst=100_000, rooms_per_hour=1000, **changes
+    )
     secret = secrets.token_urlsafe(32)
-    hosts = [await start(config, cluster_url, secret) for _ in range(2)]
-    yield hosts
+    return [await serve(config, url, secret) for _ in range(count)]
+
+
+async def stop_hosts(hosts: list[RunningServer]) -> None:
     for host in hosts:
         for client in host.clients:
             client.close()
         await host.server.stop()
+
+
+@pytest.fixture
+async def two_hosts(database, cluster_url):
+    hosts = await start_hosts(database, cluster_url)
+    yield hosts
+    await stop_hosts(hosts)
 
 
 def slot_owners(cluster, rooms: list[str]) -> set[int]:
@@ -162,15 +169,11 @@ async def test_a_slot_migrates_while_chatting(cluster, two_hosts, capsys):
     """The lobby's slot moves to another master, a few keys at a time, while two
     users send: every send is answered, each message stored once, ids consecutive,
     and both hosts deliver every message."""
-    from tests.test_sentinel import Sender
-
     one, two = two_hosts
     alice = await one.client("alice")
     bob = await two.client("bob")
     carol = await two.client("carol")
-    senders = [Sender(alice, "a"), Sender(bob, "b")]
-    tasks = [asyncio.create_task(s.run()) for s in senders]
-    try:
+    async with sending(alice, bob) as senders:
         await asyncio.sleep(0.5)
         key = RedisKeys().seq("lobby")
         source = cluster.master_of(key)
@@ -178,16 +181,12 @@ async def test_a_slot_migrates_while_chatting(cluster, two_hosts, capsys):
         await asyncio.to_thread(cluster.migrate_slot, key, target, 0.05)
         assert cluster.master_of(key) is target
         await asyncio.sleep(0.5)
-    finally:
-        for s in senders:
-            s.running = False
-        await asyncio.gather(*tasks)
     history = (await one.server.controllers.messages.history("lobby")).decoded()
     ids = [m["id"] for m in history]
     assert ids == list(range(1, len(ids) + 1))
     texts = [m["text"] for m in history]
     assert len(texts) == len(set(texts)), "stored twice"
-    acked = {f"{s.tag} {cid.split('-')[1]}": i for s in senders for cid, i in s.acked.items()}
+    acked = acked_texts(senders)
     assert {m["text"]: m["id"] for m in history if m["text"] in acked} == acked
     for i in ids:
         await carol.next("message", id=i, timeout=10)

@@ -12,7 +12,7 @@ import redis
 from chatroom.models.archive import ArchivedMessage
 from chatroom.models.epochs import EPOCH_FRAME_PREFIX, UNKNOWN_FLOOR
 from chatroom.models.messages import EpochFloorNeeded
-from tests.helpers import connect
+from tests.helpers import connect, sent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.timeout(60)
 def flushall(redis_url: str) -> None:
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
-
-
-async def sent(client, text: str, client_id: str) -> int:
-    await client.send(text, client_id=client_id)
-    answer = await client.answer()
-    assert answer["type"] == "ack", answer
-    return answer["id"]
 
 
 async def join_with(client, room: str, **fields) -> dict:

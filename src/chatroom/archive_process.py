@@ -1,8 +1,9 @@
 """The composition root of ``chatroom archive``: the archiver (and retention) in a
 process of its own, on the Redis and database the servers use, until a signal.
 
-The servers then run with ``--archiver off`` and spend no time copying messages
-to SQL (docs/archive.md#running-the-archiver-outside-the-serving-processes).
+``chatroom serve --archiver process`` (the default) runs one as its child
+(archiver_child.py); servers run with ``--archiver off`` leave the work to such
+processes run beside them (docs/archive.md#where-the-archiver-runs).
 The archiver takes its Redis lock as in a server, so several such processes (or
 servers with ``--archiver on``) can run at once: one of them works at a time.
 """

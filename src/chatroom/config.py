@@ -47,14 +47,18 @@ _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 #: fast: Redis fsyncs its AOF every second; strict: a message is acknowledged only
 #: once it is fsynced (see docs/configuration.md#durability).
 DURABILITY_LEVELS = ("fast", "strict")
+#: [issue 16] sharded: in a Redis Cluster each room's events go on its own shard
+#: channel; classic: every event on one channel (docs/redis.md, "The event bus in a Cluster").
+CLUSTER_PUBSUB_MODES = ("sharded", "classic")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
 #: open: anyone may register; invite: registering needs an invite code; closed: only
 #: ``chatroom users create`` makes accounts (SPEC §6, docs/configuration.md#registration).
 REGISTRATION_MODES = ("open", "invite", "closed")
-#: on: a serving process takes part in archiving; off: only ``chatroom archive``
-#: processes do (docs/archive.md#running-the-archiver-outside-the-serving-processes).
-ARCHIVER_MODES = ("on", "off")
+#: process: ``serve`` runs the archiver in one child process of its own; on: every
+#: serving process takes part in archiving; off: only ``chatroom archive`` processes
+#: do (docs/archive.md#where-the-archiver-runs).
+ARCHIVER_MODES = ("process", "on", "off")
 #: The longest a session may last (--session-days): ten years.
 MAX_SESSION_DAYS = 3650
 
@@ -97,6 +101,13 @@ class Config:
         show_default="30 with Sentinel or Cluster, 3 with one Redis",
         help="Seconds a send keeps retrying while Redis does not answer (a failover, a "
         "restart) before it is answered unavailable.",
+    )
+    cluster_pubsub: str = setting(
+        "sharded",
+        choices=CLUSTER_PUBSUB_MODES,
+        help="With redis+cluster://: sharded: each room's events on its own shard channel, "
+        "only to the hosts with a member in it (Redis >= 7); classic: every event to every "
+        "host. Every host of a chat must use the same.",
     )
     history_size: int = setting(100, min=1, max=MAX_HISTORY_SIZE, help="Messages kept per room.")
     processes: int = setting(1, min=0, help="Worker processes; 0: one per CPU.")
@@ -259,10 +270,11 @@ class Config:
         0.0, min=0, help="Delete messages older than this many days (0: keep forever)."
     )
     archiver: str = setting(
-        "on",
+        "process",
         choices=ARCHIVER_MODES,
-        help="on: this server archives messages to SQL and applies retention (one process "
-        "at a time); off: 'chatroom archive' processes do.",
+        help="Who copies messages to SQL and applies retention: process: one child process "
+        "of this server (metrics on --metrics-port + processes); on: the serving processes "
+        "(one at a time); off: 'chatroom archive' processes.",
     )
     default_locale: str = setting(
         SOURCE_LOCALE,
@@ -330,6 +342,17 @@ class Config:
             return self.redis_failover_timeout
         replicated = self.redis_url is not None and parse_redis_url(self.redis_url).replicated
         return 30.0 if replicated else 3.0
+
+    @property
+    def sharded_pubsub(self) -> bool:
+        """[issue 16] Whether rooms' events go on their shard channels: a Cluster with
+        ``cluster_pubsub`` sharded (one Redis and Sentinel keep the one classic channel)."""
+        url = self.redis_url
+        return (
+            self.cluster_pubsub == "sharded"
+            and url is not None
+            and parse_redis_url(url).kind == "cluster"
+        )
 
     @property
     def effective_database_url(self) -> str:

@@ -1,6 +1,7 @@
 """The composition root of ``chatroom serve``: opens storage, builds the controllers
 (``wiring.build_controllers``), the app and the HTTP server, and runs them until a
-signal; ``serve`` adds the data dir, the embedded Redis and workers."""
+signal; ``serve`` adds the data dir, the embedded Redis, workers and the archiver's
+own process (``--archiver process``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import tornado.netutil
 
 from chatroom import __version__
 from chatroom.app import make_app
+from chatroom.archiver_child import ArchiverChild
 from chatroom.config import Config, redact_url
 from chatroom.controllers import BlockingRunner
 from chatroom.datadir import DataDirectory
@@ -25,7 +27,13 @@ from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.fdlimit import check_open_files
 from chatroom.models import open_database
 from chatroom.models.messages import DurabilityWait
-from chatroom.storage import close_redis, initialise_database, make_redis, strict_durability_wait
+from chatroom.storage import (
+    check_sharded_pubsub,
+    close_redis,
+    initialise_database,
+    make_redis,
+    strict_durability_wait,
+)
 from chatroom.views.body_limit import BodyLimit
 from chatroom.views.files import UPLOAD_PATH
 from chatroom.views.metrics import make_metrics_app
@@ -92,7 +100,8 @@ class ChatServer:
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
-            # --archiver off: only the lag is measured here; `chatroom archive` archives.
+            # --archiver process/off: only the lag is measured here; the archiver's own
+            # process or `chatroom archive` archives.
             asyncio.create_task(
                 controllers.archive.run(archive=config.archiver == "on"), name="chatroom-archiver"
             ),
@@ -143,19 +152,27 @@ class ChatServer:
             await asyncio.sleep(0.02)
 
 
-#: How often a single-process server checks that its embedded Redis is alive.
+#: How often a single-process server checks that its embedded Redis and its archiver
+#: process are alive.
 SUPERVISE_INTERVAL_SECONDS = 1.0
 
 
-async def supervise(embedded: EmbeddedRedis) -> None:
-    """Restart the embedded Redis whenever it dies (single-process mode)."""
+async def supervise(embedded: EmbeddedRedis | None, archiver: ArchiverChild | None) -> None:
+    """Restart the embedded Redis and the archiver process whenever they die
+    (single-process mode; with workers, ``fork_workers``'s parent does)."""
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(SUPERVISE_INTERVAL_SECONDS)
-        try:
-            await loop.run_in_executor(None, embedded.restart_if_dead)
-        except Exception:
-            log.exception("could not restart the embedded redis-server; retrying")
+        if embedded is not None:
+            try:
+                await loop.run_in_executor(None, embedded.restart_if_dead)
+            except Exception:
+                log.exception("could not restart the embedded redis-server; retrying")
+        if archiver is not None:
+            try:  # on this thread: the child's parent-death signal follows its forker
+                archiver.restart_if_dead()
+            except Exception:
+                log.exception("could not restart the archiver process; retrying")
 
 
 async def run_until_signal(
@@ -166,6 +183,7 @@ async def run_until_signal(
     embedded: EmbeddedRedis | None = None,
     wait_for_fsync: DurabilityWait | None = None,
     worker_index: int = 0,
+    archiver: ArchiverChild | None = None,
 ) -> None:
     server = ChatServer(config, redis_url, cookie_secret, wait_for_fsync, worker_index)
     stop = asyncio.Event()
@@ -173,23 +191,48 @@ async def run_until_signal(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await server.start(sockets)
-    supervisor = asyncio.create_task(supervise(embedded)) if embedded else None
+    supervisor = None
+    if embedded is not None or archiver is not None:
+        supervisor = asyncio.create_task(supervise(embedded, archiver))
     await stop.wait()
     log.info("stopping (pid %d)", os.getpid())
     if supervisor is not None:
         supervisor.cancel()
+    if archiver is not None:
+        archiver.terminate()  # it winds down while the server does; serve waits for it
     await server.stop()
 
 
-def _restart_embedded(embedded: EmbeddedRedis | None) -> Callable[[int], None]:
+def _restart_children(
+    embedded: EmbeddedRedis | None, archiver: ArchiverChild | None
+) -> Callable[[int], None]:
+    """What the forking parent does when a child that is not a worker exits."""
+
     def on_child_exit(pid: int) -> None:
         if embedded is not None and embedded.owns_pid(pid):
             try:
                 embedded.restart_if_dead()
             except Exception:
                 log.exception("could not restart the embedded redis-server")
+        if archiver is not None and archiver.owns_pid(pid):
+            try:
+                archiver.restart_if_dead(wait=True)
+            except Exception:
+                log.exception("could not restart the archiver process")
 
     return on_child_exit
+
+
+def start_archiver(config: Config, redis_url: str, processes: int) -> ArchiverChild | None:
+    """``--archiver process``: the archiver's own child process, started (else None).
+    Its /metrics listens on the port after the workers' (``metrics_port + processes``)."""
+    if config.archiver != "process":
+        return None
+    archiver = ArchiverChild(
+        config, redis_url, config.metrics_port and config.metrics_port + processes
+    )
+    archiver.start()
+    return archiver
 
 
 def serve(config: Config, echo=print) -> int:
@@ -198,7 +241,7 @@ def serve(config: Config, echo=print) -> int:
     data_dir.lock()
     # Before Redis and the workers start: they inherit the raised limit.
     check_open_files(config.max_connections)
-    embedded = None
+    embedded = archiver = None
     if config.uses_embedded_redis:
         fsync = "always" if config.durability == "strict" else "everysec"
         embedded = EmbeddedRedis(config.data_dir, fsync=fsync)
@@ -210,6 +253,8 @@ def serve(config: Config, echo=print) -> int:
         wait_for_fsync = None
         if config.durability == "strict" and embedded is None:
             wait_for_fsync = strict_durability_wait(redis_url)
+        if config.sharded_pubsub:
+            check_sharded_pubsub(redis_url)
         if initialise_database(config):
             echo(f"Initialised a new database at {redact_url(config.effective_database_url)}")
         sockets = tornado.netutil.bind_sockets(config.port, config.host)
@@ -222,19 +267,35 @@ def serve(config: Config, echo=print) -> int:
         )
         echo(f"chatroom {__version__} serving on {where} ({processes} process(es), {storage})")
         sys.stdout.flush()
+        # Before the workers fork: one archiver, the parent's child (a worker leaves it be).
+        archiver = start_archiver(config, redis_url, processes)
         worker_index = 0
         if processes > 1:
-            worker_index = fork_workers(processes, _restart_embedded(embedded))
+            worker_index = fork_workers(
+                processes,
+                _restart_children(embedded, archiver),
+                on_stop=archiver.terminate if archiver else None,
+            )
             if worker_index is None:
                 return 0  # the parent: every worker has exited
-            embedded = None  # a worker: the parent supervises and stops Redis
+            # A worker: the parent supervises and stops Redis and the archiver.
+            embedded = archiver = None
         asyncio.run(
             run_until_signal(
-                config, redis_url, cookie_secret, sockets, embedded, wait_for_fsync, worker_index
+                config,
+                redis_url,
+                cookie_secret,
+                sockets,
+                embedded,
+                wait_for_fsync,
+                worker_index,
+                archiver,
             )
         )
         return 0
     finally:
+        if archiver is not None:  # before Redis: it releases its lock there
+            archiver.stop()
         if embedded is not None:
             embedded.stop()
         data_dir.unlock()

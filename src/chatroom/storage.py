@@ -164,6 +164,11 @@ def _sync_masters(target: RedisTarget) -> Iterator[list[sync_redis.Redis]]:
             yield [node.redis_connection for node in cluster.get_primaries()]
 
 
+def _version(client: sync_redis.Redis) -> tuple[int, ...]:
+    """The Redis server's version, major and minor."""
+    return tuple(int(p) for p in client.info("server")["redis_version"].split(".")[:2])
+
+
 def strict_durability_wait(redis_url: str) -> DurabilityWait | None:
     """What each send must wait for under ``--durability strict`` (SPEC §8).
 
@@ -181,8 +186,7 @@ def strict_durability_wait(redis_url: str) -> DurabilityWait | None:
                 client.config_get("appendfsync").get("appendfsync") == "always"
                 and client.config_get("appendonly").get("appendonly") == "yes"
             )
-            version = tuple(int(p) for p in client.info("server")["redis_version"].split(".")[:2])
-            waitaof &= version >= (7, 2)
+            waitaof &= _version(client) >= (7, 2)
     if not target.replicated:
         if fsync_always:
             return None
@@ -200,6 +204,18 @@ def strict_durability_wait(redis_url: str) -> DurabilityWait | None:
         "--durability strict with replicas needs Redis >= 7.2 (WAITAOF 1 1), or masters "
         "with appendonly yes and appendfsync always (then WAIT 1); these have neither"
     )
+
+
+def check_sharded_pubsub(redis_url: str) -> None:
+    """[issue 16] ``--cluster-pubsub sharded`` needs ``SPUBLISH``: Redis >= 7.0 on every
+    master of the cluster; else a ConfigError, at start."""
+    with _sync_masters(parse_redis_url(redis_url)) as masters:
+        for client in masters:
+            if _version(client) < (7, 0):
+                raise ConfigError(
+                    "--cluster-pubsub sharded needs Redis >= 7.0 on every node (one runs "
+                    f"{'.'.join(map(str, _version(client)))}); use --cluster-pubsub classic"
+                )
 
 
 def strict_durability_needs_waitaof(redis_url: str) -> bool:

@@ -127,7 +127,7 @@ class ControllerGraph:
 
     @cached_property
     def events(self) -> EventBus:
-        return EventBus(self.redis, self.keys)
+        return EventBus(self.redis, self.keys, sharded=self.config.sharded_pubsub)
 
     @cached_property
     def messages(self) -> MessageRepository:

@@ -22,14 +22,17 @@ RESTART_BACKOFF = (0.2, 2.0)
 
 
 def fork_workers(
-    count: int, on_other_child_exit: Callable[[int], None] | None = None
+    count: int,
+    on_other_child_exit: Callable[[int], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> int | None:
     """Fork ``count`` workers. In each worker, return its index (0..count-1).
 
     In the parent, supervise them and return None once all have exited after a
     stop signal (or the restart budget ran out). The parent reaps every child;
     ``on_other_child_exit(pid)`` hears of those that are not workers (the
-    embedded Redis), so they can be restarted.
+    embedded Redis, the archiver process), so they can be restarted;
+    ``on_stop()`` runs when the workers are told to stop (the archiver stops too).
     """
     children: dict[int, int] = {}
     stopping = False
@@ -47,6 +50,8 @@ def fork_workers(
         for pid in list(children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        if on_stop is not None:
+            on_stop()
 
     for index in range(count):
         if start(index):

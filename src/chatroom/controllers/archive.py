@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from chatroom.controllers.archive_epochs import EpochLeftovers
 from chatroom.controllers.archive_metrics import ArchiveMetrics
 from chatroom.controllers.archive_reading import (  # noqa: F401 - re-exported for callers
     DEFAULT_LIMIT,
@@ -38,7 +39,8 @@ from chatroom.controllers.rooms import RoomController
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
-from chatroom.models.archive_insert import store_batch, store_rooms
+from chatroom.models.archive_insert import store_rooms
+from chatroom.models.archive_locks import ArchiveLocks
 from chatroom.models.archive_state import ArchiveState
 
 if TYPE_CHECKING:
@@ -101,6 +103,9 @@ class ArchiveController(ArchiveReader):
         self._token: str | None = None
         self._metrics = ArchiveMetrics(metrics)
         self._next_counter_check = 0.0
+        self._locks = state.locks
+        floors = rooms.epochs if rooms is not None else None
+        self._leftovers = EpochLeftovers(self._sql, state.epochs, self._metrics, floors, batch)
 
     # -- the archiver ---------------------------------------------------------------
 
@@ -108,12 +113,12 @@ class ArchiveController(ArchiveReader):
         """The loop a process runs until ``stop`` (or cancelled): with ``archive``, it
         takes part in archiving and retention (one process at a time works, by a lock);
         without (``--archiver off``), it only measures the lag, for /metrics and /healthz."""
-        token = self._token = ArchiveState.new_token()
+        token = self._token = ArchiveLocks.new_token()
         next_retention = 0.0
         try:
             while not self._stopping:
                 try:
-                    if archive and await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS):
+                    if archive and await self._locks.acquire("archiver", token, ARCHIVER_LOCK_MS):
                         await self.archive_once()
                     else:
                         await self.measure_lag()
@@ -133,7 +138,7 @@ class ArchiveController(ArchiveReader):
             # Bounded: with Redis hung, shutdown must not wait for it (the lock
             # expires by itself after ARCHIVER_LOCK_MS).
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._state.release("archiver", token), 1.0)
+                await asyncio.wait_for(self._locks.release("archiver", token), 1.0)
 
     def stop(self) -> None:
         """End ``run`` after the batches in hand are committed and their watermarks
@@ -157,9 +162,7 @@ class ArchiveController(ArchiveReader):
         check_all = time.monotonic() >= self._next_counter_check
         if check_all:
             self._next_counter_check = time.monotonic() + COUNTER_CHECK_SECONDS
-        orphaned = 0  # SPEC §8: messages a new epoch took out of the log
-        for name, waiting in (await self._state.orphan_counts(list(room_ids))).items():
-            orphaned += await self._archive_orphans(name, room_ids[name], waiting)
+        orphaned = await self._leftovers.archive_orphans(room_ids)  # SPEC §8
         # The archive's highest id: the watermark of a room without one (a new room, a
         # 0.1 data dir, or Redis lost the key), and the counter's check (see below).
         checked = [n for n, (seq, mark) in positions.items() if check_all or seq != mark]
@@ -167,13 +170,14 @@ class ArchiveController(ArchiveReader):
         if checked:
             newest = await self._sql(store.newest_archived_ids, [room_ids[n] for n in checked])
             tops = {name: newest.get(room_ids[name], 0) for name in checked}
+            await self._leftovers.lower_stale_reads(checked, room_ids)  # SPEC §8
         unknown = {n: tops[n] for n, (_seq, mark) in positions.items() if mark is None}
         marks = await self._state.advance_all(unknown, self._messages.history_size)
         pending: dict[str, int] = {}
         for name, (seq, mark) in positions.items():
             mark = marks.get(name, mark)
             if name in tops and seq < tops[name]:
-                await self._counter_behind(name, tops[name])
+                await self._leftovers.counter_behind(name, tops[name])
             elif seq > mark:
                 pending[name] = mark
         copied = orphaned + await self._copy(pending, set(pending) - set(unknown), room_ids)
@@ -230,44 +234,7 @@ class ArchiveController(ArchiveReader):
     async def _still_ours(self) -> bool:
         """Extend the archiver lock during a long pass; False if another process holds it."""
         token = self._token
-        return token is None or await self._state.acquire("archiver", token, ARCHIVER_LOCK_MS)
-
-    async def _archive_orphans(self, name: str, room_id: int, waiting: int) -> int:
-        """Copy the messages a new epoch took out of the room's log (SPEC §8) to SQL."""
-        copied = 0
-        while copied < waiting:
-            items = await self._state.orphans(name, self._batch)
-            if not items:
-                break
-            await self._sql(store_batch, room_id, store.parse_items(items))
-            await self._state.drop_orphans(name, len(items))
-            copied += len(items)
-            self._metrics.archived.inc(len(items))
-        log.warning("archive: copied %d messages of %s left by a new epoch", copied, name)
-        return copied
-
-    async def _counter_behind(self, name: str, top: int) -> None:
-        """Redis went back (an older snapshot, or emptied) below the archive: new messages
-        would reuse archived ids, which the archive ignores. Raise the counter to the
-        archive's highest id so ids never go back (SPEC §8); see docs/archive.md."""
-        if self._rooms is not None:  # and above every id this process saw in the room
-            top = max(top, self._rooms.epochs.cached(name))
-        before = await self._state.raise_counter(name, top)
-        if before is None:  # a message arrived meanwhile and the counter caught up
-            return
-        seq, mark = before
-        self._metrics.counter_resets.inc()
-        # Messages above the old watermark may have reused archived ids: the archive
-        # could not keep them. (Some may be the snapshot's copies of archived ones.)
-        reused = max(0, seq - mark)
-        if reused:
-            self._metrics.lost.inc(reused)
-        log.error(
-            "archive: the Redis counter of %s was %d, below the archive's highest id %d "
-            "(Redis restored from an older snapshot?); raised it to %d, dropping %d retained "
-            "messages above the old watermark %d",
-            name, seq, top, top, reused, mark,
-        )  # fmt: skip
+        return token is None or await self._locks.acquire("archiver", token, ARCHIVER_LOCK_MS)
 
     async def measure_lag(self, rooms: list[str] | None = None) -> ArchiveLag:
         """How many messages wait for the archive, and the age of the oldest of them
@@ -316,8 +283,8 @@ class ArchiveController(ArchiveReader):
         across hosts per interval (the lock expires, never released). How many SQL rows."""
         if not self._retention_days:
             return 0
-        token = ArchiveState.new_token()
-        if not await self._state.acquire("retention", token, int(RETENTION_INTERVAL_SECONDS * 900)):
+        token = ArchiveLocks.new_token()
+        if not await self._locks.acquire("retention", token, int(RETENTION_INTERVAL_SECONDS * 900)):
             return 0
         cutoff = (now or time.time()) - self._retention_days * 86400
         deleted = 0

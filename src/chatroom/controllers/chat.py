@@ -79,6 +79,8 @@ class ChatController:
             self._access, self._sessions, states, self._hub, left, lost, self.presence_loop.local
         )
         self._hub.on_subscribed = self._catch_up_access  # issue 13
+        if read_markers is not None:  # SPEC §8: marks of a lost history are not written
+            self._hub.on_epoch = read_markers.drop_room
         self.listening = self._hub.listening
         self.in_flight = InFlight()
         #: Uploaded files (SPEC §9), edits, deletes, reactions, replies (SPEC §5) and the
@@ -218,7 +220,7 @@ class ChatController:
         ref = await self._room_for(account, room)
         message_id = await self._posting.post(account, ref, body, cid, files, reply_to)
         if self.read_markers is not None:
-            self.read_markers.mark(account.id, ref.id, message_id)
+            self.read_markers.mark(account.id, ref.id, message_id, ref.name)
         return message_id
 
     # -- [issue 12] edit, delete, react (SPEC §5): thin delegations ----------

@@ -141,6 +141,7 @@ class ConnectionRegistry:
         if state is None:  # closed while the room was looked up
             return
         sub, new = self._hub.subscribe(ref.name, conn)
+        turn = self._hub.epoch_turn(ref.name)
         local = self.presence_loop.local
         if new:
             local.add(ref.name, conn.account.name)
@@ -152,13 +153,23 @@ class ConnectionRegistry:
         state.rooms[ref.name] = ref
         try:
             with storage_guard():
+                # [issue 16] A room's first join here waits for its shard channel's
+                # subscription: what is published after the history read then arrives.
+                await self._hub.ready(ref.name)
                 await local.settle(ref.name, conn.account.name)
                 page = await self._history(ref, since_id, rev)
                 reset = asked_since and their_epoch is not None and their_epoch != page.epoch
                 if reset or self._hub.epoch_moved(ref.name, page.epoch):
                     # Another life of the room's history (SPEC §8): all of it, afresh.
-                    reset, page = True, await self._messages.history(ref.name)
+                    turn = self._hub.epoch_turn(ref.name)
+                    reset, page = True, await self._history(ref, None, None)
                 online = await self._presence.online(ref.name)
+                while self._hub.epoch_turn(ref.name) != turn:
+                    # SPEC §8: the epoch moved here while we read the room, and the
+                    # resync passed this subscription by (its joined was not out):
+                    # the new epoch, afresh. Nothing is awaited from here to the joined.
+                    turn = self._hub.epoch_turn(ref.name)
+                    reset, page = True, await self._history(ref, None, None)
         except Exception:
             await self.leave(conn, ref.name)
             raise

@@ -1,5 +1,6 @@
 """The Redis side of archiving (SPEC §7): what is not archived yet, the per-room
-watermark, retention in Redis, and the archiver's locks.
+watermark, retention in Redis (the locks are ``models/archive_locks.py``, what a new
+epoch leaves for the archiver ``models/epoch_repair.py``).
 
 The watermark ``{room}:archived`` is the highest id known to be in SQL with every
 smaller id before it; the send script never trims a message above it (see
@@ -9,14 +10,14 @@ can always be derived again from SQL (``archive.newest_archived_id``).
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from chatroom.models.epochs import START_EPOCH_LUA, epoch_event, epoch_keys, new_epoch
+from chatroom.models.archive_locks import ArchiveLocks
+from chatroom.models.epoch_repair import EpochRepair
 from chatroom.models.events import EventBus
 from chatroom.models.keys import RedisKeys
 from chatroom.models.messages import history_item
@@ -113,38 +114,6 @@ redis.call('SET', KEYS[2], ARGV[1])
 return 1
 """
 
-# Redis went back (restored from an older snapshot, or emptied) below what SQL holds:
-# the room starts a new epoch (models/epochs.py): the counter and watermark become the
-# archive's highest id, so ids never go back, and the retained messages (archived ones,
-# and ones reusing archived ids that the archive would ignore) are dropped.
-# KEYS: seq, watermark, log, changes, epoch, orphans. ARGV: the highest archived id, a new epoch,
-# the channel, the epoch event. Returns {the counter before, the watermark before},
-# or {} when the counter is not behind.
-_RAISE_SCRIPT = (
-    START_EPOCH_LUA
-    + """
-local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
-local top = tonumber(ARGV[1])
-if seq >= top then return {} end
-local mark = tonumber(redis.call('GET', KEYS[2]) or '0')
-start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], top, ARGV[2], ARGV[3],
-            ARGV[4])
-return {seq, mark}
-"""
-)
-
-# Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
-_LOCK_SCRIPT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('DEL', KEYS[1])
-end
-return 1
-"""
-
-
 #: How long the archiver waits for a replica to confirm what it is about to archive.
 REPLICA_WAIT_MS = 1000
 
@@ -200,15 +169,16 @@ class ArchiveState:
         self._keys = keys
         #: [SPEC §8] Sentinel or Cluster: the archive takes only what a replica has.
         self._replicas = replicas
-        self._events = events or EventBus(redis, keys)
+        #: [SPEC §8] What a new epoch leaves for the archiver (models/epoch_repair.py).
+        self.epochs = EpochRepair(redis, keys, events or EventBus(redis, keys))
+        #: Who archives, who applies retention: one process at a time.
+        self.locks = ArchiveLocks(redis, keys)
         self._range = redis.register_script(_RANGE_SCRIPT)
         self._batch = redis.register_script(_BATCH_SCRIPT)
         self._oldest = redis.register_script(_OLDEST_SCRIPT)
         self._advance = redis.register_script(_ADVANCE_SCRIPT)
         self._expire = redis.register_script(_EXPIRE_SCRIPT)
-        self._lock = redis.register_script(_LOCK_SCRIPT)
         self._claim = redis.register_script(_CLAIM_SCRIPT)
-        self._raise = redis.register_script(_RAISE_SCRIPT)
 
     async def positions(self, rooms: list[str]) -> dict[str, tuple[int, int | None]]:
         """Each room's (newest id, watermark or None when it has none yet)."""
@@ -332,49 +302,3 @@ class ArchiveState:
         a message arrived meanwhile (then False, nothing changed)."""
         keys = self._keys
         return bool(await self._claim(keys=[keys.seq(room), keys.archived(room)], args=[last_id]))
-
-    async def raise_counter(self, room: str, archived_id: int) -> tuple[int, int] | None:
-        """When the room's counter is below ``archived_id`` (the archive's highest id):
-        counter and watermark become ``archived_id`` and the retained list is dropped;
-        returns (counter, watermark) as they were. None when the counter was not behind.
-        The room starts a new epoch (SPEC §8), announced on the bus."""
-        epoch = new_epoch()
-        before = await self._raise(
-            keys=epoch_keys(self._keys, room),
-            args=[archived_id, epoch, self._events.room_channel(room), epoch_event(room, epoch)],
-        )
-        return (int(before[0]), int(before[1])) if before else None
-
-    async def orphan_counts(self, rooms: list[str]) -> dict[str, int]:
-        """How many messages wait in each room's orphans list (SPEC §8): those a new
-        epoch took out of the log before they were archived. Rooms with none are left out."""
-        if not rooms:
-            return {}
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for room in rooms:
-                pipe.llen(self._keys.orphans(room))
-            counts = await pipe.execute()
-        return {room: int(n) for room, n in zip(rooms, counts, strict=True) if n}
-
-    async def orphans(self, room: str, count: int) -> list[bytes]:
-        """The oldest ``count`` orphans of the room, as history items."""
-        frames = await self._redis.lrange(self._keys.orphans(room), 0, count - 1)
-        return [history_item(f) for f in frames]
-
-    async def drop_orphans(self, room: str, count: int) -> None:
-        """The oldest ``count`` orphans are archived (a new epoch only appends)."""
-        await self._redis.ltrim(self._keys.orphans(room), count, -1)
-
-    async def acquire(self, name: str, token: str, ttl_ms: int) -> bool:
-        """Take the lock ``name`` (or extend it when ``token`` holds it) for ``ttl_ms``."""
-        key = self._keys.archive_lock(name)
-        if await self._redis.set(key, token, nx=True, px=ttl_ms):
-            return True
-        return bool(await self._lock(keys=[key], args=[token, ttl_ms]))
-
-    async def release(self, name: str, token: str) -> None:
-        await self._lock(keys=[self._keys.archive_lock(name)], args=[token, 0])
-
-    @staticmethod
-    def new_token() -> str:
-        return secrets.token_hex(16)

@@ -81,9 +81,13 @@ def open_database(url: str) -> peewee.Database:
     if url.startswith("sqlite"):
         # WAL lets readers and one writer work at once; the busy timeout makes
         # concurrent writers (threads, processes, the operator CLI) wait, not fail.
+        # Transactions begin IMMEDIATE (with the write lock): a deferred one that read
+        # first could not upgrade once another connection committed, and would fail
+        # at once with "database is locked", busy timeout or not.
         db = connect(
             url,
             pragmas={"journal_mode": "wal", "busy_timeout": 5000, "foreign_keys": 1},
+            lock_type="IMMEDIATE",
         )
     else:
         db = connect(url)  # checks the URL and picks the driver; nothing is opened yet

@@ -30,16 +30,19 @@ from chatroom.models.keys import RedisKeys
 #: stores nothing when the epoch is missing and asks for it (SQL is not on its path).
 UNKNOWN_FLOOR = -1
 
-# start_epoch(seq, watermark, log, changes, epoch key, orphans, floor, epoch, channel,
-# event): when the counter is below the floor, raise it (and the watermark) to the
-# floor; the retained messages the archive may not have yet (ids above the watermark)
-# move to the orphans list, which the archiver copies to SQL, and the retained list
-# and the change index, whose ids no longer line up with the counter, are dropped.
-# Then set the epoch and publish the event. Returns the counter as it was.
+# start_epoch(seq, watermark, log, changes, epoch key, orphans, stale reads, floor,
+# epoch, channel, event): when the counter is below the floor, raise it (and the
+# watermark) to the floor; the retained messages the archive may not have yet (ids
+# above the watermark) move to the orphans list, which the archiver copies to SQL, and
+# the retained list and the change index, whose ids no longer line up with the
+# counter, are dropped. Then set the epoch, note where its ids start (the archiver
+# lowers read markers above that point: they name messages of the lost history) and
+# publish the event. Returns the counter as it was.
 START_EPOCH_LUA = """
-local function start_epoch(k_seq, k_mark, k_log, k_changes, k_epoch, k_orphans, floor,
-                           epoch, channel, event)
+local function start_epoch(k_seq, k_mark, k_log, k_changes, k_epoch, k_orphans, k_stale,
+                           floor, epoch, channel, event)
   local seq = tonumber(redis.call('GET', k_seq) or '0')
+  redis.call('SET', k_stale, math.max(seq, floor))
   if seq < floor then
     local mark = tonumber(redis.call('GET', k_mark) or '0')
     if seq > mark then
@@ -59,16 +62,16 @@ end
 """
 
 # Start a new epoch when the room has none or its counter is below the floor;
-# else nothing. KEYS: seq, watermark, log, changes, epoch, orphans. ARGV: floor, new
-# epoch, channel, event. Returns the room's epoch.
+# else nothing. KEYS: seq, watermark, log, changes, epoch, orphans, stale reads.
+# ARGV: floor, new epoch, channel, event. Returns the room's epoch.
 _ENSURE_SCRIPT = (
     START_EPOCH_LUA
     + """
 local current = redis.call('GET', KEYS[5])
 local floor = tonumber(ARGV[1])
 if current and tonumber(redis.call('GET', KEYS[1]) or '0') >= floor then return current end
-start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], floor, ARGV[2], ARGV[3],
-            ARGV[4])
+start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], floor, ARGV[2],
+            ARGV[3], ARGV[4])
 return ARGV[2]
 """
 )
@@ -98,6 +101,7 @@ def epoch_keys(keys: RedisKeys, room: str) -> list[str]:
         keys.changes(room),
         keys.epoch(room),
         keys.orphans(room),
+        keys.stale_reads(room),
     ]
 
 
@@ -108,7 +112,7 @@ class EpochRepository:
         self._redis = redis
         self._keys = keys
         self._events = events
-        self._ensure = redis.register_script(_ENSURE_SCRIPT)
+        self._ensure = redis.register_script(events.script(_ENSURE_SCRIPT))
 
     async def ensure(self, room: str, floor: int) -> str:
         """The room's epoch, after starting a new one if it had none or its counter was

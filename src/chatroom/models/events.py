@@ -1,10 +1,16 @@
-"""The cross-process event bus: one Redis pub/sub channel that every process listens to.
+"""The cross-process event bus: Redis pub/sub between the processes.
 
 Every event travels in one envelope: three header lines (room, message id,
 excluded user) and then the frame bytes, relayed to sockets as they are. The
 send script (``models.messages``) publishes stored messages itself, inside its
 one round trip; it builds the envelope from ``EventBus.message_envelope`` and
-publishes on ``EventBus.channel``, so the format is written here only.
+publishes on ``EventBus.room_channel``, so the format is written here only.
+
+With one Redis or Sentinel every event goes on one channel that every process
+listens to. [issue 16] In a Cluster (``--cluster-pubsub sharded``, the default) a
+room's events go with ``SPUBLISH`` on the room's own shard channel, in its slot,
+which only the processes with a member in the room subscribe to
+(``models.room_channels``); control events stay on the one classic channel.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from chatroom.models.keys import RedisKeys
 from chatroom.models.pubsub_read import payloads
 
 log = logging.getLogger(__name__)
+
+#: What a script's publish looks like; ``EventBus.script`` makes it sharded (issue 16).
+_PUBLISH_CALL = "redis.call('PUBLISH',"
+_SPUBLISH_CALL = "redis.call('SPUBLISH',"
 
 #: The envelope room of control events: no room has an empty name, so their frames
 #: never reach a socket, and a process that does not know them ignores them.
@@ -69,21 +79,37 @@ def decode_envelope(payload: bytes) -> Event:
 
 
 class EventBus:
-    """Publishes events to every process and delivers them to this one's listener."""
+    """Publishes events to every process and delivers them to this one's listener.
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
+    ``sharded`` (issue 16, a Cluster only): rooms' events go on their shard channels.
+    """
+
+    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, sharded: bool = False) -> None:
         self._redis = redis
+        self._keys = keys
         self._channel = keys.events()
         self._access_version = keys.access_version()
+        self.sharded = sharded
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client the bus publishes with (its subscriptions use it too)."""
+        return self._redis
 
     @property
     def channel(self) -> str:
-        """The pub/sub channel (a Lua script that publishes must use this one)."""
+        """The classic channel: every event, or (sharded) the control events only."""
         return self._channel
 
     def room_channel(self, room: str) -> str:
-        """The channel a script publishes ``room``'s events on."""
-        return self._channel
+        """The channel ``room``'s events go on (a Lua script that publishes uses this one)."""
+        return self._keys.room_events(room) if self.sharded else self._channel
+
+    def script(self, lua: str) -> str:
+        """A script that publishes a room's event, as this bus publishes: with
+        ``SPUBLISH`` when sharded (chosen once, when the script is registered)."""
+        assert _PUBLISH_CALL in lua, "not a publishing script"
+        return lua.replace(_PUBLISH_CALL, _SPUBLISH_CALL) if self.sharded else lua
 
     @staticmethod
     def message_envelope(room: str) -> tuple[bytes, bytes]:
@@ -93,7 +119,10 @@ class EventBus:
     async def publish(self, room: str, frame: bytes, exclude_user: str = "") -> None:
         """Publish a non-message event (presence, typing) to every process."""
         envelope = encode_envelope(room, 0, exclude_user.lower(), frame)
-        await self._redis.publish(self._channel, envelope)
+        if self.sharded:
+            await self._redis.spublish(self._keys.room_events(room), envelope)
+        else:
+            await self._redis.publish(self._channel, envelope)
 
     async def publish_control(self, action: str, **fields: object) -> None:
         """Tell every process about an operator's change (``room_deleted``, ``user_disabled``).

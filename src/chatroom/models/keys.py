@@ -56,6 +56,11 @@ class RedisKeys:
         the archiver copies them to SQL (SPEC §8)."""
         return f"{self.prefix}:{{{room}}}:orphans"
 
+    def stale_reads(self, room: str) -> str:
+        """Where the room's newest epoch started (SPEC §8): read markers above it name
+        messages of a lost history; the archiver lowers them and deletes the key."""
+        return f"{self.prefix}:{{{room}}}:stale-reads"
+
     def sync(self, room: str) -> str:
         """Written by the archiver before it waits for a replica (SPEC §8): WAIT counts
         the connection's writes."""
@@ -175,5 +180,11 @@ class RedisKeys:
         return f"{self.prefix}:access-version"
 
     def events(self) -> str:
-        """The pub/sub channel every process listens to."""
+        """The pub/sub channel every process listens to (with one Redis or Sentinel: every
+        event; in a Cluster with sharded pub/sub: the control events only)."""
         return f"{self.prefix}:events"
+
+    def room_events(self, room: str) -> str:
+        """[issue 16] The room's shard channel in a Cluster (``SPUBLISH``/``SSUBSCRIBE``):
+        in the room's slot, so its scripts publish on the node that holds its keys."""
+        return f"{self.prefix}:{{{room}}}:events"

@@ -85,3 +85,17 @@ class Membership(BaseModel):
         with cls._meta.database.atomic():
             for (user_id, room_id), message_id in marks:
                 cls.mark_read(user_id, room_id, message_id)
+
+    @classmethod
+    def lower_read_markers(cls, starts: dict[int, int]) -> int:
+        """[SPEC §8] For each room id, the id its new epoch's ids start after: markers
+        above it (ids of the lost history) go down to it, in one transaction. How many."""
+        lowered = 0
+        with cls._meta.database.atomic():
+            for room_id, after in starts.items():
+                lowered += (
+                    cls.update(last_read_id=after)
+                    .where((cls.room == room_id) & (cls.last_read_id > after))
+                    .execute()
+                )
+        return lowered

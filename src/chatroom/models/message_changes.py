@@ -90,8 +90,8 @@ class MessageChangeRepository:
         self._history_size = history_size
         self._events = events
         self._read = redis.register_script(READ_SCRIPT)
-        self._change = redis.register_script(CHANGE_SCRIPT)
-        self._archived_change = redis.register_script(ARCHIVED_CHANGE_SCRIPT)
+        self._change = redis.register_script(events.script(CHANGE_SCRIPT))
+        self._archived_change = redis.register_script(events.script(ARCHIVED_CHANGE_SCRIPT))
         self._settle = redis.register_script(SETTLE_SCRIPT)
 
     def mention_key(self, room: str, user_key: str) -> str:
@@ -130,7 +130,7 @@ class MessageChangeRepository:
                 read.raw,
                 _open(change.item),
                 _open(change.event),
-                self._events.channel,
+                self._events.room_channel(room),
                 before + after,  # an event of no message id: never deduplicated by id
                 rate.burst,
                 rate.per_second,
@@ -182,7 +182,7 @@ class MessageChangeRepository:
                 read.raw or read.version,
                 _open(change.item),
                 _open(change.event),
-                self._events.channel,
+                self._events.room_channel(room),
                 rate.burst,
                 rate.per_second,
                 before + after,

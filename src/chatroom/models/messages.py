@@ -150,7 +150,7 @@ class MessageRepository:
         if wait_for_fsync is True:
             wait_for_fsync = DurabilityWait()
         self._durability = wait_for_fsync or None
-        self._send = redis.register_script(SEND_SCRIPT)
+        self._send = redis.register_script(self.events.script(SEND_SCRIPT))
         self._calls = node_calls(redis)
         #: [SPEC §8] the rooms' epochs.
         self.epochs = EpochRepository(redis, keys, self.events)
@@ -227,6 +227,7 @@ class MessageRepository:
             keys.epoch(room),
             keys.orphans(room),
             rules.key if rules is not None else keys.rules(room, 0),
+            keys.stale_reads(room),
             *(mention_keys or ()),
         ]
         epoch = new_epoch()

@@ -33,8 +33,8 @@ class AppendStatus(IntEnum):
 
 # One round trip per send: epoch, dedupe, the room's rules, rate limit, next id, append,
 # trim, publish — atomically. KEYS: seq, log, client-id key, rate bucket, archive
-# watermark, rev, change index, epoch, orphans, the rules hash, then the mention sets of
-# mentioned users (all tagged {room}).
+# watermark, rev, change index, epoch, orphans, the rules hash, stale reads, then the
+# mention sets of mentioned users (all tagged {room}).
 # ARGV: frame head, frame tail (without its closing brace: the script adds the rev),
 # history size, event channel, envelope before the id, envelope after the id,
 # client-id ttl, "1" when a client_id was given, bucket size, bucket refill per
@@ -54,8 +54,8 @@ local floor = tonumber(ARGV[12])
 local has_epoch = redis.call('EXISTS', KEYS[8]) == 1
 if not has_epoch or tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
   if not has_epoch and ARGV[15] ~= '1' then return {$NEED_FLOOR, 0} end
-  start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], KEYS[9], math.max(floor, 0),
-              ARGV[13], ARGV[4], ARGV[14])
+  start_epoch(KEYS[1], KEYS[5], KEYS[2], KEYS[7], KEYS[8], KEYS[9], KEYS[11],
+              math.max(floor, 0), ARGV[13], ARGV[4], ARGV[14])
 end
 if ARGV[8] == '1' then
   local prior = redis.call('GET', KEYS[3])
@@ -77,7 +77,7 @@ if burst > 0 then
 end
 local id = redis.call('INCR', KEYS[1])
 -- [issue 12] the room's change counter rises with every stored message; the frame
--- ends with it. KEYS[11..]: the mention sets of the users the message mentions.
+-- ends with it. KEYS[12..]: the mention sets of the users the message mentions.
 local rev = redis.call('INCR', KEYS[6])
 local frame = ARGV[1] .. id .. ARGV[2] .. ',"rev":' .. rev .. '}'
 redis.call('RPUSH', KEYS[2], frame)
@@ -88,7 +88,7 @@ local keep = math.max(tonumber(ARGV[3]), id - tonumber(redis.call('GET', KEYS[5]
 local cap = tonumber(ARGV[11])
 if cap > 0 and keep > cap then keep = cap end
 redis.call('LTRIM', KEYS[2], -keep, -1)
-for i = 11, #KEYS do
+for i = 12, #KEYS do
   redis.call('ZADD', KEYS[i], id, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. (id - keep + 1))
 end
