@@ -8,7 +8,7 @@ processes cost per delivery). This measures that drop, end to end, in a real
 ``chatroom serve --processes 1 --redis-url`` with no socket at all:
 
 1. the server starts against a ``redis-server`` this script starts, with a
-   ``--redis-prefix`` of its own (``--archiver`` on by default, as served);
+   ``--redis-prefix`` of its own (``--archiver on`` by default);
 2. it sits idle for ``--idle-seconds``: its CPU per second then (timers, the
    presence and archiver loops) is its baseline;
 3. this script publishes ``--events`` chatroom-sized message envelopes on the
@@ -168,7 +168,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="events per second")
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--idle-seconds", type=float, default=3.0)
-    parser.add_argument("--archiver", choices=("on", "off"), default="on")
+    parser.add_argument(
+        "--archiver", choices=("on", "off", "process"), default="on",
+        help="serve's --archiver (on: the serving process's own loop archives; a tree "
+        "from before 'process' existed has only on and off)",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--chatroom-src", type=Path, action="append", default=[],
