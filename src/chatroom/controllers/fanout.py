@@ -27,7 +27,7 @@ from chatroom.controllers.room_recovery import RoomRecovery
 from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, PresenceRepository
 from chatroom.models.epochs import EPOCH_FRAME_PREFIX
-from chatroom.models.events import Event
+from chatroom.models.events import CONTROL_ROOM, Event
 from chatroom.models.room_channels import ShardSubscriptions
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
@@ -229,6 +229,11 @@ class FanoutHub(RoomRecovery):
             self.listening.set()
             reconnect.caught_up()
             async for event in events:
+                if event.room not in self._subscribers and event.room != CONTROL_ROOM:
+                    # [issue 17] nobody here: only a message's id counts (the floor)
+                    if event.message_id and self._epochs is not None:
+                        self._epochs.note(event.room, event.message_id)
+                    continue
                 await self.handle(event)
 
     async def handle(self, event: Event) -> None:

@@ -24,6 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
+from chatroom.models.pubsub_read import payloads
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +161,9 @@ class EventBus:
 
     @staticmethod
     async def _stream(pubsub) -> AsyncIterator[Event]:
-        while True:
-            reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-            if reply is not None and reply["type"] == "message":
-                try:
-                    yield decode_envelope(reply["data"])
-                except ValueError:  # not ours: someone else published on our channel
-                    log.warning("ignored a malformed event on the channel")
+        # [issue 17] below get_message: every process reads every room's events
+        async for payload in payloads(pubsub):
+            try:
+                yield decode_envelope(payload)
+            except ValueError:  # not ours: someone else published on our channel
+                log.warning("ignored a malformed event on the channel")

@@ -1,0 +1,83 @@
+"""[issue 17] Reading a confirmed subscription's messages below redis-py's ``get_message``.
+
+With one Redis every process receives every room's events, and a process with no
+member in a room drops them: what that costs is most of what one more process
+costs per delivery. ``PubSub.get_message`` spends far more than the drop itself on
+each message (the health check, the retry wrapper, a timeout context that arms
+and cancels a timer, the push handler, a dict per message; measured by
+``benchmarks/receive_cost.py``, see docs/performance.md, "Cost per process").
+
+``payloads`` reads the subscribed connection's socket stream itself and feeds
+redis-py's own hiredis reader, then takes every reply that one read brought in,
+with no await between them; it yields each message's payload. It needs the
+hiredis parser (``redis[hiredis]``, a dependency) and the attributes it has in
+redis-py 8; anywhere else (the pure-Python parser, a connection with health
+checks, another redis-py) it reads with ``get_message`` as before.
+
+A closed or reset connection raises ``redis.exceptions.ConnectionError`` (or the
+``OSError``), as ``get_message`` would: the caller subscribes again and catches
+up from the history. No silent reconnect happens below it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+try:  # redis-py's marker for "no complete reply buffered" (its hiredis parser)
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
+except ImportError:  # another redis-py: get_message only
+    NOT_ENOUGH_DATA = _AsyncHiredisParser = None
+
+#: How much one read of the socket takes at most (redis-py's own default read size).
+READ_SIZE = 65536
+
+
+async def payloads(pubsub, kind: bytes = b"message") -> AsyncIterator[bytes]:
+    """The payload of each ``kind`` message (``message``, or ``smessage`` for sharded
+    pub/sub) that arrives on ``pubsub``'s connection, until the connection fails.
+
+    Call it once the subscription is confirmed; other replies (subscribe
+    confirmations, pongs) are skipped.
+    """
+    source = _hiredis_source(pubsub)
+    if source is None:
+        async for payload in _by_get_message(pubsub, kind):
+            yield payload
+        return
+    reader, stream = source
+    while True:
+        reply = reader.gets()
+        if reply is NOT_ENOUGH_DATA:
+            data = await stream.read(READ_SIZE)
+            if not data:
+                raise RedisConnectionError("Connection closed by server.")
+            reader.feed(data)
+            continue
+        # A message is [kind, channel, payload] (a RESP3 push is a list too).
+        if isinstance(reply, list) and len(reply) == 3 and reply[0] == kind:
+            yield reply[2]
+
+
+def _hiredis_source(pubsub):
+    """(hiredis reader, socket stream) of the subscribed connection; None when the
+    connection is not one this module can read below redis-py."""
+    conn = getattr(pubsub, "connection", None)
+    parser = getattr(conn, "_parser", None)
+    if _AsyncHiredisParser is None or not isinstance(parser, _AsyncHiredisParser):
+        return None
+    if getattr(conn, "health_check_interval", 0) or conn.encoder.decode_responses:
+        return None  # pings to send, or replies as str: get_message does both
+    reader, stream = getattr(parser, "_reader", None), getattr(parser, "_stream", None)
+    if reader is None or stream is None or not getattr(parser, "_connected", False):
+        return None
+    return reader, stream
+
+
+async def _by_get_message(pubsub, kind: bytes) -> AsyncIterator[bytes]:
+    name = kind.decode()
+    while True:
+        reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
+        if reply is not None and reply["type"] == name:
+            yield reply["data"]
