@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from chatroom.archiver_child import ArchiverChild
 from chatroom.config import Config
+from chatroom.embedded_redis import EmbeddedRedis
+from chatroom.models.keys import RedisKeys
 from tests.processes import (
     ServeProcess,
     archived_ids,
@@ -200,3 +203,22 @@ def test_the_child_gets_serves_settings_in_its_environment_not_its_command_line(
     assert env["CHATROOM_DATA_DIR"] == str(tmp_path)
     assert "CHATROOM_FILES_URL" not in env  # serve has none: not the shell's stale one
     assert env["CHATROOM_SEND_BURST"] == "7"
+
+
+async def test_a_lock_left_in_the_embedded_redis_does_not_hold_the_archiver_back(
+    tmp_path, serve_processes, archivers
+):
+    # A previous run's archiver was killed holding its lock (kept in the AOF, with a
+    # minute left): the embedded Redis is this data directory's alone, so serve
+    # releases it at start and the new archiver copies at once, not a minute later.
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    embedded = EmbeddedRedis(data_dir)
+    embedded.start()
+    with redis.Redis.from_url(embedded.url) as client:
+        client.set(RedisKeys().archive_lock("archiver"), "a dead archiver", px=60_000)
+    embedded.stop()
+    host = await start(serve_processes, tmp_path, archivers)
+    alice = await socket_on(host, await host.api.user("alice"), "alice")
+    await send(alice, 0, 5)
+    await until(all_archived(host, 5), timeout=20, what="5 archived before the old lock expired")

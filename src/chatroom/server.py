@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Callable
 
+import redis
 import tornado.httpserver
 import tornado.netutil
 
@@ -26,6 +27,7 @@ from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.fdlimit import check_open_files
 from chatroom.models import open_database
+from chatroom.models.keys import RedisKeys
 from chatroom.models.messages import DurabilityWait
 from chatroom.storage import (
     check_sharded_pubsub,
@@ -235,6 +237,16 @@ def start_archiver(config: Config, redis_url: str, processes: int) -> ArchiverCh
     return archiver
 
 
+def release_stale_locks(redis_url: str, prefix: str) -> None:
+    """Drop the archiver's and retention's locks from an embedded Redis that was just
+    started: it is this data directory's alone (locked above), so a lock in it is a
+    previous run's, left by an archiver killed before it could release it. Without
+    this the new archiver would wait for the lock to expire (15 s) before copying."""
+    keys = RedisKeys(prefix)
+    with redis.Redis.from_url(redis_url) as client:
+        client.delete(keys.archive_lock("archiver"), keys.archive_lock("retention"))
+
+
 def serve(config: Config, echo=print) -> int:
     """Run ``chatroom serve`` until SIGTERM/SIGINT; returns the exit code."""
     data_dir = DataDirectory(config.data_dir)
@@ -249,6 +261,7 @@ def serve(config: Config, echo=print) -> int:
         cookie_secret = config.cookie_secret or data_dir.cookie_secret()
         if embedded is not None:
             embedded.start()
+            release_stale_locks(embedded.url, config.redis_prefix)
         redis_url = embedded.url if embedded else config.redis_url
         wait_for_fsync = None
         if config.durability == "strict" and embedded is None:
