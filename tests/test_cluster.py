@@ -11,10 +11,12 @@ import pytest
 import redis
 
 from chatroom.config import ConfigError
+from chatroom.models.archive import ArchivedMessage
 from chatroom.models.keys import RedisKeys
 from chatroom.storage import make_redis, strict_durability_wait
 from tests.conftest import RunningServer
 from tests.failover_load import acked_texts, sending, serve
+from tests.processes import until
 from tests.redis_topologies import cluster_topology
 
 pytestmark = pytest.mark.timeout(60)
@@ -208,3 +210,26 @@ async def test_deleting_a_room_removes_its_keys_on_its_node(cluster, two_hosts):
     node = cluster.master_of(RedisKeys().seq("lobby"))
     with node.client() as client:
         assert client.keys("chatroom:{lobby}:*") == []
+
+
+async def test_a_cluster_without_replicas_archives(cluster, two_hosts):
+    # The module's cluster has no replicas: a WAIT for one would time out on every
+    # archiver pass and nothing would ever reach SQL (nor leave Redis).
+    one, _ = two_hosts
+    token = await one.api.user("alice")
+    response = await one.api.request("POST", "/api/rooms", {"name": "kept"}, token=token)
+    assert response.code in (200, 201), response.body
+    alice = await one.client("alice", join=None)
+    await alice.join("kept")
+    for i in range(5):
+        await alice.send(f"to keep {i}", room="kept", client_id=f"k{i}")
+        await alice.next("ack", room="kept")
+
+    def archived() -> list[int]:
+        rows = ArchivedMessage.select().where(ArchivedMessage.room_name == "kept")
+        return sorted(row.message_id for row in rows)
+
+    async def all_archived() -> bool:
+        return await asyncio.to_thread(archived) == [1, 2, 3, 4, 5]
+
+    await until(all_archived, timeout=15, what="the room's 5 messages archived")

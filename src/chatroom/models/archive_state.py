@@ -231,7 +231,13 @@ class ArchiveState:
         }
 
     async def _replicated_batch(self, room: str, keys: list[str], args: list) -> list:
-        reply, waited = await node_calls(self._redis).call_then(
+        calls = node_calls(self._redis)
+        if not await calls.replicas_of(keys[0]):
+            # A master without replicas (a Cluster or Sentinel set up without them):
+            # there is no replica to lag behind it, so nothing to wait for.
+            [reply] = await self._each(self._batch, [(keys, args)])
+            return reply
+        reply, waited = await calls.call_then(
             keys[0], self._batch, [*keys, self._keys.sync(room)], args,
             "WAIT", self._replicas, REPLICA_WAIT_MS,
         )  # fmt: skip

@@ -13,6 +13,7 @@ tries again once.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
@@ -30,6 +31,8 @@ _MOVED = (
 MOVED_ATTEMPTS = 4
 #: Each per-node client's pool: the waits are few (strict sends, archiver passes).
 NODE_CONNECTIONS = 16
+#: How long a node's count of replicas (``ROLE``) is trusted before it is read again.
+REPLICAS_TTL_SECONDS = 5.0
 
 
 class NodeCalls:
@@ -38,6 +41,8 @@ class NodeCalls:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._nodes: dict[str, aioredis.Redis] = {}
+        # id of a node's client -> (replicas attached, when read): see ``replicas_of``.
+        self._replicas: dict[int, tuple[int, float]] = {}
 
     def _client_for(self, key: str) -> aioredis.Redis:
         cluster = self._redis
@@ -57,6 +62,18 @@ class NodeCalls:
                 max_connections=NODE_CONNECTIONS,
             )
         return client
+
+    async def replicas_of(self, key: str) -> int:
+        """How many replicas the master holding ``key`` has attached now (``ROLE``, read
+        again after ``REPLICAS_TTL_SECONDS``). A Cluster or Sentinel master may run
+        without any: a ``WAIT`` for one would then time out on every call."""
+        client = self._client_for(key)
+        count, read_at = self._replicas.get(id(client), (0, -REPLICAS_TTL_SECONDS))
+        if time.monotonic() - read_at >= REPLICAS_TTL_SECONDS:
+            role = await client.execute_command("ROLE")
+            count = len(role[2]) if role and role[0] in (b"master", "master") else 0
+            self._replicas[id(client)] = (count, time.monotonic())
+        return count
 
     async def call_then(
         self, key: str, script: AsyncScript, keys: list, args: list, *command: object
