@@ -93,10 +93,16 @@ def worker_processes(server_pid: int) -> list:
     """chatroom's serving processes: the forked workers, or the server itself with one
     (not the archiver child that serve starts by default: it serves no socket)."""
     root = psutil.Process(server_pid)
-    workers = [
-        p for p in root.children() if "python" in p.name().lower() and "archive" not in p.cmdline()
-    ]
+    workers = [p for p in root.children() if _serving(p)]
     return workers or [root]
+
+
+def _serving(proc) -> bool:
+    """A worker of serve (not its archiver child, not a process that just exited)."""
+    try:
+        return "python" in proc.name().lower() and "archive" not in proc.cmdline()
+    except psutil.Error:
+        return False
 
 
 def socket_owners(server_pid: int, server_port: int) -> dict[int, int]:

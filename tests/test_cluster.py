@@ -13,7 +13,7 @@ import redis
 from chatroom.config import ConfigError
 from chatroom.models.archive import ArchivedMessage
 from chatroom.models.keys import RedisKeys
-from chatroom.storage import make_redis, strict_durability_wait
+from chatroom.storage import MAX_CONNECTIONS, close_redis, make_redis, strict_durability_wait
 from tests.conftest import RunningServer
 from tests.failover_load import acked_texts, sending, serve
 from tests.processes import until
@@ -233,3 +233,14 @@ async def test_a_cluster_without_replicas_archives(cluster, two_hosts):
         return await asyncio.to_thread(archived) == [1, 2, 3, 4, 5]
 
     await until(all_archived, timeout=15, what="the room's 5 messages archived")
+
+
+async def test_a_burst_past_the_pool_waits_instead_of_failing(cluster):
+    # redis-py's async cluster pools raise MaxConnectionsError past max_connections: a
+    # burst of joins on one process answered `unavailable`. chatroom's client waits.
+    client = make_redis(flushed(cluster))
+    try:
+        burst = [client.blpop([f"{{burst}}:{i}"], timeout=0.3) for i in range(MAX_CONNECTIONS * 2)]
+        assert await asyncio.gather(*burst) == [None] * (MAX_CONNECTIONS * 2)
+    finally:
+        await close_redis(client)

@@ -23,7 +23,7 @@ from chatroom.controllers import BlockingRunner
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
-from chatroom.storage import initialise_database, make_redis, running_server_redis
+from chatroom.storage import close_redis, initialise_database, make_redis, running_server_redis
 from chatroom.views.metrics import make_metrics_app
 from chatroom.wiring import build_controllers
 
@@ -70,7 +70,11 @@ async def _archive_until_signal(config: Config, redis_url: str) -> None:
     metrics_http = None
     if config.metrics_port:
         metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(controllers.metrics))
-        metrics_http.listen(config.metrics_port, config.metrics_host)
+        try:
+            metrics_http.listen(config.metrics_port, config.metrics_host)
+        except OSError as exc:  # archiving matters more than its metrics: go on without
+            log.warning("archiver metrics not served on port %d: %s", config.metrics_port, exc)
+            metrics_http = None
     task = asyncio.create_task(archive.run(), name="chatroom-archiver")
 
     def stop() -> None:
@@ -88,8 +92,7 @@ async def _archive_until_signal(config: Config, redis_url: str) -> None:
         log.info("archiver stopping (pid %d)", os.getpid())
         if metrics_http is not None:
             metrics_http.stop()
-        await redis.aclose()
-        await redis.connection_pool.disconnect()
+        await close_redis(redis)  # a Cluster's client has no single connection pool
         run_blocking.shutdown()
         controllers.shutdown()
         database.close()

@@ -9,6 +9,7 @@ all open storage through these functions.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
@@ -118,8 +119,27 @@ def _sentinel_client(target: RedisTarget) -> aioredis.Redis:
     return client
 
 
+class WaitingRedisCluster(aiocluster.RedisCluster):
+    """redis-py's asyncio RedisCluster whose commands wait for a free connection.
+
+    Its per-node pools raise ``MaxConnectionsError`` past ``max_connections`` instead
+    of waiting (the one-node client has ``BlockingConnectionPool``; the cluster has no
+    such option): a burst of joins on one process failed with ``unavailable``. At
+    most ``max_connections`` commands of this client are in flight, so no node's pool
+    runs out; the others wait their turn.
+    """
+
+    def __init__(self, *args, max_connections: int, **kwargs) -> None:
+        super().__init__(*args, max_connections=max_connections, **kwargs)
+        self._in_flight = asyncio.Semaphore(max_connections)
+
+    async def execute_command(self, *args, **kwargs):
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
 def _cluster_client(target: RedisTarget) -> aiocluster.RedisCluster:
-    return aiocluster.RedisCluster(
+    return WaitingRedisCluster(
         startup_nodes=[aiocluster.ClusterNode(host, port) for host, port in target.nodes],
         username=target.username,
         password=target.password,
