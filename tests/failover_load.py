@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,31 @@ async def serve(config, url: str, secret: str, wait=None) -> RunningServer:
     server = ChatServer(config.replace(port=port, redis_url=url), url, secret, wait)
     await server.start(sockets)
     return RunningServer(server, port)
+
+
+async def stop_hosts(hosts: list[RunningServer]) -> None:
+    """Close each host's test clients, then stop the host."""
+    for host in hosts:
+        for client in host.clients:
+            client.close()
+        await host.server.stop()
+
+
+@contextlib.asynccontextmanager
+async def strict_hosts(
+    database, url: str, wait
+) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two chatroom processes on ``url`` with ``--durability strict`` (``wait``: the
+    durability wait) and limits out of the tests' way; stopped on exit."""
+    config = database.replace(
+        send_burst=100_000, auth_burst=100_000, history_size=2000, durability="strict"
+    )
+    secret = secrets.token_urlsafe(32)
+    hosts = [await serve(config, url, secret, wait) for _ in range(2)]
+    try:
+        yield hosts[0], hosts[1]
+    finally:
+        await stop_hosts(hosts)
 
 
 class Sender:

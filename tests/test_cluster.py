@@ -15,7 +15,7 @@ from chatroom.models.archive import ArchivedMessage
 from chatroom.models.keys import RedisKeys
 from chatroom.storage import MAX_CONNECTIONS, close_redis, make_redis, strict_durability_wait
 from tests.conftest import RunningServer
-from tests.failover_load import acked_texts, sending, serve
+from tests.failover_load import acked_texts, sending, serve, stop_hosts
 from tests.processes import until
 from tests.redis_topologies import cluster_topology
 
@@ -51,13 +51,6 @@ async def start_hosts(database, url: str, count: int = 2, **changes) -> list[Run
     )
     secret = secrets.token_urlsafe(32)
     return [await serve(config, url, secret) for _ in range(count)]
-
-
-async def stop_hosts(hosts: list[RunningServer]) -> None:
-    for host in hosts:
-        for client in host.clients:
-            client.close()
-        await host.server.stop()
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ message is lost or stored twice."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import pytest
 
 from chatroom.models.keys import RedisKeys
 from chatroom.storage import strict_durability_wait
-from tests.failover_load import sends_through_failover, serve
+from tests.failover_load import sends_through_failover, strict_hosts
 from tests.redis_topologies import cluster_topology
 
 pytestmark = pytest.mark.timeout(90)
@@ -30,13 +29,7 @@ async def test_strict_waits_on_the_rooms_node_and_a_master_fails_over(tmp_path, 
         url = cluster.url
         wait = strict_durability_wait(url)  # Redis 7.0, appendfsync always: WAIT 1
         assert wait is not None and wait.replicas == 1 and not wait.waitaof
-        config = database.replace(
-            send_burst=100_000, auth_burst=100_000, history_size=2000, durability="strict"
-        )
-        secret = secrets.token_urlsafe(32)
-        one = await serve(config, url, secret, wait)
-        two = await serve(config, url, secret, wait)
-        try:
+        async with strict_hosts(database, url, wait) as (one, two):
             alice = await one.client("alice")
             bob = await two.client("bob")
             key = RedisKeys().seq("lobby")
@@ -61,8 +54,3 @@ async def test_strict_waits_on_the_rooms_node_and_a_master_fails_over(tmp_path, 
             run = await sends_through_failover([alice, bob], fail, one.server.controllers)
             with capsys.disabled():
                 print(f"\n[cluster] a master killed: {run.summary()}")
-        finally:
-            for running in (one, two):
-                for client in running.clients:
-                    client.close()
-                await running.server.stop()

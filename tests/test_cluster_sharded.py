@@ -15,8 +15,9 @@ from chatroom.controllers import room_channels
 from chatroom.models.keys import RedisKeys
 from chatroom.models.room_channels import ShardSubscriptions, Subscribed
 from chatroom.storage import check_sharded_pubsub
+from tests.failover_load import stop_hosts
 from tests.redis_topologies import cluster_topology, wait_for
-from tests.test_cluster import flushed, start_hosts, stop_hosts
+from tests.test_cluster import flushed, start_hosts
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -15,9 +15,8 @@ import pytest
 
 from chatroom.models.keys import RedisKeys
 from chatroom.storage import strict_durability_wait
-from tests.failover_load import Sender, serve
+from tests.failover_load import Sender, serve, stop_hosts
 from tests.redis_topologies import cluster_topology, wait_for
-from tests.test_cluster import stop_hosts
 from tests.test_cluster_sharded import subscribers
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,7 +13,7 @@ import pytest
 
 from chatroom.config import ConfigError
 from chatroom.storage import strict_durability_wait
-from tests.failover_load import sends_through_failover, serve
+from tests.failover_load import sends_through_failover, serve, strict_hosts
 from tests.redis_topologies import sentinel_topology
 
 pytestmark = pytest.mark.timeout(90)
@@ -39,13 +39,7 @@ async def test_a_master_killed_under_load(two_replicas, database, capsys):
     url = sentinels.url
     wait = strict_durability_wait(url)  # Redis 7.0 with appendfsync always: WAIT 1
     assert wait is not None and wait.replicas == 1
-    config = database.replace(
-        send_burst=100_000, auth_burst=100_000, history_size=2000, durability="strict"
-    )
-    secret = secrets.token_urlsafe(32)
-    one = await serve(config, url, secret, wait)
-    two = await serve(config, url, secret, wait)
-    try:
+    async with strict_hosts(database, url, wait) as (one, two):
         alice = await one.client("alice")
         bob = await two.client("bob")
         carol = await two.client("carol")  # only listens, on the other process
@@ -63,11 +57,6 @@ async def test_a_master_killed_under_load(two_replicas, database, capsys):
         await carol.next("message", client_id="final", timeout=10)
         with capsys.disabled():
             print(f"\n[sentinel] {run.summary()}")
-    finally:
-        for running in (one, two):
-            for client in running.clients:
-                client.close()
-            await running.server.stop()
 
 
 async def test_strict_acknowledges_only_what_a_replica_has(sentinels, database):
