@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from benchmarks.servers import is_archiver
+
 try:
     import psutil
 except ImportError:  # the cost scenario needs it; benchmarks.run says so
@@ -100,7 +102,7 @@ def worker_processes(server_pid: int) -> list:
 def _serving(proc) -> bool:
     """A worker of serve (not its archiver child, not a process that just exited)."""
     try:
-        return "python" in proc.name().lower() and "archive" not in proc.cmdline()
+        return "python" in proc.name().lower() and not is_archiver(proc)
     except psutil.Error:
         return False
 

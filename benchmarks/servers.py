@@ -210,8 +210,19 @@ def unpin_archiver(server: Server) -> None:
         return
     with contextlib.suppress(psutil.Error, OSError):
         for child in psutil.Process(server.pid).children(recursive=True):
-            if "archive" in child.cmdline():
+            if is_archiver(child):
                 os.sched_setaffinity(child.pid, range(os.cpu_count() or 1))
+
+
+def is_archiver(proc) -> bool:
+    """Whether a ``psutil.Process`` of serve's tree is its archiver child (``python -m
+    chatroom archive``); False for a process that has just exited."""
+    import psutil  # only called with a psutil.Process
+
+    try:
+        return "archive" in proc.cmdline()
+    except psutil.Error:  # gone, a zombie
+        return False
 
 
 #: The baselines: kind -> (module, the protocol the generator speaks to it).
