@@ -27,6 +27,7 @@ from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.fdlimit import check_open_files
 from chatroom.models import open_database
+from chatroom.models.archive_locks import ARCHIVER_LOCK, RETENTION_LOCK
 from chatroom.models.keys import RedisKeys
 from chatroom.models.messages import DurabilityWait
 from chatroom.storage import (
@@ -244,7 +245,7 @@ def release_stale_locks(redis_url: str, prefix: str) -> None:
     this the new archiver would wait for the lock to expire (15 s) before copying."""
     keys = RedisKeys(prefix)
     with redis.Redis.from_url(redis_url) as client:
-        client.delete(keys.archive_lock("archiver"), keys.archive_lock("retention"))
+        client.delete(keys.archive_lock(ARCHIVER_LOCK), keys.archive_lock(RETENTION_LOCK))
 
 
 def serve(config: Config, echo=print) -> int:

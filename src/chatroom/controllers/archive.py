@@ -40,7 +40,7 @@ from chatroom.metrics import Metrics
 from chatroom.models import MessageRepository, Room
 from chatroom.models import archive as store
 from chatroom.models.archive_insert import store_rooms
-from chatroom.models.archive_locks import ArchiveLocks
+from chatroom.models.archive_locks import ARCHIVER_LOCK, RETENTION_LOCK, ArchiveLocks
 from chatroom.models.archive_state import ArchiveState
 
 if TYPE_CHECKING:
@@ -118,7 +118,9 @@ class ArchiveController(ArchiveReader):
         try:
             while not self._stopping:
                 try:
-                    if archive and await self._locks.acquire("archiver", token, ARCHIVER_LOCK_MS):
+                    if archive and await self._locks.acquire(
+                        ARCHIVER_LOCK, token, ARCHIVER_LOCK_MS
+                    ):
                         await self.archive_once()
                     else:
                         await self.measure_lag()
@@ -138,7 +140,7 @@ class ArchiveController(ArchiveReader):
             # Bounded: with Redis hung, shutdown must not wait for it (the lock
             # expires by itself after ARCHIVER_LOCK_MS).
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(self._locks.release("archiver", token), 1.0)
+                await asyncio.wait_for(self._locks.release(ARCHIVER_LOCK, token), 1.0)
 
     def stop(self) -> None:
         """End ``run`` after the batches in hand are committed and their watermarks
@@ -234,7 +236,7 @@ class ArchiveController(ArchiveReader):
     async def _still_ours(self) -> bool:
         """Extend the archiver lock during a long pass; False if another process holds it."""
         token = self._token
-        return token is None or await self._locks.acquire("archiver", token, ARCHIVER_LOCK_MS)
+        return token is None or await self._locks.acquire(ARCHIVER_LOCK, token, ARCHIVER_LOCK_MS)
 
     async def measure_lag(self, rooms: list[str] | None = None) -> ArchiveLag:
         """How many messages wait for the archive, and the age of the oldest of them
@@ -284,7 +286,9 @@ class ArchiveController(ArchiveReader):
         if not self._retention_days:
             return 0
         token = ArchiveLocks.new_token()
-        if not await self._locks.acquire("retention", token, int(RETENTION_INTERVAL_SECONDS * 900)):
+        if not await self._locks.acquire(
+            RETENTION_LOCK, token, int(RETENTION_INTERVAL_SECONDS * 900)
+        ):
             return 0
         cutoff = (now or time.time()) - self._retention_days * 86400
         deleted = 0

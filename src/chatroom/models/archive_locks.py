@@ -11,6 +11,10 @@ import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
 
+#: The locks: who archives, and who applies retention.
+ARCHIVER_LOCK = "archiver"
+RETENTION_LOCK = "retention"
+
 # Extend (ARGV[2] ms) or release (ARGV[2] = 0) a lock only its holder's token opens.
 _LOCK_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -24,7 +28,7 @@ return 1
 
 
 class ArchiveLocks:
-    """Named locks with an expiry (``archiver``, ``retention``), held by a token."""
+    """Named locks with an expiry (``ARCHIVER_LOCK``, ``RETENTION_LOCK``), held by a token."""
 
     def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
         self._redis = redis
