@@ -130,11 +130,10 @@ def bound_database() -> peewee.Database:
 
 
 def write_transaction():
-    """A transaction that takes the write lock at once (SQLite: no upgrade deadlock)."""
-    db = bound_database()
-    if isinstance(db, peewee.SqliteDatabase):
-        return db.atomic("IMMEDIATE")
-    return db.atomic()
+    """A transaction of the archive's writes. On SQLite it takes the write lock at once
+    (no upgrade deadlock): every SQLite transaction does, ``open_database`` opens it
+    with ``lock_type="IMMEDIATE"``."""
+    return bound_database().atomic()
 
 
 def newest_archived_id(room_id: int) -> int:
