@@ -50,6 +50,9 @@ DURABILITY_LEVELS = ("fast", "strict")
 #: [issue 16] sharded: in a Redis Cluster each room's events go on its own shard
 #: channel; classic: every event on one channel (docs/redis.md, "The event bus in a Cluster").
 CLUSTER_PUBSUB_MODES = ("sharded", "classic")
+#: [issue 17] rooms: with one Redis or Sentinel each room's events go on its own
+#: channel; one: every event on one channel (docs/redis.md, "Per-room channels").
+PUBSUB_CHANNEL_MODES = ("rooms", "one")
 #: text: one human-readable line per event; json: one JSON object per line.
 LOG_FORMATS = ("text", "json")
 #: open: anyone may register; invite: registering needs an invite code; closed: only
@@ -108,6 +111,13 @@ class Config:
         help="With redis+cluster://: sharded: each room's events on its own shard channel, "
         "only to the hosts with a member in it (Redis >= 7); classic: every event to every "
         "host. Every host of a chat must use the same.",
+    )
+    pubsub_channels: str = setting(
+        "rooms",
+        choices=PUBSUB_CHANNEL_MODES,
+        help="With one Redis or Sentinel: rooms: each room's events on its own channel, "
+        "received only by the processes with a member in it; one: every event to every "
+        "process. Every process of a chat must use the same.",
     )
     history_size: int = setting(100, min=1, max=MAX_HISTORY_SIZE, help="Messages kept per room.")
     processes: int = setting(1, min=0, help="Worker processes; 0: one per CPU.")
@@ -352,6 +362,15 @@ class Config:
             self.cluster_pubsub == "sharded"
             and url is not None
             and parse_redis_url(url).kind == "cluster"
+        )
+
+    @property
+    def room_pubsub(self) -> bool:
+        """[issue 17] Whether rooms' events go on classic channels of their own: one Redis
+        (embedded or not) or Sentinel with ``pubsub_channels`` rooms."""
+        url = self.redis_url
+        return self.pubsub_channels == "rooms" and (
+            url is None or parse_redis_url(url).kind != "cluster"
         )
 
     @property

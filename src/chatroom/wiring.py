@@ -127,7 +127,12 @@ class ControllerGraph:
 
     @cached_property
     def events(self) -> EventBus:
-        return EventBus(self.redis, self.keys, sharded=self.config.sharded_pubsub)
+        return EventBus(
+            self.redis,
+            self.keys,
+            sharded=self.config.sharded_pubsub,
+            per_room=self.config.room_pubsub,
+        )
 
     @cached_property
     def messages(self) -> MessageRepository:

@@ -151,7 +151,7 @@ class ChatEnv:
     async def sync(self, room: str, *conns: RecordingConnection) -> None:
         """Wait until every event published to ``room`` so far has reached ``conns``.
 
-        Publishes a marker on the one event channel; Redis delivers in order, so
+        Publishes a marker on the room's event channel; Redis delivers in order, so
         once a connection has the marker it has everything published before it.
         """
         marker = orjson.dumps({"type": "barrier", "n": next(_barriers)})
@@ -169,10 +169,13 @@ async def make_env(db: peewee.Database, config: Config) -> AsyncIterator[Callabl
         history_size: int = 100,
         limits: SendLimits | None = None,
         presence: type[PresenceRepository] = PresenceRepository,
+        **settings: Any,
     ) -> ChatEnv:
-        """``presence`` may be a subclass of the real repository (e.g. one that pauses)."""
+        """``presence`` may be a subclass of the real repository (e.g. one that pauses);
+        ``settings``: other ``Config`` fields."""
         limits = limits or SendLimits()
         changes = {
+            **settings,
             "db_threads": 4,
             "history_size": history_size,
             "max_message_chars": limits.max_chars,

@@ -6,10 +6,11 @@ the newest message id it has seen per room, recovers from the history what the
 subscription missed (after a reconnect, or a gap in the ids: ``room_recovery.py``),
 and each ``Subscription`` drops what it already has.
 
-[issue 16] In a Redis Cluster with sharded pub/sub, rooms' events come on their own
-shard channels, subscribed while a room has local subscribers (``RoomChannels``,
-in ``controllers/room_channels.py``); the classic channel then carries the control
-events only.
+[issue 16, 17] Where rooms' events come on channels of their own (shard channels in a
+Redis Cluster, classic ones on one Redis: ``--pubsub-channels rooms``), a room's
+channel is subscribed while it has local subscribers (``RoomChannels``, in
+``controllers/room_channels.py``); the one channel then carries the control events
+only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from chatroom.models import MessageRepository, PresenceRepository
 from chatroom.models.epochs import EPOCH_FRAME_PREFIX
 from chatroom.models.events import CONTROL_ROOM, Event
 from chatroom.models.room_channels import ShardSubscriptions
+from chatroom.models.room_subscriptions import RoomSubscriptions
 
 # The live chat's log lines keep the logger name they had when chat.py held them all,
 # so that logging set up for it (and its tests) still sees them.
@@ -88,10 +90,13 @@ class FanoutHub(RoomRecovery):
         self._on_control = on_control
         self._out_messages = metrics.frames_out.labels("message")
         self._metrics = metrics
-        #: [issue 16] The rooms' shard channels (a Cluster with sharded pub/sub), or None.
+        #: The rooms' own channels: [issue 16] shard channels in a Cluster, [issue 17]
+        #: classic ones on one Redis; None when every event comes on the one channel.
         self.channels: RoomChannels | None = None
         if messages.events.sharded:
             self.channels = RoomChannels(ShardSubscriptions(messages.events), metrics)
+        elif messages.events.per_room:
+            self.channels = RoomChannels(RoomSubscriptions(messages.events), metrics)
         self.listening = asyncio.Event()
         #: [issue 13] Awaited each time the subscription is confirmed, before catching up.
         self.on_subscribed: Callable[[], Awaitable[None]] | None = None
@@ -186,7 +191,7 @@ class FanoutHub(RoomRecovery):
         (self._out_messages if event.message_id else self._out_events).inc(len(subs))
 
     async def run_listener(self) -> None:
-        """Hold this process's one Redis subscription (and [issue 16] the rooms' shard
+        """Hold this process's one Redis subscription (and [issue 16, 17] the rooms' own
         channels); reconnect with backoff forever.
 
         The backoff is the sends' own (``redis_outage``): when Redis is back, live

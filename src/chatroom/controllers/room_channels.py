@@ -1,5 +1,7 @@
-"""[issue 16] The hub's rooms on sharded pub/sub (a Redis Cluster): which rooms' shard
-channels this process subscribes to, and the listener that reads them.
+"""[issue 16, 17] The hub's rooms on channels of their own: which rooms' channels this
+process subscribes to, and the listener that reads them — shard channels in a Redis
+Cluster (``models.room_channels``), classic channels on one Redis or a Sentinel's
+master (``models.room_subscriptions``).
 
 ``FanoutHub`` opens a room's channel when the room gets its first local subscriber
 and closes it when the last one leaves (``LINGER_SECONDS`` later, so that a page
@@ -22,7 +24,9 @@ from chatroom.controllers.errors import UnavailableError
 from chatroom.controllers.redis_outage import REDIS_DOWN, Resubscribe
 from chatroom.metrics import Metrics
 from chatroom.models.events import Event
-from chatroom.models.room_channels import ShardSubscriptions, Subscribed
+from chatroom.models.room_channels import ShardSubscriptions
+from chatroom.models.room_subscriptions import RoomSubscriptions
+from chatroom.models.wanted_rooms import Subscribed
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,11 @@ READY_TIMEOUT_SECONDS = 5.0
 
 
 class RoomChannels:
-    """The shard channels of the rooms with local subscribers, and their listener."""
+    """The channels of the rooms with local subscribers, and their listener."""
 
     def __init__(
         self,
-        subscriptions: ShardSubscriptions,
+        subscriptions: ShardSubscriptions | RoomSubscriptions,
         metrics: Metrics,
         linger: float | None = None,
     ) -> None:

@@ -6,11 +6,13 @@ send script (``models.messages``) publishes stored messages itself, inside its
 one round trip; it builds the envelope from ``EventBus.message_envelope`` and
 publishes on ``EventBus.room_channel``, so the format is written here only.
 
-With one Redis or Sentinel every event goes on one channel that every process
+[issue 17] With one Redis or Sentinel (``--pubsub-channels rooms``, the default)
+a room's events go with ``PUBLISH`` on the room's own channel, which only the
+processes with a member in the room subscribe to (``models.room_subscriptions``);
+with ``--pubsub-channels one`` every event goes on one channel that every process
 listens to. [issue 16] In a Cluster (``--cluster-pubsub sharded``, the default) a
-room's events go with ``SPUBLISH`` on the room's own shard channel, in its slot,
-which only the processes with a member in the room subscribe to
-(``models.room_channels``); control events stay on the one classic channel.
+room's events go with ``SPUBLISH`` on the room's own shard channel, in its slot
+(``models.room_channels``). Control events always go on the one classic channel.
 """
 
 from __future__ import annotations
@@ -82,14 +84,24 @@ class EventBus:
     """Publishes events to every process and delivers them to this one's listener.
 
     ``sharded`` (issue 16, a Cluster only): rooms' events go on their shard channels.
+    ``per_room`` (issue 17, one Redis or Sentinel): rooms' events go on their own
+    channels, with ``PUBLISH``; the one channel carries the control events only.
     """
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys, sharded: bool = False) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: RedisKeys,
+        sharded: bool = False,
+        per_room: bool = False,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._channel = keys.events()
         self._access_version = keys.access_version()
         self.sharded = sharded
+        #: Whether each room's events have a channel of their own (sharded or not).
+        self.per_room = per_room or sharded
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -98,12 +110,12 @@ class EventBus:
 
     @property
     def channel(self) -> str:
-        """The classic channel: every event, or (sharded) the control events only."""
+        """The one channel: every event, or (per room) the control events only."""
         return self._channel
 
     def room_channel(self, room: str) -> str:
         """The channel ``room``'s events go on (a Lua script that publishes uses this one)."""
-        return self._keys.room_events(room) if self.sharded else self._channel
+        return self._keys.room_events(room) if self.per_room else self._channel
 
     def script(self, lua: str) -> str:
         """A script that publishes a room's event, as this bus publishes: with
@@ -122,7 +134,7 @@ class EventBus:
         if self.sharded:
             await self._redis.spublish(self._keys.room_events(room), envelope)
         else:
-            await self._redis.publish(self._channel, envelope)
+            await self._redis.publish(self.room_channel(room), envelope)
 
     async def publish_control(self, action: str, **fields: object) -> None:
         """Tell every process about an operator's change (``room_deleted``, ``user_disabled``).

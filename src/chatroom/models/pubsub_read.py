@@ -7,9 +7,9 @@ each message (the health check, the retry wrapper, a timeout context that arms
 and cancels a timer, the push handler, a dict per message; measured by
 ``benchmarks/receive_cost.py``, see docs/performance.md, "Cost per process").
 
-``payloads`` reads the subscribed connection's socket stream itself and feeds
+``replies`` reads the subscribed connection's socket stream itself and feeds
 redis-py's own hiredis reader, then takes every reply that one read brought in,
-with no await between them; it yields each message's payload. It needs the
+with no await between them; ``payloads`` keeps each message's payload of them. It needs the
 hiredis parser (``redis[hiredis]``, a dependency) and the attributes it has in
 redis-py 8; anywhere else (the pure-Python parser, a connection with health
 checks, another redis-py) it reads with ``get_message`` as before.
@@ -41,10 +41,20 @@ async def payloads(pubsub, kind: bytes = b"message") -> AsyncIterator[bytes]:
     Call it once the subscription is confirmed; other replies (subscribe
     confirmations, pongs) are skipped.
     """
+    async for reply in replies(pubsub):
+        # A message is [kind, channel, payload] (a RESP3 push is a list too).
+        if len(reply) == 3 and reply[0] == kind:
+            yield reply[2]
+
+
+async def replies(pubsub) -> AsyncIterator[list]:
+    """Every pub/sub reply that arrives on ``pubsub``'s connection, as redis-py's parser
+    gives it (a list: ``[b"message", channel, payload]``, ``[b"subscribe", channel,
+    count]``, ...), until the connection fails."""
     source = _hiredis_source(pubsub)
     if source is None:
-        async for payload in _by_get_message(pubsub, kind):
-            yield payload
+        async for reply in _by_get_message(pubsub):
+            yield reply
         return
     reader, stream = source
     while True:
@@ -54,10 +64,8 @@ async def payloads(pubsub, kind: bytes = b"message") -> AsyncIterator[bytes]:
             if not data:
                 raise RedisConnectionError("Connection closed by server.")
             reader.feed(data)
-            continue
-        # A message is [kind, channel, payload] (a RESP3 push is a list too).
-        if isinstance(reply, list) and len(reply) == 3 and reply[0] == kind:
-            yield reply[2]
+        elif isinstance(reply, list):
+            yield reply
 
 
 def _hiredis_source(pubsub):
@@ -75,9 +83,13 @@ def _hiredis_source(pubsub):
     return reader, stream
 
 
-async def _by_get_message(pubsub, kind: bytes) -> AsyncIterator[bytes]:
-    name = kind.decode()
+async def _by_get_message(pubsub) -> AsyncIterator[list]:
     while True:
-        reply = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-        if reply is not None and reply["type"] == name:
-            yield reply["data"]
+        reply = await pubsub.get_message(timeout=30.0)
+        if reply is not None:
+            channel, data = reply["channel"], reply["data"]
+            yield [
+                reply["type"].encode(),
+                channel.encode() if isinstance(channel, str) else channel,
+                data,
+            ]

@@ -42,6 +42,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from chatroom.models.events import Event, EventBus, decode_envelope
+from chatroom.models.wanted_rooms import Subscribed, WantedRooms
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,6 @@ RETRY_FIRST_SECONDS = 0.05
 RETRY_MAX_SECONDS = 1.0
 #: A connection that read nothing this long is pinged, so a dead one fails.
 IDLE_SECONDS = 15.0
-
-
-@dataclass(frozen=True)
-class Subscribed:
-    """Redis confirmed ``room``'s subscription; ``again``: after it was lost."""
-
-    room: str
-    again: bool
 
 
 @dataclass(eq=False)
@@ -82,54 +75,24 @@ class _Link:
     reader: asyncio.Task | None = None
 
 
-class ShardSubscriptions:
+class ShardSubscriptions(WantedRooms):
     """The shard channels of the rooms this process wants, kept subscribed on the
     node of each room's slot through failovers and slot migrations."""
 
     def __init__(self, events: EventBus) -> None:
+        super().__init__()
         cluster = events.redis
         assert isinstance(cluster, aiocluster.RedisCluster), "sharded pub/sub needs a Cluster"
         self._cluster = cluster
         self._events = events
-        self._wanted: set[str] = set()
-        #: Each subscribed room's state (wanted, or still to be unsubscribed): set while
-        #: its subscription is confirmed.
-        self._live: dict[str, asyncio.Event] = {}
-        #: Rooms confirmed at least once since they were wanted (a later one is "again").
-        self._confirmed: set[str] = set()
         self._placed: dict[str, _Link] = {}
         self._links: dict[str, _Link] = {}
         self._rooms_of: dict[bytes, str] = {}
         self._queue: asyncio.Queue[Event | Subscribed] = asyncio.Queue(QUEUE_SIZE)
-        self._dirty = asyncio.Event()
         self._refresh = False
         self._delay = RETRY_FIRST_SECONDS
 
-    # -- what the listener asks for --------------------------------------------
-
-    def want(self, room: str) -> None:
-        """Subscribe to ``room``'s channel (in the background; ``ready`` waits for it)."""
-        if room not in self._wanted:
-            self._wanted.add(room)
-            # Wanted again before it was unsubscribed: its subscription holds on.
-            self._live.setdefault(room, asyncio.Event())
-            self._dirty.set()
-
-    def unwant(self, room: str) -> None:
-        """Unsubscribe from ``room``'s channel (in the background)."""
-        if room in self._wanted:
-            self._wanted.discard(room)
-            self._dirty.set()
-
-    async def ready(self, room: str) -> None:
-        """Wait until ``room``'s subscription is confirmed (at once when it is)."""
-        live = self._live.get(room)
-        if live is not None:
-            await live.wait()
-
-    def subscribed(self) -> set[str]:
-        """The rooms whose subscription is confirmed now."""
-        return {room for room, live in self._live.items() if live.is_set()}
+    # -- what the listener reads ------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[AsyncIterator[Event | Subscribed]]:
@@ -144,11 +107,7 @@ class ShardSubscriptions:
         try:
             yield self._stream()
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            for live in self._live.values():
-                live.clear()
+            await self._stop(keeper)
             for link in list(self._links.values()):
                 await self._close(link)
             self._placed.clear()
@@ -298,14 +257,11 @@ class ShardSubscriptions:
             link.asked[room] -= 1
             if link.asked[room] > 0 or self._placed.get(room) is not link:
                 return  # an earlier SSUBSCRIBE's answer, or no longer wanted here
-            live = self._live.get(room)
-            if live is None or live.is_set():
+            confirmed = self._confirm(room)
+            if confirmed is None:
                 return
-            live.set()
             self._delay = RETRY_FIRST_SECONDS
-            again = room in self._confirmed
-            self._confirmed.add(room)
-            await self._queue.put(Subscribed(room, again))
+            await self._queue.put(confirmed)
         elif kind == "sunsubscribe":
             if link.leaving[room] > 0:  # the answer to ours
                 link.leaving[room] -= 1
