@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from chatroom.controllers import SendLimits
-from chatroom.models.events import EventBus
+from chatroom.models.events import Event, EventBus
+from chatroom.models.room_subscriptions import RoomSubscriptions
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,19 +19,32 @@ FAST = SendLimits(burst=100_000, per_second=1000)
 @pytest.fixture
 def dropped(monkeypatch) -> list[bytes]:
     """Events whose frame starts with one of these prefixes are dropped (once each)
-    between Redis and the listener, as a silent reconnect would lose them."""
+    between Redis and the listener, as a silent reconnect would lose them: on the one
+    channel and (issue 17, the default) on the rooms' own channels."""
     prefixes: list[bytes] = []
-    stream = EventBus._stream
+
+    def lost(item) -> bool:
+        if not isinstance(item, Event):
+            return False
+        hit = next((p for p in prefixes if item.frame.startswith(p)), None)
+        if hit is not None:
+            prefixes.remove(hit)
+        return hit is not None
+
+    stream, room_stream = EventBus._stream, RoomSubscriptions._stream
 
     async def lossy(pubsub):
         async for event in stream(pubsub):
-            hit = next((p for p in prefixes if event.frame.startswith(p)), None)
-            if hit is not None:
-                prefixes.remove(hit)
-                continue
-            yield event
+            if not lost(event):
+                yield event
+
+    async def lossy_rooms(self, pubsub):
+        async for item in room_stream(self, pubsub):
+            if not lost(item):
+                yield item
 
     monkeypatch.setattr(EventBus, "_stream", staticmethod(lossy))
+    monkeypatch.setattr(RoomSubscriptions, "_stream", lossy_rooms)
     return prefixes
 
 

@@ -5,6 +5,8 @@ client that stayed connected ends with what a fresh join shows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -62,11 +64,41 @@ async def frames_until(client: ChatClient, marker: str) -> list[dict]:
             return got
 
 
+def hold_subscription(hub, monkeypatch) -> tuple[asyncio.Event, Callable[[], bool]]:
+    """Hold ``hub``'s subscription to the room's events between its connections until
+    the returned gate is set; also returns whether that subscription is up now.
+
+    With one channel that is the hub's listener; with channels per room (issue 17)
+    the rooms' subscriptions (``RoomSubscriptions.running``)."""
+    gate = asyncio.Event()
+    if hub.channels is None:
+        listen = hub._listen
+
+        async def gated(reconnect):
+            await gate.wait()
+            await listen(reconnect)
+
+        monkeypatch.setattr(hub, "_listen", gated)
+        return gate, hub.listening.is_set
+    subscriptions = hub.channels._subscriptions
+    running = subscriptions.running
+
+    @contextlib.asynccontextmanager
+    async def gated_rooms():
+        await gate.wait()
+        async with running() as items:
+            yield items
+
+    monkeypatch.setattr(subscriptions, "running", gated_rooms)
+    return gate, lambda: "lobby" in subscriptions.subscribed()
+
+
+@pytest.mark.parametrize("channels", ["rooms", "one"])
 async def test_changes_missed_while_unsubscribed_are_sent_after_the_resubscribe(
-    app_factory, redis_url, monkeypatch
+    app_factory, redis_url, monkeypatch, channels
 ):
-    first = await app_factory(**FAST)
-    second = await app_factory(**FAST)
+    first = await app_factory(**FAST, pubsub_channels=channels)
+    second = await app_factory(**FAST, pubsub_channels=channels)
     alice = await first.client("alice")
     bob = await second.client("bob")
     ids = [(await posted(alice, f"m{i}"))["id"] for i in range(4)]
@@ -74,26 +106,19 @@ async def test_changes_missed_while_unsubscribed_are_sent_after_the_resubscribe(
         await bob.next("message")
     before = state_of(await fresh(second, "carol"))
 
-    # Hold the second process's listener between its subscriptions while alice changes.
+    # Hold the second process's subscription between its connections while alice changes.
     hub = second.server.chat._hub
-    gate = asyncio.Event()
-    listen = hub._listen
-
-    async def gated(reconnect):
-        await gate.wait()
-        await listen(reconnect)
-
-    monkeypatch.setattr(hub, "_listen", gated)
+    gate, subscribed = hold_subscription(hub, monkeypatch)
     redis = aioredis.from_url(redis_url)
     try:
         await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
     finally:
         await redis.aclose()
     for _ in range(100):
-        if not hub.listening.is_set():
+        if not subscribed():
             break
         await asyncio.sleep(0.05)
-    assert not hub.listening.is_set()
+    assert not subscribed()
 
     edit = {"type": "edit", "room": "lobby", "id": ids[0], "text": "m0!", "client_id": "e"}
     assert (await change(alice, edit))["type"] == "ack"
@@ -108,7 +133,10 @@ async def test_changes_missed_while_unsubscribed_are_sent_after_the_resubscribe(
     await change(alice, {**edit, "id": new["id"], "text": "edited new", "client_id": "e2"})
 
     gate.set()
-    await asyncio.wait_for(hub.listening.wait(), 10)
+    for _ in range(200):
+        if subscribed():
+            break
+        await asyncio.sleep(0.05)
     await posted(alice, "done")
     got = await frames_until(bob, "done")
     kinds = [f["type"] for f in got]
