@@ -98,7 +98,9 @@ class ChatServer:
         self.metrics_http = None
         if config.metrics_port:
             # Each worker of --processes N listens on metrics_port + its index.
-            self.metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(self.metrics))
+            self.metrics_http = tornado.httpserver.HTTPServer(
+                make_metrics_app(self.metrics, controllers.archive)
+            )
             self.metrics_http.listen(config.metrics_port + self.worker_index, config.metrics_host)
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
