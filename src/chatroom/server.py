@@ -105,12 +105,13 @@ class ChatServer:
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
-            # --archiver process/off: only the lag is measured here; the archiver's own
-            # process or `chatroom archive` archives.
-            asyncio.create_task(
-                controllers.archive.run(archive=config.archiver == "on"), name="chatroom-archiver"
-            ),
         ]
+        if config.archiver == "on":
+            # Else (process, off) the archiver's own process or `chatroom archive`
+            # archives, and this one measures the lag only when /metrics or /healthz
+            # asks: no timer that every worker pays for while nobody looks.
+            archiving = controllers.archive.run()
+            self._tasks.append(asyncio.create_task(archiving, name="chatroom-archiver"))
         # Ready means subscribed: nothing acknowledged from now on can be missed here.
         await asyncio.wait_for(self.chat.listening.wait(), timeout=10)
 

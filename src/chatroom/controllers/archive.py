@@ -1,13 +1,14 @@
 """ArchiveController: the background archiver, its lag and retention (SPEC §7).
 
 The archiver copies each room's messages above its watermark from Redis to SQL
-in batches, then raises the watermark. Every process runs the loop; a Redis lock
-with an expiry lets one of them (on any host) do the work at a time, and since
-each batch is inserted idempotently (``INSERT ... ON CONFLICT DO NOTHING`` on
-``(room, id)``) and the watermark only ever rises to an id whose batch is
+in batches, then raises the watermark. Every process that archives runs the loop;
+a Redis lock with an expiry lets one of them (on any host) do the work at a time,
+and since each batch is inserted idempotently (``INSERT ... ON CONFLICT DO NOTHING``
+on ``(room, id)``) and the watermark only ever rises to an id whose batch is
 committed, two archivers at once (a lock that expired under a slow database), a
 process killed mid-batch or a database outage leave neither duplicates nor gaps.
-/metrics and /healthz take the lag from ``fresh_lag``.
+A process that does not archive (``--archiver process`` or ``off``) runs no loop:
+it measures the lag when /metrics or /healthz asks (``fresh_lag``).
 Paging, search, export and import, the reading side, are ``ArchiveReader``
 (controllers/archive_reading.py), which this class extends. See docs/archive.md.
 """
@@ -119,23 +120,21 @@ class ArchiveController(ArchiveReader):
 
     # -- the archiver ---------------------------------------------------------------
 
-    async def run(self, archive: bool = True) -> None:
-        """The loop a process runs until ``stop`` (or cancelled): with ``archive``, it
-        takes part in archiving and retention (one process at a time works, by a lock);
-        without (``--archiver off``), it only measures the lag, for /metrics and /healthz."""
+    async def run(self) -> None:
+        """The loop of a process that archives (``--archiver on``, ``chatroom archive``),
+        until ``stop`` (or cancelled): it takes part in archiving and retention (one
+        process at a time works, by a lock), and measures the lag on every pass."""
         token = self._token = ArchiveLocks.new_token()
         next_retention = 0.0
         self._looping = True
         try:
             while not self._stopping:
                 try:
-                    if archive and await self._locks.acquire(
-                        ARCHIVER_LOCK, token, ARCHIVER_LOCK_MS
-                    ):
+                    if await self._locks.acquire(ARCHIVER_LOCK, token, ARCHIVER_LOCK_MS):
                         await self.archive_once()
                     else:
                         await self.measure_lag()
-                    if archive and self._retention_days and time.monotonic() >= next_retention:
+                    if self._retention_days and time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_INTERVAL_SECONDS
                         await self.retention_once()
                 except asyncio.CancelledError:
