@@ -10,27 +10,14 @@ import asyncio
 import pytest
 
 from chatroom.controllers import archive as archive_module
-from chatroom.controllers.archive import ArchiveController
 from tests.controllers import test_archive
+from tests.helpers import count_measures
 
 # The fixtures of test_archive.py: a database per backend, and the archive's parts.
 archive_db = test_archive.archive_db
 make_archive = test_archive.make_archive
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def count_measures(archive: ArchiveController, monkeypatch) -> list[None]:
-    """Record each call of ``archive.measure_lag`` (the real one runs)."""
-    calls: list[None] = []
-    real = archive.measure_lag
-
-    async def counted(rooms=None):
-        calls.append(None)
-        return await real(rooms)
-
-    monkeypatch.setattr(archive, "measure_lag", counted)
-    return calls
 
 
 async def test_the_lag_is_measured_afresh_once_the_last_measure_is_stale(make_archive, monkeypatch):

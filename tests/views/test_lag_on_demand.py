@@ -10,8 +10,7 @@ import asyncio
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from tests.controllers.test_archive_lag_on_demand import count_measures
-from tests.helpers import body
+from tests.helpers import body, count_measures
 from tests.processes import free_port, metric, until
 
 pytestmark = pytest.mark.timeout(60)
