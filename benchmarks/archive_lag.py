@@ -3,8 +3,9 @@ scenario with lag < 2 s", and the lag under the ramp).
 
 chatroom is started with ``--metrics-port``; a thread polls its first serving
 process's ``/metrics`` once a second for ``chatroom_archive_lag_seconds`` (the age of
-the oldest message in Redis not yet in SQL, which every serving process measures
-from Redis every 0.5 s, whoever archives) and ``chatroom_archive_lag_messages``.
+the oldest message in Redis not yet in SQL, which a serving process measures from
+Redis when scraped, at most every 0.5 s, whoever archives) and
+``chatroom_archive_lag_messages``.
 ``window(a, b)`` summarises the samples between two ``time.monotonic()`` instants
 (a steady run's or a ramp step's send phase): max and p99 of each.
 """

@@ -20,6 +20,11 @@ delivery (every worker process summed), Redis CPU µs per published message
 (``INFO cpu`` user + sys; masters summed, replicas and Sentinels apart), and each
 figure's ratio to the one-process step. With the server pinned to one CPU (a
 2-core machine) these are cost figures, not throughput.
+
+``--cost-rounds R`` runs the list of process counts R times, interleaved (1, 2, 4, 8,
+1, 2, 4, 8, ...), so that a disturbance lands on one round of a count rather than on
+every step of it; the ratios and summary rows then use each count's median over the
+rounds (``cost_report.cost_medians``).
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ from dataclasses import dataclass
 
 from benchmarks import servers
 from benchmarks.cost_redis import (
+    REDIS_CPUS,
     TOPOLOGIES,
     RedisUnderTest,
     psutil,
+    redis_cpu_set,
     socket_owners,
     tree_cpu_seconds,
     worker_processes,
@@ -65,6 +72,10 @@ class CostSettings:
     idle_seconds: float = 3.0
     #: Sockets opened per member needed, so that every worker gets enough.
     pool_factor: float = 1.5
+    #: Times the list of process counts runs, interleaved.
+    rounds: int = 1
+    #: Where the Redis nodes run: ``REDIS_CPUS``.
+    redis_cpus: str = "generator"
 
 
 def parse_processes(text: str) -> tuple[int, ...]:
@@ -73,6 +84,13 @@ def parse_processes(text: str) -> tuple[int, ...]:
     if not counts or min(counts) < 1:
         raise ValueError(f"--cost-processes wants counts >= 1, e.g. 1,2,4,8 (got {text!r})")
     return counts
+
+
+def parse_rounds(text: str) -> int:
+    """``--cost-rounds``: a count >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"--cost-rounds wants a count >= 1 (got {text!r})")
+    return int(text)
 
 
 def add_cost_options(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +108,14 @@ def add_cost_options(parser: argparse.ArgumentParser) -> None:
         "--cost-placement", choices=(*PLACEMENTS, "both"), default="spread",
         help="cost: members on every worker (spread) or all on one worker (one)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cost-rounds", type=parse_rounds, default=1, metavar="R",
+        help="cost: run the process counts R times, interleaved; ratios from the medians",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cost-redis-cpus", choices=REDIS_CPUS, default="generator",
+        help="cost: pin the Redis nodes to the generator's CPUs, the server's, or none (all)",
+    )  # fmt: skip
     parser.add_argument("--cost-rooms", type=int, help="cost: rooms (16)")
     parser.add_argument("--cost-members", type=int, help="cost: sockets a room (12)")
     parser.add_argument("--cost-senders", type=int, help="cost: senders a room (2)")
@@ -103,6 +129,7 @@ def add_cost_options(parser: argparse.ArgumentParser) -> None:
 def cost_settings(args: argparse.Namespace) -> CostSettings:
     placements = PLACEMENTS if args.cost_placement == "both" else (args.cost_placement,)
     cost = CostSettings(args.redis_topology, args.cost_processes, placements)
+    cost.rounds, cost.redis_cpus = args.cost_rounds, args.cost_redis_cpus
     for attr in ("rooms", "members", "senders", "rate", "seconds", "idle_seconds"):
         if getattr(args, f"cost_{attr}") is not None:
             setattr(cost, attr, getattr(args, f"cost_{attr}"))
@@ -165,13 +192,15 @@ def plan(held: dict[int, list[int]], placement: str, s: CostSettings) -> dict:
     return out
 
 
-async def cost_step(bench, redis: RedisUnderTest, s: CostSettings, placement, n, step) -> dict:
+async def cost_step(
+    bench, redis: RedisUnderTest, s: CostSettings, placement, n, step, round_=1
+) -> dict:
     """One process count: start chatroom on the topology, place, join, send, measure."""
     needed = s.rooms * s.members
     pool = max(needed + n, math.ceil(needed * s.pool_factor))
     users = min(pool, bench.s.users_cap)
     extra = ["--redis-url", redis.url, "--redis-prefix", f"cost{step}"]
-    label = f"cost/{s.topology}/{placement} x{n}"
+    label = f"cost/{s.topology}/{placement} x{n}{f' round {round_}' if s.rounds > 1 else ''}"
     async with bench.server("chatroom", users, s.rooms, n, True, extra) as (server, acc, sampler):
         specs = [
             ClientSpec(i, acc["users"][i % users], acc["tokens"][i % users], room_name(0), False)
@@ -225,6 +254,9 @@ async def cost_step(bench, redis: RedisUnderTest, s: CostSettings, placement, n,
             "seconds": s.seconds,
             "chatroom_args": list(servers.CHATROOM_ARGS),
             "pinned": bool(bench.server_cpus),
+            "round": round_,
+            "redis_cpus": s.redis_cpus,
+            "redis_cpu_set": redis.affinity(),
         },
         **setup,
         **stats,
@@ -262,16 +294,18 @@ async def run_cost(bench, s: CostSettings) -> list[dict]:
     """Every placement and process count on one topology; ratios to the one-process step."""
     if psutil is None:
         raise RuntimeError("cost needs psutil: pip install -r benchmarks/requirements.txt")
-    redis = RedisUnderTest(s.topology, bench.workspace.path / f"redis-{s.topology}")
-    bench.log(f"  starting Redis ({s.topology}) ...")
+    cpus = redis_cpu_set(s.redis_cpus, bench.server_cpus, bench.gen_cpus)
+    redis = RedisUnderTest(s.topology, bench.workspace.path / f"redis-{s.topology}", cpus)
+    bench.log(f"  starting Redis ({s.topology}) on CPUs {cpus or 'any'} ({s.redis_cpus}) ...")
     redis.start()
     results: list[dict] = []
     try:
         step = 0
         for placement in s.placements:
-            for n in s.processes:
-                step += 1
-                results.append(await cost_step(bench, redis, s, placement, n, step))
+            for round_ in range(1, s.rounds + 1):
+                for n in s.processes:
+                    step += 1
+                    results.append(await cost_step(bench, redis, s, placement, n, step, round_))
     finally:
         redis.stop()
     add_ratios(results)

@@ -6,6 +6,9 @@ process holds which client socket.
 
 The nodes are separate processes (not chatroom's embedded Redis), so their CPU
 is read apart from the server's: masters, replicas and Sentinels each summed.
+They run pinned (``--cost-redis-cpus``): beside the load generator by default, so
+the server's CPUs hold only chatroom's processes and a node does not move between
+the server's core and the generator's from one step to the next.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ except ImportError:  # the cost scenario needs it; benchmarks.run says so
     psutil = None
 
 TOPOLOGIES = ("single", "sentinel", "cluster")
+#: ``--cost-redis-cpus``: the generator's CPUs, the server's, or any (unpinned).
+REDIS_CPUS = ("generator", "server", "all")
+
+
+def redis_cpu_set(
+    choice: str, server_cpus: list[int] | None, gen_cpus: list[int] | None
+) -> list[int] | None:
+    """The CPUs the Redis nodes are pinned to for ``--cost-redis-cpus CHOICE``; None for
+    any CPU (``all``, or a benchmark that pins nothing: ``--no-pin``, one CPU)."""
+    if choice not in REDIS_CPUS:
+        raise ValueError(f"unknown --cost-redis-cpus {choice!r}: one of {', '.join(REDIS_CPUS)}")
+    cpus = {"generator": gen_cpus, "server": server_cpus, "all": None}[choice]
+    return sorted(cpus) if cpus else None
 
 
 def node_cpu_seconds(node) -> float:
@@ -34,11 +50,13 @@ def node_cpu_seconds(node) -> float:
 class RedisUnderTest:
     """One Redis topology for a whole ``cost`` run: every step uses its own key prefix."""
 
-    def __init__(self, kind: str, root: Path | None = None) -> None:
+    def __init__(self, kind: str, root: Path | None = None, cpus: list[int] | None = None) -> None:
         if kind not in TOPOLOGIES:
             raise ValueError(f"unknown Redis topology {kind!r}: one of {', '.join(TOPOLOGIES)}")
         self.kind = kind
         self.root = root or Path(tempfile.mkdtemp(prefix=f"cost-{kind}-"))
+        #: Where every node runs (see ``redis_cpu_set``); None: any CPU.
+        self.cpus = cpus
         self.masters: list = []
         self.replicas: list = []
         self.sentinels: list = []
@@ -46,12 +64,13 @@ class RedisUnderTest:
         self.url = ""
 
     def start(self) -> RedisUnderTest:
-        """Start the nodes, unpinned (this process may be pinned to the generator's CPUs:
-        a node's threads would inherit that)."""
+        """Start the nodes on ``cpus`` (every CPU where None): a node and its threads
+        inherit the affinity of the process that starts it, this one, which may be
+        pinned to the generator's CPUs."""
         from tests.redis_topologies import ClusterTopology, RedisNode, SentinelTopology
 
         pinned = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+        os.sched_setaffinity(0, self.cpus or range(os.cpu_count() or 1))
         try:
             if self.kind == "single":
                 # As chatroom's embedded Redis by default: an append-only file, fsync every second.
@@ -84,6 +103,17 @@ class RedisUnderTest:
             "replicas": sum(node_cpu_seconds(n) for n in self.replicas),
             "sentinels": sum(node_cpu_seconds(n) for n in self.sentinels),
         }
+
+    def nodes(self) -> list:
+        """Every ``redis-server`` of the topology: masters, replicas, Sentinels."""
+        return [*self.masters, *self.replicas, *self.sentinels]
+
+    def affinity(self) -> list[int]:
+        """The CPUs the nodes may run on, as the kernel says now (their union)."""
+        cpus: set[int] = set()
+        for node in self.nodes():
+            cpus |= os.sched_getaffinity(node.process.pid)
+        return sorted(cpus)
 
     def stop(self) -> None:
         if self._topology is not None:

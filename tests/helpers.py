@@ -261,3 +261,16 @@ class Browser:
             else:
                 self.cookies.pop(name, None)
         return response
+
+
+def count_measures(archive, monkeypatch) -> list[None]:
+    """Record each call of an ArchiveController's ``measure_lag`` (the real one runs)."""
+    calls: list[None] = []
+    real = archive.measure_lag
+
+    async def counted(rooms=None):
+        calls.append(None)
+        return await real(rooms)
+
+    monkeypatch.setattr(archive, "measure_lag", counted)
+    return calls

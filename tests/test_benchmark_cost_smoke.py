@@ -57,5 +57,7 @@ def test_cost_smoke_places_members_and_loses_nothing():
         assert len(result["server_cpu_s_per_process"]) == 4
         assert result["server_us_per_delivery"] > 0
         assert result["redis_us_per_message"]["masters"] > 0
+        # unpinned (pin=False): the nodes may run anywhere, and the step says where
+        assert result["params"]["round"] == 1 and result["params"]["redis_cpu_set"]
     rows = cost_rows([spread, one], _fmt)
     assert [row["met"] for row in rows] == [None, None]

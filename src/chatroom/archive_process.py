@@ -69,7 +69,7 @@ async def _archive_until_signal(config: Config, redis_url: str) -> None:
     archive = controllers.archive
     metrics_http = None
     if config.metrics_port:
-        metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(controllers.metrics))
+        metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(controllers.metrics, archive))
         try:
             metrics_http.listen(config.metrics_port, config.metrics_host)
         except OSError as exc:  # archiving matters more than its metrics: go on without

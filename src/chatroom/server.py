@@ -98,17 +98,20 @@ class ChatServer:
         self.metrics_http = None
         if config.metrics_port:
             # Each worker of --processes N listens on metrics_port + its index.
-            self.metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(self.metrics))
+            self.metrics_http = tornado.httpserver.HTTPServer(
+                make_metrics_app(self.metrics, controllers.archive)
+            )
             self.metrics_http.listen(config.metrics_port + self.worker_index, config.metrics_host)
         self._tasks = [
             asyncio.create_task(self.chat.run_listener(), name="chatroom-listener"),
             asyncio.create_task(self.chat.run_presence(), name="chatroom-presence"),
-            # --archiver process/off: only the lag is measured here; the archiver's own
-            # process or `chatroom archive` archives.
-            asyncio.create_task(
-                controllers.archive.run(archive=config.archiver == "on"), name="chatroom-archiver"
-            ),
         ]
+        if config.archiver == "on":
+            # Else (process, off) the archiver's own process or `chatroom archive`
+            # archives, and this one measures the lag only when /metrics or /healthz
+            # asks: no timer that every worker pays for while nobody looks.
+            archiving = controllers.archive.run()
+            self._tasks.append(asyncio.create_task(archiving, name="chatroom-archiver"))
         # Ready means subscribed: nothing acknowledged from now on can be missed here.
         await asyncio.wait_for(self.chat.listening.wait(), timeout=10)
 

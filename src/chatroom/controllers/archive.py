@@ -1,12 +1,14 @@
 """ArchiveController: the background archiver, its lag and retention (SPEC §7).
 
 The archiver copies each room's messages above its watermark from Redis to SQL
-in batches, then raises the watermark. Every process runs the loop; a Redis lock
-with an expiry lets one of them (on any host) do the work at a time, and since
-each batch is inserted idempotently (``INSERT ... ON CONFLICT DO NOTHING`` on
-``(room, id)``) and the watermark only ever rises to an id whose batch is
+in batches, then raises the watermark. Every process that archives runs the loop;
+a Redis lock with an expiry lets one of them (on any host) do the work at a time,
+and since each batch is inserted idempotently (``INSERT ... ON CONFLICT DO NOTHING``
+on ``(room, id)``) and the watermark only ever rises to an id whose batch is
 committed, two archivers at once (a lock that expired under a slow database), a
 process killed mid-batch or a database outage leave neither duplicates nor gaps.
+A process that does not archive (``--archiver process`` or ``off``) runs no loop:
+it measures the lag when /metrics or /healthz asks (``fresh_lag``).
 Paging, search, export and import, the reading side, are ``ArchiveReader``
 (controllers/archive_reading.py), which this class extends. See docs/archive.md.
 """
@@ -59,6 +61,11 @@ ARCHIVE_TRANSACTION_ROWS = 2000
 ARCHIVER_LOCK_MS = 15_000
 #: Retention runs at most this often (one process across hosts, by its lock's expiry).
 RETENTION_INTERVAL_SECONDS = 60.0
+#: A process without the loop measures the lag when asked, at most this often (several
+#: scrapes or health checks at once share one measurement): as fresh as the loop's.
+LAG_FRESH_SECONDS = ARCHIVE_INTERVAL_SECONDS
+#: How long such a measurement may take before /healthz reports it as failed.
+LAG_MEASURE_TIMEOUT_SECONDS = 2.0
 #: /healthz calls the archive "behind" when its oldest unarchived message is older.
 HEALTHY_LAG_SECONDS = 60.0
 #: How often the archiver compares every room's Redis counter with the archive's
@@ -97,6 +104,10 @@ class ArchiveController(ArchiveReader):
         self.files: FilesController | None = None
         self._batch = batch
         self.lag = ArchiveLag()
+        #: True while ``run`` runs: its passes measure the lag, ``fresh_lag`` need not.
+        self._looping = False
+        #: The on-demand measurement in flight, which concurrent callers share.
+        self._measuring: asyncio.Future[None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
         #: The archiver lock's token while ``run`` runs: a long pass keeps extending it.
@@ -109,22 +120,21 @@ class ArchiveController(ArchiveReader):
 
     # -- the archiver ---------------------------------------------------------------
 
-    async def run(self, archive: bool = True) -> None:
-        """The loop a process runs until ``stop`` (or cancelled): with ``archive``, it
-        takes part in archiving and retention (one process at a time works, by a lock);
-        without (``--archiver off``), it only measures the lag, for /metrics and /healthz."""
+    async def run(self) -> None:
+        """The loop of a process that archives (``--archiver on``, ``chatroom archive``),
+        until ``stop`` (or cancelled): it takes part in archiving and retention (one
+        process at a time works, by a lock), and measures the lag on every pass."""
         token = self._token = ArchiveLocks.new_token()
         next_retention = 0.0
+        self._looping = True
         try:
             while not self._stopping:
                 try:
-                    if archive and await self._locks.acquire(
-                        ARCHIVER_LOCK, token, ARCHIVER_LOCK_MS
-                    ):
+                    if await self._locks.acquire(ARCHIVER_LOCK, token, ARCHIVER_LOCK_MS):
                         await self.archive_once()
                     else:
                         await self.measure_lag()
-                    if archive and self._retention_days and time.monotonic() >= next_retention:
+                    if self._retention_days and time.monotonic() >= next_retention:
                         next_retention = time.monotonic() + RETENTION_INTERVAL_SECONDS
                         await self.retention_once()
                 except asyncio.CancelledError:
@@ -137,6 +147,7 @@ class ArchiveController(ArchiveReader):
                     await asyncio.wait_for(self._stopped.wait(), ARCHIVE_INTERVAL_SECONDS)
         finally:
             self._token = None
+            self._looping = False
             # Bounded: with Redis hung, shutdown must not wait for it (the lock
             # expires by itself after ARCHIVER_LOCK_MS).
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -256,9 +267,40 @@ class ArchiveController(ArchiveReader):
         self._metrics.lag_seconds.set(seconds)
         return self.lag
 
-    def health(self) -> str:
-        """The ``archive`` detail of /healthz: ok, behind (how far) or the last error."""
-        lag = self.lag
+    async def fresh_lag(self) -> ArchiveLag:
+        """The lag for /metrics and /healthz (its gauges set): the loop's last measure
+        where ``run`` runs, else measured now unless it was within LAG_FRESH_SECONDS.
+
+        Callers at once share one measurement; a failed one (Redis or the database
+        down, or slower than LAG_MEASURE_TIMEOUT_SECONDS) is kept in ``lag.error``.
+        """
+        if self._looping or time.time() - self.lag.measured < LAG_FRESH_SECONDS:
+            return self.lag
+        if self._measuring is None:
+            self._measuring = asyncio.ensure_future(self._measure_now())
+            self._measuring.add_done_callback(self._measured)
+        # Shielded: one caller that goes away does not cancel the others' measurement.
+        await asyncio.shield(self._measuring)
+        return self.lag
+
+    async def _measure_now(self) -> None:
+        try:
+            await asyncio.wait_for(self.measure_lag(), LAG_MEASURE_TIMEOUT_SECONDS)
+        except Exception as exc:  # reported by /healthz, not raised to the scrape
+            self._metrics.failures.inc()
+            error = "timed out" if isinstance(exc, asyncio.TimeoutError) else str(exc)
+            self.lag.error = f"{type(exc).__name__}: {error}"[:200]
+            # A failure is fresh too: an outage does not send every request to storage.
+            self.lag.measured = time.time()
+            log.warning("archive lag not measured: %s", self.lag.error)
+
+    def _measured(self, _future: asyncio.Future) -> None:
+        self._measuring = None
+
+    async def health(self) -> str:
+        """The ``archive`` detail of /healthz (``fresh_lag``): ok, behind (how far) or
+        the last error."""
+        lag = await self.fresh_lag()
         if lag.error:
             return f"error: {lag.error}"
         if lag.seconds > HEALTHY_LAG_SECONDS:

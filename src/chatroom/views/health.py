@@ -1,4 +1,5 @@
-"""``GET /healthz``: 200 when Redis and the database answer, else 503 naming the part."""
+"""``GET /healthz``: 200 when Redis and the database answer, else 503 naming the part
+(and the archive's lag as a detail, measured now where no archiver loop keeps it)."""
 
 from __future__ import annotations
 
