@@ -21,6 +21,13 @@ delivery (every worker process summed), Redis CPU µs per published message
 figure's ratio to the one-process step. With the server pinned to one CPU (a
 2-core machine) these are cost figures, not throughput.
 
+``--cost-server relay`` (or ``both``: chatroom then the relay at each step) measures
+the same way the relay (``relay_server.py``): a Tornado + Redis server with N forked
+processes that does only what N processes must (one Redis round trip a message, a
+subscription a room per process, a write per local member). Its growth with N is
+the method's floor: N Python processes on one core, each woken for every event.
+Each server's ratios are to its own one-process steps.
+
 ``--cost-rounds R`` runs the list of process counts R times, interleaved (1, 2, 4, 8,
 1, 2, 4, 8, ...), so that a disturbance lands on one round of a count rather than on
 every step of it; the ratios and summary rows then use each count's median over the
@@ -51,6 +58,8 @@ from benchmarks.generator import ClientSpec
 from benchmarks.servers import room_name
 
 PLACEMENTS = ("spread", "one")
+#: ``--cost-server``: chatroom, the relay (``relay_server.py``: the method's floor), or both.
+SERVERS = ("chatroom", "relay")
 #: Reconnect rounds at most, to place the sockets.
 MAX_ROUNDS = 40
 
@@ -76,6 +85,8 @@ class CostSettings:
     rounds: int = 1
     #: Where the Redis nodes run: ``REDIS_CPUS``.
     redis_cpus: str = "generator"
+    #: The servers measured, each step run for each in turn (``SERVERS``).
+    servers: tuple[str, ...] = ("chatroom",)
 
 
 def parse_processes(text: str) -> tuple[int, ...]:
@@ -116,6 +127,11 @@ def add_cost_options(parser: argparse.ArgumentParser) -> None:
         "--cost-redis-cpus", choices=REDIS_CPUS, default="generator",
         help="cost: pin the Redis nodes to the generator's CPUs, the server's, or none (all)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cost-server", choices=(*SERVERS, "both"), default="chatroom",
+        help="cost: chatroom, the relay (benchmarks/relay_server.py: the least a Tornado + "
+        "Redis server with N processes does, the floor), or both, interleaved step by step",
+    )  # fmt: skip
     parser.add_argument("--cost-rooms", type=int, help="cost: rooms (16)")
     parser.add_argument("--cost-members", type=int, help="cost: sockets a room (12)")
     parser.add_argument("--cost-senders", type=int, help="cost: senders a room (2)")
@@ -130,6 +146,7 @@ def cost_settings(args: argparse.Namespace) -> CostSettings:
     placements = PLACEMENTS if args.cost_placement == "both" else (args.cost_placement,)
     cost = CostSettings(args.redis_topology, args.cost_processes, placements)
     cost.rounds, cost.redis_cpus = args.cost_rounds, args.cost_redis_cpus
+    cost.servers = SERVERS if args.cost_server == "both" else (args.cost_server,)
     for attr in ("rooms", "members", "senders", "rate", "seconds", "idle_seconds"):
         if getattr(args, f"cost_{attr}") is not None:
             setattr(cost, attr, getattr(args, f"cost_{attr}"))
@@ -193,15 +210,18 @@ def plan(held: dict[int, list[int]], placement: str, s: CostSettings) -> dict:
 
 
 async def cost_step(
-    bench, redis: RedisUnderTest, s: CostSettings, placement, n, step, round_=1
+    bench, redis: RedisUnderTest, s: CostSettings, placement, n, step, round_=1, kind="chatroom"
 ) -> dict:
-    """One process count: start chatroom on the topology, place, join, send, measure."""
+    """One process count: start ``kind`` (chatroom or the relay) on the topology, place,
+    join, send, measure."""
     needed = s.rooms * s.members
     pool = max(needed + n, math.ceil(needed * s.pool_factor))
     users = min(pool, bench.s.users_cap)
-    extra = ["--redis-url", redis.url, "--redis-prefix", f"cost{step}"]
-    label = f"cost/{s.topology}/{placement} x{n}{f' round {round_}' if s.rounds > 1 else ''}"
-    async with bench.server("chatroom", users, s.rooms, n, True, extra) as (server, acc, sampler):
+    extra = ["--redis-url", relay_url(redis) if kind == "relay" else redis.url]
+    extra += ["--redis-prefix", f"cost{step}"]
+    label = f"cost/{kind}/{s.topology}/{placement} x{n}"
+    label += f" round {round_}" if s.rounds > 1 else ""
+    async with bench.server(kind, users, s.rooms, n, True, extra) as (server, acc, sampler):
         specs = [
             ClientSpec(i, acc["users"][i % users], acc["tokens"][i % users], room_name(0), False)
             for i in range(pool)
@@ -242,8 +262,9 @@ async def cost_step(
     redis_marginal = {k: v - idle["redis_per_s"][k] * wall for k, v in redis_s.items()}
     result = {
         "scenario": "cost",
-        "server": "chatroom",
+        "server": kind,
         "params": {
+            "server": kind,
             "topology": s.topology,
             "placement": placement,
             "processes": n,
@@ -252,7 +273,7 @@ async def cost_step(
             "senders_per_room": s.senders,
             "rate_per_sender": s.rate,
             "seconds": s.seconds,
-            "chatroom_args": list(servers.CHATROOM_ARGS),
+            "chatroom_args": list(servers.CHATROOM_ARGS) if kind == "chatroom" else [],
             "pinned": bool(bench.server_cpus),
             "round": round_,
             "redis_cpus": s.redis_cpus,
@@ -290,10 +311,19 @@ async def cost_step(
     return result
 
 
+def relay_url(redis: RedisUnderTest) -> str:
+    """The relay's Redis: the master itself (it speaks neither Sentinel nor Cluster; the
+    scenario fails no node over, so a Sentinel topology's master is all it needs)."""
+    return f"redis://127.0.0.1:{redis.masters[0].port}/0"
+
+
 async def run_cost(bench, s: CostSettings) -> list[dict]:
-    """Every placement and process count on one topology; ratios to the one-process step."""
+    """Every placement and process count on one topology, for each server; ratios to the
+    server's one-process step."""
     if psutil is None:
         raise RuntimeError("cost needs psutil: pip install -r benchmarks/requirements.txt")
+    if "relay" in s.servers and s.topology == "cluster":
+        raise ValueError("--cost-server relay runs on --redis-topology single or sentinel")
     cpus = redis_cpu_set(s.redis_cpus, bench.server_cpus, bench.gen_cpus)
     redis = RedisUnderTest(s.topology, bench.workspace.path / f"redis-{s.topology}", cpus)
     bench.log(f"  starting Redis ({s.topology}) on CPUs {cpus or 'any'} ({s.redis_cpus}) ...")
@@ -304,8 +334,11 @@ async def run_cost(bench, s: CostSettings) -> list[dict]:
         for placement in s.placements:
             for round_ in range(1, s.rounds + 1):
                 for n in s.processes:
-                    step += 1
-                    results.append(await cost_step(bench, redis, s, placement, n, step, round_))
+                    for kind in s.servers:
+                        step += 1
+                        results.append(
+                            await cost_step(bench, redis, s, placement, n, step, round_, kind)
+                        )
     finally:
         redis.stop()
     add_ratios(results)

@@ -3,7 +3,10 @@ one-process step, its markdown table, and its rows in ``benchmarks.run``'s summa
 
 With ``--cost-rounds R`` every (topology, placement, processes) has R steps: the
 ratios and the summary rows use each figure's median over them, its range beside it
-(``cost_medians``), as one noisy step would otherwise decide a ratio."""
+(``cost_medians``), as one noisy step would otherwise decide a ratio.
+
+Every group is a server's too (``--cost-server``: chatroom or the relay, the floor):
+a relay step's ratio is to the relay's one-process steps, chatroom's to chatroom's."""
 
 from __future__ import annotations
 
@@ -18,9 +21,14 @@ RATIOS = {
 }
 
 
-def _key(r: dict) -> tuple[str, str, int]:
+def server_of(r: dict) -> str:
+    """The server a step measured (chatroom for steps recorded before ``--cost-server``)."""
+    return r["params"].get("server") or r.get("server") or "chatroom"
+
+
+def _key(r: dict) -> tuple[str, str, str, int]:
     p = r["params"]
-    return p["topology"], p["placement"], p["processes"]
+    return server_of(r), p["topology"], p["placement"], p["processes"]
 
 
 def value_range(values: list[float]) -> dict:
@@ -29,7 +37,7 @@ def value_range(values: list[float]) -> dict:
 
 
 def cost_medians(results: list[dict]) -> list[dict]:
-    """Per (topology, placement, processes), in the order first run: how many rounds, each
+    """Per (server, topology, placement, processes), in the order first run: how many rounds, each
     figure's median and range over them (``RATIOS``' keys), the deliveries/s median, the
     bad frames summed, and the medians' ratio to those of the one-process steps."""
     groups: dict[tuple, list[dict]] = {}
@@ -38,6 +46,7 @@ def cost_medians(results: list[dict]) -> list[dict]:
             groups.setdefault(_key(r), []).append(r)
     out = [
         {
+            "server": server,
             "topology": topology,
             "placement": placement,
             "processes": processes,
@@ -46,10 +55,10 @@ def cost_medians(results: list[dict]) -> list[dict]:
             "deliveries_per_s": statistics.median(r["deliveries_per_s"] for r in steps),
             "bad": sum(r["bad"] for r in steps),
         }
-        for (topology, placement, processes), steps in groups.items()
+        for (server, topology, placement, processes), steps in groups.items()
     ]
     for g in out:
-        base = _one_process(out, g["topology"], g["placement"])
+        base = _one_process(out, g["server"], g["topology"], g["placement"])
         if base is not None:
             g["ratio_to_one_process"] = {
                 k: _ratio(g["figures"][k]["median"], base["figures"][k]["median"]) for k in RATIOS
@@ -57,21 +66,26 @@ def cost_medians(results: list[dict]) -> list[dict]:
     return out
 
 
-def _one_process(medians: list[dict], topology: str, placement: str) -> dict | None:
+def _one_process(medians: list[dict], server: str, topology: str, placement: str) -> dict | None:
+    return _group(medians, server, topology, placement, 1)
+
+
+def _group(medians: list[dict], *key) -> dict | None:
+    """The medians of (server, topology, placement, processes), if run."""
     return next(
         (g for g in medians
-         if (g["topology"], g["placement"], g["processes"]) == (topology, placement, 1)),
+         if (g["server"], g["topology"], g["placement"], g["processes"]) == key),
         None,
     )  # fmt: skip
 
 
 def add_ratios(results: list[dict]) -> None:
-    """Each step's figures over the one-process median of its topology and placement (that
-    one step's figures with one round), where there is a one-process step."""
+    """Each step's figures over the one-process median of its server, topology and placement
+    (that one step's figures with one round), where there is a one-process step."""
     medians = cost_medians(results)
     for r in results:
         p = r["params"]
-        base = _one_process(medians, p["topology"], p["placement"])
+        base = _one_process(medians, server_of(r), p["topology"], p["placement"])
         if base is not None:
             r["ratio_to_one_process"] = {
                 k: _ratio(f(r), base["figures"][k]["median"]) for k, f in RATIOS.items()
@@ -115,12 +129,12 @@ def cost_table(results: list[dict]) -> str:
             else ""
         ),
         "",
-        "| topology | placement | processes | members per worker | deliveries/s | "
+        "| server | topology | placement | processes | members per worker | deliveries/s | "
         "lost / dup / disorder | server µs/delivery (marginal) | × 1 process | "
         "server idle % CPU | Redis masters µs/message (marginal) | × 1 process | "
         "masters idle % CPU | replicas µs/msg | Sentinels µs/msg | other load % |",
-        "| --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | "
-        "---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | "
+        "---: | ---: | ---: | ---: |",
     ]
     for r in results:
         p, redis_us = r["params"], r["redis_us_per_message"]
@@ -129,7 +143,7 @@ def cost_table(results: list[dict]) -> str:
         args = " ".join(p["chatroom_args"])
         processes = f"{p['processes']} #{p.get('round', 1)}" if rounds > 1 else p["processes"]
         lines.append(
-            f"| {p['topology']}{' ' + args if args else ''} | {p['placement']} | "
+            f"| {server_of(r)} | {p['topology']}{' ' + args if args else ''} | {p['placement']} | "
             f"{processes} | {'/'.join(map(str, r['members_per_worker']))} | "
             f"{r['deliveries_per_s']:,.0f} | "
             f"{r['lost']} / {r['duplicates']} / {r['out_of_order']} | "
@@ -164,15 +178,16 @@ def medians_table(medians: list[dict], rounds: int) -> list[str]:
         f"Medians over {rounds} rounds, [min–max] beside each; × 1 process: median over "
         "the median of the one-process steps.",
         "",
-        "| topology | placement | processes | rounds | deliveries/s | bad | "
+        "| server | topology | placement | processes | rounds | deliveries/s | bad | "
         "server µs/delivery | marginal | × 1 process (marginal) | "
         "Redis masters µs/message | marginal | × 1 process (marginal) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for g in medians:
         f, ratio = g["figures"], _ratio_cells(g.get("ratio_to_one_process"))
         lines.append(
-            f"| {g['topology']} | {g['placement']} | {g['processes']} | {g['rounds']} | "
+            f"| {g['server']} | {g['topology']} | {g['placement']} | {g['processes']} | "
+            f"{g['rounds']} | "
             f"{g['deliveries_per_s']:,.0f} | {g['bad']} | "
             f"{_with_range(f['server'])} | {_with_range(f['server_marginal'])} | "
             f"{ratio['server']} ({ratio['server_marginal']}) | "
@@ -183,23 +198,29 @@ def medians_table(medians: list[dict], rounds: int) -> list[str]:
 
 
 def cost_rows(results: list[dict], fmt) -> list[dict]:
-    """Summary rows for ``benchmarks.run``: per topology, placement and process count, the
-    medians over the rounds (the step's own figures with one round) against the
-    one-process medians, each figure's range beside it."""
+    """Summary rows for ``benchmarks.run``: per server, topology, placement and process
+    count, the medians over the rounds (the step's own figures with one round) against
+    the one-process medians, each figure's range beside it. Where the relay ran beside
+    chatroom, its figures and ratio go in chatroom's row (the baseline column), not a
+    row of their own."""
+    medians = cost_medians(results)
     rows = []
-    for g in cost_medians(results):
-        f, ratio = g["figures"], g.get("ratio_to_one_process") or {}
+    for g in medians:
+        where = (g["topology"], g["placement"], g["processes"])
+        if g["server"] == "relay" and _group(medians, "chatroom", *where) is not None:
+            continue
+        relay = _group(medians, "relay", *where) if g["server"] == "chatroom" else None
+        ratio = g.get("ratio_to_one_process") or {}
         rounds = f", medians over {g['rounds']} rounds" if g["rounds"] > 1 else ""
+        name = "" if g["server"] == "chatroom" else f" {g['server']}"
         rows.append(
             {
-                "target": f"cost ({g['topology']}, {g['placement']}): ×{g['processes']} "
+                "target": f"cost{name} ({g['topology']}, {g['placement']}): ×{g['processes']} "
                 "processes: server µs/delivery; Redis masters µs/message (marginal)",
-                "baseline": None,
-                "chatroom": f"{_with_range(f['server'], fmt)} "
-                f"({_with_range(f['server_marginal'], fmt)}) µs; "
-                f"{_with_range(f['redis'], fmt)} "
-                f"({_with_range(f['redis_marginal'], fmt)}) µs; "
-                f"{fmt(g['deliveries_per_s'])} deliveries/s, {g['bad']} bad",
+                "baseline": relay
+                and f"relay (floor): {_figures(relay, fmt)}; ×{g['processes']} "
+                f"/ ×1 {(relay.get('ratio_to_one_process') or {}).get('server')}",
+                "chatroom": _figures(g, fmt),
                 "ratio": ratio.get("server"),
                 "ratio_of": f"server ×{g['processes']} / ×1{rounds}; marginal "
                 f"{ratio.get('server_marginal')}; Redis {ratio.get('redis')} "
@@ -209,3 +230,13 @@ def cost_rows(results: list[dict], fmt) -> list[dict]:
             }
         )
     return rows
+
+
+def _figures(g: dict, fmt) -> str:
+    """A group's medians (``cost_medians``) as the summary shows them."""
+    f = g["figures"]
+    return (
+        f"{_with_range(f['server'], fmt)} ({_with_range(f['server_marginal'], fmt)}) µs; "
+        f"{_with_range(f['redis'], fmt)} ({_with_range(f['redis_marginal'], fmt)}) µs; "
+        f"{fmt(g['deliveries_per_s'])} deliveries/s, {g['bad']} bad"
+    )

@@ -32,6 +32,7 @@ from benchmarks.servers import (
     room_name,
     start_baseline,
     start_chatroom,
+    start_relay,
     user_name,
     wait_quiet,
 )
@@ -138,10 +139,13 @@ class Bench:
                 self.fixture.fresh_copy(), processes, cpus, extra_args=extra_args
             )
             archive_lag.start_sampler(server, extra_args)
-        else:
+        else:  # the baselines and the relay accept anyone: the token is the name
             names = [user_name(i) for i in range(users)]
             accounts = {"users": names, "tokens": names, "rooms": rooms}
-            server = await start_baseline(self.workspace.path, cpus, kind)
+            if kind == "relay":  # the cost scenario's floor
+                server = await start_relay(self.workspace.path, processes, cpus, extra_args)
+            else:
+                server = await start_baseline(self.workspace.path, cpus, kind)
         sampler = Sampler(server.pid).start()
         try:
             yield server, accounts, sampler

@@ -64,7 +64,7 @@ def auto_gen_procs(gen_cpus: list[int] | None) -> int:
 
 @dataclass
 class Server:
-    kind: str  # "chatroom", "baseline" or "socketio"
+    kind: str  # "chatroom", "baseline", "socketio" or "relay"
     port: int
     process: subprocess.Popen
     workdir: Path
@@ -242,6 +242,22 @@ async def start_baseline(
     log_path = workdir / f"{kind}-{port}.log"
     process, log = _launch(cmd, cpus, log_path, ROOT)
     server = Server(kind, port, process, workdir, log_path, log, protocol=protocol)
+    await wait_ready(server)
+    return server
+
+
+async def start_relay(
+    workdir: Path, processes: int = 1, cpus: list[int] | None = None, extra_args=()
+) -> Server:
+    """The relay (``benchmarks/relay_server.py``): the least a Tornado + Redis server with
+    ``processes`` workers does for the generator; the cost scenario's floor. ``extra_args``:
+    ``--redis-url`` and ``--redis-prefix``, as chatroom's."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "benchmarks.relay_server", "--port", str(port)]
+    cmd += ["--processes", str(processes), *extra_args]
+    log_path = workdir / f"relay-{port}.log"
+    process, log = _launch(cmd, cpus, log_path, ROOT)
+    server = Server("relay", port, process, workdir, log_path, log, processes)
     await wait_ready(server)
     return server
 

@@ -34,21 +34,27 @@ def test_spread_rooms_interleave_the_workers_and_one_takes_a_single_worker():
     assert set(one) <= set(range(30)) and len(one) == 20
 
 
+def small_run(**settings) -> tuple[list[dict], list[str]]:
+    """The cost scenario, unpinned, on one Redis: 2 processes, members spread then on
+    one worker, 2 rooms of 4; ``settings`` for the rest of ``CostSettings``; the steps
+    and the log."""
+    cost = CostSettings(
+        topology="single", processes=(2,), placements=("spread", "one"), rooms=2, members=4,
+        senders=1, rate=5.0, **settings,
+    )  # fmt: skip
+    lines: list[str] = []
+    bench = Bench(Settings(pin=False, wait_quiet=False, interactive=False), log=lines.append)
+    try:
+        return asyncio.run(run_cost(bench, cost)), lines
+    finally:
+        bench.close()
+
+
 @pytest.mark.timeout(120)
 def test_cost_smoke_places_members_and_loses_nothing():
     pytest.importorskip("psutil")
     require_redis_server()
-    settings = Settings(pin=False, wait_quiet=False, interactive=False)
-    cost = CostSettings(
-        topology="single", processes=(2,), placements=("spread", "one"), rooms=2, members=4,
-        senders=1, rate=5.0, seconds=2.0, idle_seconds=0.5,
-    )  # fmt: skip
-    lines: list[str] = []
-    bench = Bench(settings, log=lines.append)
-    try:
-        spread, one = asyncio.run(run_cost(bench, cost))
-    finally:
-        bench.close()
+    (spread, one), lines = small_run(seconds=2.0, idle_seconds=0.5)
     assert spread["members_per_worker"] == [4, 4], lines
     assert one["members_per_worker"] == [8, 0], lines
     for result in (spread, one):
