@@ -209,6 +209,14 @@ def plan(held: dict[int, list[int]], placement: str, s: CostSettings) -> dict:
     return out
 
 
+def placement_held(placement: str, members: list[int]) -> bool:
+    """Whether the members sit as ``placement`` asks: all on one worker (``one``), or
+    some on every worker (``spread``); ``place`` gives up after its reconnect rounds."""
+    if placement == "one":
+        return sorted(members, reverse=True)[1:2] in ([], [0])
+    return bool(members) and min(members) > 0
+
+
 async def cost_step(
     bench, redis: RedisUnderTest, s: CostSettings, placement, n, step, round_=1, kind="chatroom"
 ) -> dict:
@@ -282,6 +290,7 @@ async def cost_step(
         **setup,
         **stats,
         "members_per_worker": sorted(members.values(), reverse=True),
+        "placement_held": placement_held(placement, list(members.values())),
         "measured_s": round(wall, 2),
         "server_usage": use,
         "server_cpu_s": round(sum(server_s.values()), 3),

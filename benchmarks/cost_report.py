@@ -44,6 +44,9 @@ def cost_medians(results: list[dict]) -> list[dict]:
     for r in results:
         if r.get("scenario") == "cost":
             groups.setdefault(_key(r), []).append(r)
+    # A step whose placement did not hold measured another placement: left out of the
+    # medians, unless no step of its group held.
+    held = {k: [r for r in v if r.get("placement_held", True)] or v for k, v in groups.items()}
     out = [
         {
             "server": server,
@@ -51,11 +54,12 @@ def cost_medians(results: list[dict]) -> list[dict]:
             "placement": placement,
             "processes": processes,
             "rounds": len(steps),
+            "not_held": len(groups[(server, topology, placement, processes)]) - len(steps),
             "figures": {k: value_range([f(r) for r in steps]) for k, f in RATIOS.items()},
             "deliveries_per_s": statistics.median(r["deliveries_per_s"] for r in steps),
-            "bad": sum(r["bad"] for r in steps),
+            "bad": sum(r["bad"] for r in groups[(server, topology, placement, processes)]),
         }
-        for (server, topology, placement, processes), steps in groups.items()
+        for (server, topology, placement, processes), steps in held.items()
     ]
     for g in out:
         base = _one_process(out, g["server"], g["topology"], g["placement"])
@@ -172,6 +176,11 @@ def _with_range(v: dict, fmt=str) -> str:
     return f"{fmt(v['median'])} [{fmt(v['min'])}–{fmt(v['max'])}]"
 
 
+def _not_held(group: dict) -> str:
+    missing = group.get("not_held", 0)
+    return f" (+{missing} left out: placement not held)" if missing else ""
+
+
 def medians_table(medians: list[dict], rounds: int) -> list[str]:
     """The markdown lines of the medians over the rounds (``cost_medians``)."""
     lines = [
@@ -187,7 +196,7 @@ def medians_table(medians: list[dict], rounds: int) -> list[str]:
         f, ratio = g["figures"], _ratio_cells(g.get("ratio_to_one_process"))
         lines.append(
             f"| {g['server']} | {g['topology']} | {g['placement']} | {g['processes']} | "
-            f"{g['rounds']} | "
+            f"{g['rounds']}{_not_held(g)} | "
             f"{g['deliveries_per_s']:,.0f} | {g['bad']} | "
             f"{_with_range(f['server'])} | {_with_range(f['server_marginal'])} | "
             f"{ratio['server']} ({ratio['server_marginal']}) | "

@@ -9,7 +9,13 @@ import argparse
 import os
 
 import pytest
-from benchmarks.cost import add_cost_options, cost_settings, parse_processes, parse_rounds
+from benchmarks.cost import (
+    add_cost_options,
+    cost_settings,
+    parse_processes,
+    parse_rounds,
+    placement_held,
+)
 from benchmarks.cost_redis import RedisUnderTest, redis_cpu_set
 from benchmarks.cost_report import add_ratios, cost_medians, cost_rows, cost_table
 from benchmarks.run import _fmt
@@ -192,3 +198,33 @@ def test_redis_nodes_start_pinned_to_the_cpus_asked(tmp_path):
         assert os.sched_getaffinity(0) == set(usable)  # this process's own, restored
     finally:
         redis.stop()
+
+
+def test_a_step_whose_placement_did_not_hold_is_left_out_of_the_medians():
+    """``place`` gives up after its reconnect rounds: a ``spread`` step that left a
+    worker without members measured another placement, and its figure must not move
+    the median (the run of 2026-12-06 had 64/64/64/0 at 4 processes)."""
+    steps = three_rounds()
+    steps[-1]["placement_held"] = False  # the third round at 4 processes: 105 µs
+    steps[-1]["bad"] = 2  # its failures still count
+    _one, four = cost_medians(steps)
+    assert (four["rounds"], four["not_held"], four["bad"]) == (2, 1, 2)
+    assert four["figures"]["server"] == {"median": 104.5, "min": 88.0, "max": 121.0}
+    assert "(+1 left out: placement not held)" in cost_table(steps)
+    for step_ in steps:  # no step held: all are kept rather than none
+        step_["placement_held"] = False
+    assert cost_medians(steps)[1]["rounds"] == 3
+
+
+@pytest.mark.parametrize(
+    ("placement", "members", "held"),
+    [
+        ("spread", [48, 48, 48, 48], True),
+        ("spread", [64, 64, 64, 0], False),
+        ("one", [192, 0, 0, 0], True),
+        ("one", [192], True),
+        ("one", [190, 2], False),
+    ],
+)
+def test_placement_held(placement, members, held):
+    assert placement_held(placement, members) is held

@@ -1,18 +1,18 @@
 """[issue 17] Reading a confirmed subscription's messages below redis-py's ``get_message``.
 
-With one Redis every process receives every room's events, and a process with no
-member in a room drops them: what that costs is most of what one more process
-costs per delivery. ``PubSub.get_message`` spends far more than the drop itself on
-each message (the health check, the retry wrapper, a timeout context that arms
-and cancels a timer, the push handler, a dict per message; measured by
-``benchmarks/receive_cost.py``, see docs/performance.md, "Cost per process").
+Every process reads every event of the rooms it has members in (with
+``--pubsub-channels one``, of every room, dropping those it has no member in): that
+read is paid once per process per event. ``PubSub.get_message`` spends far more than
+the drop itself on each message (the health check, the retry wrapper, a timeout
+context that arms and cancels a timer, the push handler, a dict per message;
+measured by ``benchmarks/receive_cost.py``, see docs/cost-per-process.md).
 
 ``replies`` reads the subscribed connection's socket stream itself and feeds
-redis-py's own hiredis reader, then takes every reply that one read brought in,
-with no await between them; ``payloads`` keeps each message's payload of them. It needs the
-hiredis parser (``redis[hiredis]``, a dependency) and the attributes it has in
-redis-py 8; anywhere else (the pure-Python parser, a connection with health
-checks, another redis-py) it reads with ``get_message`` as before.
+redis-py's own hiredis reader, then takes every reply that one read brought in, with
+no await between them; ``payloads`` keeps each message's payload of them. It needs
+the hiredis parser (``redis[hiredis]``, a dependency) and the attributes it has in
+redis-py 8; anywhere else (the pure-Python parser, a connection with health checks,
+another redis-py) it reads with ``get_message`` as before.
 
 A closed or reset connection raises ``redis.exceptions.ConnectionError`` (or the
 ``OSError``), as ``get_message`` would: the caller subscribes again and catches
