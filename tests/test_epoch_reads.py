@@ -90,3 +90,19 @@ async def test_a_senders_mark_still_waiting_in_its_process_is_dropped_by_the_new
     assert markers()["alice"] == 0
     again = await first.client("alice", join=None)
     assert again.hello["rooms"][0]["unread"] == 2
+
+
+async def test_a_new_rooms_first_epoch_leaves_markers_set_before_the_archivers_pass(app):
+    """A new room's first epoch has no lost history, so nothing to lower: a marker
+    its users set before the archiver's next pass (here: before any pass) is kept.
+    It used to be lowered to 0, the new messages counting as unread again."""
+    graph = app.server.controllers
+    graph.archive.stop()  # the pass below is the first one after the epoch started
+    alice = await app.client("alice")
+    for i in range(3):
+        await sent(alice, f"m{i}", f"c{i}")
+    await graph.chat.read_markers.flush()
+    assert markers()["alice"] == 3
+    await graph.archive.archive_once()
+    assert markers()["alice"] == 3
+    assert await graph.redis.exists(graph.keys.stale_reads("lobby")) == 0

@@ -15,6 +15,7 @@ import asyncio
 
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import storage_guard
+from chatroom.models import Membership
 from chatroom.models.archive import newest_archived_id
 from chatroom.models.epochs import UNKNOWN_FLOOR, EpochRepository
 
@@ -68,8 +69,13 @@ class RoomEpochs:
     async def _ensure(self, room_id: int, room: str) -> str:
         try:
             floor = await self.floor(room_id, room)
+            # A marker above the floor names a message of a lost history: the epoch
+            # notes where it starts, for the archiver to lower such markers. None
+            # above it (a new room): no note, or the archiver would lower the markers
+            # that the first readers set before its next pass.
+            stale = await self._run(Membership.highest_read, room_id) > floor
             with storage_guard():
-                return await self._repository.ensure(room, floor)
+                return await self._repository.ensure(room, floor, stale_reads=stale)
         finally:
             self._starting.pop(room, None)
 

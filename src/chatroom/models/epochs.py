@@ -36,13 +36,14 @@ UNKNOWN_FLOOR = -1
 # above the watermark) move to the orphans list, which the archiver copies to SQL, and
 # the retained list and the change index, whose ids no longer line up with the
 # counter, are dropped. Then set the epoch, note where its ids start (the archiver
-# lowers read markers above that point: they name messages of the lost history) and
-# publish the event. Returns the counter as it was.
+# lowers read markers above that point: they name messages of the lost history;
+# k_stale false: no marker can be above it, nothing to note) and publish the event.
+# Returns the counter as it was.
 START_EPOCH_LUA = """
 local function start_epoch(k_seq, k_mark, k_log, k_changes, k_epoch, k_orphans, k_stale,
                            floor, epoch, channel, event)
   local seq = tonumber(redis.call('GET', k_seq) or '0')
-  redis.call('SET', k_stale, math.max(seq, floor))
+  if k_stale then redis.call('SET', k_stale, math.max(seq, floor)) end
   if seq < floor then
     local mark = tonumber(redis.call('GET', k_mark) or '0')
     if seq > mark then
@@ -63,14 +64,17 @@ end
 
 # Start a new epoch when the room has none or its counter is below the floor;
 # else nothing. KEYS: seq, watermark, log, changes, epoch, orphans, stale reads.
-# ARGV: floor, new epoch, channel, event. Returns the room's epoch.
+# ARGV: floor, new epoch, channel, event, and '0' when no read marker is above the
+# floor (no stale-reads note: a new room). Returns the room's epoch.
 _ENSURE_SCRIPT = (
     START_EPOCH_LUA
     + """
 local current = redis.call('GET', KEYS[5])
 local floor = tonumber(ARGV[1])
 if current and tonumber(redis.call('GET', KEYS[1]) or '0') >= floor then return current end
-start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], floor, ARGV[2],
+local k_stale = KEYS[7]
+if ARGV[5] == '0' then k_stale = false end
+start_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], k_stale, floor, ARGV[2],
             ARGV[3], ARGV[4])
 return ARGV[2]
 """
@@ -114,13 +118,17 @@ class EpochRepository:
         self._events = events
         self._ensure = redis.register_script(events.script(_ENSURE_SCRIPT))
 
-    async def ensure(self, room: str, floor: int) -> str:
+    async def ensure(self, room: str, floor: int, stale_reads: bool = True) -> str:
         """The room's epoch, after starting a new one if it had none or its counter was
-        below ``floor`` (the highest id known to be used in the room)."""
+        below ``floor`` (the highest id known to be used in the room).
+
+        ``stale_reads`` False: no read marker of the room is above ``floor`` (a new
+        room), so the new epoch leaves the archiver no markers to lower."""
         epoch = new_epoch()
+        channel, event = self._events.room_channel(room), epoch_event(room, epoch)
         current = await self._ensure(
             keys=epoch_keys(self._keys, room),
-            args=[floor, epoch, self._events.room_channel(room), epoch_event(room, epoch)],
+            args=[floor, epoch, channel, event, "1" if stale_reads else "0"],
         )
         return current.decode() if isinstance(current, bytes) else str(current)
 

@@ -87,6 +87,12 @@ class Membership(BaseModel):
                 cls.mark_read(user_id, room_id, message_id)
 
     @classmethod
+    def highest_read(cls, room_id: int) -> int:
+        """The highest read marker any member of the room has (0 when none)."""
+        query = cls.select(peewee.fn.MAX(cls.last_read_id)).where(cls.room == room_id)
+        return int(query.scalar() or 0)
+
+    @classmethod
     def lower_read_markers(cls, starts: dict[int, int]) -> int:
         """[SPEC §8] For each room id, the id its new epoch's ids start after: markers
         above it (ids of the lost history) go down to it, in one transaction. How many."""
