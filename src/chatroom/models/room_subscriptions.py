@@ -71,7 +71,11 @@ class RoomSubscriptions(WantedRooms):
         self._leaving.clear()
         self._rooms_of.clear()
         pubsub = self._events.redis.pubsub()
-        await pubsub.connect()
+        try:
+            await pubsub.connect()
+        except BaseException:
+            await pubsub.aclose()
+            raise
         self._dirty.set()
         keeper = asyncio.create_task(self._keep(pubsub))
         try:
