@@ -180,11 +180,12 @@ class RedisKeys:
         return f"{self.prefix}:access-version"
 
     def events(self) -> str:
-        """The pub/sub channel every process listens to (with one Redis or Sentinel: every
-        event; in a Cluster with sharded pub/sub: the control events only)."""
+        """The pub/sub channel every process listens to: the control events, and with
+        ``--pubsub-channels one`` (or a Cluster's classic pub/sub) every event."""
         return f"{self.prefix}:events"
 
     def room_events(self, room: str) -> str:
-        """[issue 16] The room's shard channel in a Cluster (``SPUBLISH``/``SSUBSCRIBE``):
-        in the room's slot, so its scripts publish on the node that holds its keys."""
+        """The room's own channel: [issue 17] with one Redis or Sentinel a classic one;
+        [issue 16] in a Cluster a shard channel (``SPUBLISH``/``SSUBSCRIBE``) in the
+        room's slot, so its scripts publish on the node that holds its keys."""
         return f"{self.prefix}:{{{room}}}:events"
