@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chatroom.models import RedisKeys
 from chatroom.models.events import EventBus
-from chatroom.models.pubsub_read import _hiredis_source, payloads
+from chatroom.models.pubsub_read import _hiredis_source, replies
 
 EVENT_TIMEOUT = 5.0
 
@@ -63,8 +63,9 @@ async def test_without_the_hiredis_reader_it_reads_with_get_message(redis_url: s
         assert (await pubsub.get_message(timeout=EVENT_TIMEOUT))["type"] == "subscribe"
         assert _hiredis_source(pubsub) is None
         await client.publish("ch", b"one")
-        stream = payloads(pubsub)
-        assert await asyncio.wait_for(anext(stream), EVENT_TIMEOUT) == b"one"
+        stream = replies(pubsub)
+        reply = await asyncio.wait_for(anext(stream), EVENT_TIMEOUT)
+        assert reply == [b"message", b"ch", b"one"]
         await stream.aclose()
     finally:
         await pubsub.aclose()

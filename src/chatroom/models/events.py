@@ -26,7 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from chatroom.models.keys import RedisKeys
-from chatroom.models.pubsub_read import payloads
+from chatroom.models.pubsub_read import replies
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,9 @@ class EventBus:
     @staticmethod
     async def _stream(pubsub) -> AsyncIterator[Event]:
         # [issue 17] below get_message: every process reads every room's events
-        async for payload in payloads(pubsub):
+        async for kind, _channel, payload in replies(pubsub):
+            if kind != b"message":  # a subscribe confirmation
+                continue
             try:
                 yield decode_envelope(payload)
             except ValueError:  # not ours: someone else published on our channel

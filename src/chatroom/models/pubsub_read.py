@@ -9,7 +9,7 @@ measured by ``benchmarks/receive_cost.py``, see docs/cost-per-process.md).
 
 ``replies`` reads the subscribed connection's socket stream itself and feeds
 redis-py's own hiredis reader, then takes every reply that one read brought in, with
-no await between them; ``payloads`` keeps each message's payload of them. It needs
+no await between them; the listener keeps the messages among them. It needs
 the hiredis parser (``redis[hiredis]``, a dependency) and the attributes it has in
 redis-py 8; anywhere else (the pure-Python parser, a connection with health checks,
 another redis-py) it reads with ``get_message`` as before.
@@ -34,23 +34,11 @@ except ImportError:  # another redis-py: get_message only
 READ_SIZE = 65536
 
 
-async def payloads(pubsub, kind: bytes = b"message") -> AsyncIterator[bytes]:
-    """The payload of each ``kind`` message (``message``, or ``smessage`` for sharded
-    pub/sub) that arrives on ``pubsub``'s connection, until the connection fails.
-
-    Call it once the subscription is confirmed; other replies (subscribe
-    confirmations, pongs) are skipped.
-    """
-    async for reply in replies(pubsub):
-        # A message is [kind, channel, payload] (a RESP3 push is a list too).
-        if len(reply) == 3 and reply[0] == kind:
-            yield reply[2]
-
-
 async def replies(pubsub) -> AsyncIterator[list]:
-    """Every pub/sub reply that arrives on ``pubsub``'s connection, as redis-py's parser
-    gives it (a list: ``[b"message", channel, payload]``, ``[b"subscribe", channel,
-    count]``, ...), until the connection fails."""
+    """Every three-part pub/sub reply that arrives on ``pubsub``'s connection, as
+    redis-py's parser gives it (``[b"message", channel, payload]``, ``[b"subscribe",
+    channel, count]``, ...), until the connection fails; anything else (a pong) is
+    skipped. The caller keeps the kinds it wants: one loop, no layer per message."""
     source = _hiredis_source(pubsub)
     if source is None:
         async for reply in _by_get_message(pubsub):
@@ -64,7 +52,7 @@ async def replies(pubsub) -> AsyncIterator[list]:
             if not data:
                 raise RedisConnectionError("Connection closed by server.")
             reader.feed(data)
-        elif isinstance(reply, list):
+        elif isinstance(reply, list) and len(reply) == 3:  # a RESP3 push is a list too
             yield reply
 
 
