@@ -43,9 +43,7 @@ class Socket(tornado.websocket.WebSocketHandler):
         kind, room = frame.get("type"), frame.get("room")
         if kind == "join":
             ROOMS.setdefault(room, set()).add(self)
-            self.rooms.add(room)
-            joined = {"type": "joined", "room": room, "messages": [], "gap": False, "missing": 0}
-            self.write_message(orjson.dumps({**joined, "online": []}))
+            self.joined(room)
         elif kind == "send":
             LAST_ID[room] = msg_id = LAST_ID.get(room, 0) + 1
             cid = frame.get("client_id")
@@ -55,10 +53,20 @@ class Socket(tornado.websocket.WebSocketHandler):
             for sock in tuple(ROOMS.get(room, ())):
                 if sock.ws_connection is not None:
                     sock.write_message(data)
-            ack = {"type": "ack", "client_id": cid, "id": msg_id, "room": room}
-            self.write_message(orjson.dumps(ack))
+            self.acked(cid, msg_id, room)
         elif kind == "ping":
             self.write_message(b'{"type":"pong"}')
+
+    def joined(self, room: str) -> None:
+        """``room`` joined: an empty ``joined`` frame (no history, nobody online)."""
+        self.rooms.add(room)
+        joined = {"type": "joined", "room": room, "messages": [], "gap": False, "missing": 0}
+        self.write_message(orjson.dumps({**joined, "online": []}))
+
+    def acked(self, client_id: object, msg_id: int, room: str) -> None:
+        """The sender's ``ack`` of message ``msg_id``."""
+        ack = {"type": "ack", "client_id": client_id, "id": msg_id, "room": room}
+        self.write_message(orjson.dumps(ack))
 
     def on_close(self) -> None:
         for room in self.rooms:

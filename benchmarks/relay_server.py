@@ -109,17 +109,13 @@ class Socket(baseline_server.Socket):
         kind, room = frame.get("type"), frame.get("room")
         if kind == "join":
             await self.relay.join(room, self)
-            self.rooms.add(room)
-            joined = {"type": "joined", "room": room, "messages": [], "gap": False, "missing": 0}
-            self.write_message(orjson.dumps({**joined, "online": []}))
+            self.joined(room)
         elif kind == "send":
             cid = frame.get("client_id")
             head = b'{"type":"message","room":' + orjson.dumps(room) + b',"id":'
             rest = {"user": self.user, "text": frame["text"], "ts": round(time.time(), 6)}
             tail = b"," + orjson.dumps({**rest, "client_id": cid})[1:]
-            msg_id = await self.relay.publish(room, head, tail)
-            ack = {"type": "ack", "client_id": cid, "id": msg_id, "room": room}
-            self.write_message(orjson.dumps(ack))
+            self.acked(cid, await self.relay.publish(room, head, tail), room)
         elif kind == "ping":
             self.write_message(b'{"type":"pong"}')
 
