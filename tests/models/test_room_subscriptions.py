@@ -21,8 +21,13 @@ TIMEOUT = 5.0
 KEYS = RedisKeys()
 
 
-def bus_of(client: aioredis.Redis) -> EventBus:
-    return EventBus(client, KEYS, per_room=True)
+def wanting(client: aioredis.Redis, *rooms: str) -> tuple[EventBus, RoomSubscriptions]:
+    """A per-room bus on ``client`` and its subscriptions, ``rooms`` wanted already."""
+    bus = EventBus(client, KEYS, per_room=True)
+    subs = RoomSubscriptions(bus)
+    for room in rooms:
+        subs.want(room)
+    return bus, subs
 
 
 async def subscribers(client: aioredis.Redis, room: str) -> int:
@@ -38,10 +43,8 @@ async def next_item(items):
 async def test_only_wanted_rooms_arrive_and_the_one_channel_carries_none(
     redis_client: aioredis.Redis,
 ) -> None:
-    bus = bus_of(redis_client)
+    bus, subs = wanting(redis_client, "lobby")
     assert bus.room_channel("lobby") == KEYS.room_events("lobby") != bus.channel
-    subs = RoomSubscriptions(bus)
-    subs.want("lobby")
     async with subs.running() as items:
         assert await next_item(items) == Subscribed("lobby", False)
         await subs.ready("lobby")
@@ -60,8 +63,7 @@ async def test_only_wanted_rooms_arrive_and_the_one_channel_carries_none(
 async def test_many_rooms_at_once_are_confirmed_each_and_unwanted_ones_leave(
     redis_client: aioredis.Redis,
 ) -> None:
-    bus = bus_of(redis_client)
-    subs = RoomSubscriptions(bus)
+    bus, subs = wanting(redis_client)
     rooms = [f"room{n}" for n in range(200)]
     async with subs.running() as items:
         for room in rooms:
@@ -86,8 +88,7 @@ async def test_want_unwant_churn_ends_as_last_asked(redis_client: aioredis.Redis
     wanted again after its UNSUBSCRIBE went out is confirmed again before it counts.
     (As in ``RoomChannels.run``, a task reads the stream all along: confirmations
     are read from it.)"""
-    bus = bus_of(redis_client)
-    subs = RoomSubscriptions(bus)
+    bus, subs = wanting(redis_client)
     read: list = []
     async with subs.running() as items:
 
@@ -126,10 +127,7 @@ async def test_want_unwant_churn_ends_as_last_asked(redis_client: aioredis.Redis
 async def test_a_lost_connection_ends_the_stream_and_every_room_comes_back_again(
     redis_client: aioredis.Redis,
 ) -> None:
-    bus = bus_of(redis_client)
-    subs = RoomSubscriptions(bus)
-    subs.want("a")
-    subs.want("b")
+    bus, subs = wanting(redis_client, "a", "b")
     async with subs.running() as items:
         assert {(await next_item(items)).room for _ in "ab"} == {"a", "b"}
         assert await redis_client.client_kill_filter(_type="pubsub") == 1
@@ -146,9 +144,7 @@ async def test_a_lost_connection_ends_the_stream_and_every_room_comes_back_again
 async def test_a_malformed_payload_on_a_room_channel_is_skipped(
     redis_client: aioredis.Redis,
 ) -> None:
-    bus = bus_of(redis_client)
-    subs = RoomSubscriptions(bus)
-    subs.want("lobby")
+    bus, subs = wanting(redis_client, "lobby")
     async with subs.running() as items:
         await next_item(items)
         await redis_client.publish(bus.room_channel("lobby"), b"not an envelope")
