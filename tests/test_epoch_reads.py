@@ -106,3 +106,21 @@ async def test_a_new_rooms_first_epoch_leaves_markers_set_before_the_archivers_p
     await graph.archive.archive_once()
     assert markers()["alice"] == 3
     assert await graph.redis.exists(graph.keys.stale_reads("lobby")) == 0
+
+
+async def test_a_new_room_whose_first_epoch_a_send_starts_keeps_its_markers_too(app):
+    """The same when the room's first epoch is started by a send, not a join (a post
+    through the HTTP API before anyone joined): the send starts it as a join does."""
+    graph = app.server.controllers
+    graph.archive.stop()
+    poster = await graph.auth.register("poster", "a fine long passphrase")
+    for i in range(3):
+        await graph.chat.post(poster, "lobby", f"m{i}")  # no join: no epoch before it
+    assert await graph.redis.exists(graph.keys.stale_reads("lobby")) == 0
+    alice = await app.client("alice")
+    await alice.send_frame({"type": "read", "room": "lobby", "id": 3})
+    await alice.send_frame({"type": "ping"})
+    await alice.next("pong")
+    await graph.chat.read_markers.flush()
+    await graph.archive.archive_once()
+    assert markers()["alice"] == 3

@@ -58,15 +58,22 @@ async def append_retrying(
     Sentinel or Cluster failover to finish, with Redis replicated).
 
     [SPEC §8] With ``epochs``, each try carries the room's floor as this process knows
-    it; a room without an epoch gets its floor from SQL and the send goes again.
+    it; a room without an epoch gets it started as a join starts it (``RoomEpochs.
+    ensure``: its floor, and whether a read marker is above it, from SQL), and the
+    send goes again.
     """
     retry_key = None if client_id is not None else uuid.uuid4().hex
     delay = REDIS_RETRY_FIRST_SECONDS
     deadline = time.monotonic() + retry_seconds
     floor = epochs.cached(room) if epochs is not None else 0
     checked = epochs is None  # without epochs (tests, tools): 0 is the floor
+    needs_epoch = False
     while True:
         try:
+            if needs_epoch:  # inside the retries: Redis may be away for a moment
+                assert epochs is not None
+                await epochs.ensure(room_id, room)
+                floor, checked, needs_epoch = max(epochs.cached(room), 0), True, False
             with storage_guard():
                 stored = await messages.append(
                     room,
@@ -83,9 +90,8 @@ async def append_retrying(
             if epochs is not None:
                 epochs.note(room, stored.id)
             return stored
-        except EpochFloorNeeded:
-            assert epochs is not None  # only asked for with UNKNOWN_FLOOR
-            floor, checked = await epochs.floor(room_id, room), True
+        except EpochFloorNeeded:  # only asked for with UNKNOWN_FLOOR, by a room with no epoch
+            needs_epoch = True
             continue
         except UnavailableError:
             if time.monotonic() + delay > deadline or stopping.is_set():
