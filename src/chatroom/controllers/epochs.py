@@ -6,7 +6,8 @@ highest id this process stored, read, saw published or archived in the room. Tha
 script see a counter that went back (a failover to a replica that lagged) and
 start a new epoch above it at once. A room with no epoch at all (new, or wiped by
 a flush) is the one case that needs the archive's own highest id: the script
-stores nothing and asks, ``floor`` reads it from SQL once, and the send goes again.
+stores nothing and asks, ``ensure`` reads it from SQL once (with the room's highest
+read marker, in the same query), and the send goes again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import asyncio
 from chatroom.controllers.blocking import BlockingRunner
 from chatroom.controllers.errors import storage_guard
 from chatroom.models import Membership
-from chatroom.models.archive import newest_archived_id
 from chatroom.models.epochs import UNKNOWN_FLOOR, EpochRepository
 
 #: The most rooms whose floor is kept; past it the cache starts again (a room whose
@@ -52,12 +52,6 @@ class RoomEpochs:
         """The room was deleted: its ids mean nothing any more."""
         self._floors.pop(room, None)
 
-    async def floor(self, room_id: int, room: str) -> int:
-        """The room's floor with the archive's highest id read from SQL (off the loop)."""
-        archived = await self._run(newest_archived_id, room_id)
-        self.note(room, archived)
-        return max(archived, self._floors.get(room, 0))
-
     async def ensure(self, room_id: int, room: str) -> str:
         """The room's epoch; a new one (ids continuing after the floor) if it had none."""
         running = self._starting.get(room)
@@ -68,12 +62,16 @@ class RoomEpochs:
 
     async def _ensure(self, room_id: int, room: str) -> str:
         try:
-            floor = await self.floor(room_id, room)
+            # The floor is the archive's highest id and the cache's; one query (one
+            # hop to the pool) reads the archive's with the room's highest read marker.
+            archived, highest_read = await self._run(Membership.epoch_start_reads, room_id)
+            self.note(room, archived)
+            floor = max(archived, self._floors.get(room, 0))
             # A marker above the floor names a message of a lost history: the epoch
             # notes where it starts, for the archiver to lower such markers. None
             # above it (a new room): no note, or the archiver would lower the markers
             # that the first readers set before its next pass.
-            stale = await self._run(Membership.highest_read, room_id) > floor
+            stale = highest_read > floor
             with storage_guard():
                 return await self._repository.ensure(room, floor, stale_reads=stale)
         finally:

@@ -136,18 +136,9 @@ def write_transaction():
     return bound_database().atomic()
 
 
-def newest_archived_id(room_id: int) -> int:
-    """The watermark as SQL knows it: the room's highest archived id (0 for none)."""
-    value = (
-        ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id))
-        .where(ArchivedMessage.room == room_id)
-        .scalar()
-    )
-    return int(value or 0)
-
-
 def newest_archived_ids(room_ids: list[int]) -> dict[int, int]:
-    """``newest_archived_id`` of several rooms in one query (an index lookup each)."""
+    """The watermark as SQL knows it: each room's highest archived id (0 for none), in
+    one query (an index lookup each)."""
     if not room_ids:
         return {}
     outer = Room.alias("r")

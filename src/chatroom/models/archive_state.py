@@ -5,7 +5,7 @@ epoch leaves for the archiver ``models/epoch_repair.py``).
 The watermark ``{room}:archived`` is the highest id known to be in SQL with every
 smaller id before it; the send script never trims a message above it (see
 ``models/messages.py``), so Redis drops nothing the archive lacks. The watermark
-can always be derived again from SQL (``archive.newest_archived_id``).
+can always be derived again from SQL (``archive.newest_archived_ids``).
 """
 
 from __future__ import annotations

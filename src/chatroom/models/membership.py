@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import peewee
 
+from chatroom.models.archive import ArchivedMessage
 from chatroom.models.database import BaseModel, utcnow
 from chatroom.models.room import Room
 from chatroom.models.user import User
@@ -87,10 +88,17 @@ class Membership(BaseModel):
                 cls.mark_read(user_id, room_id, message_id)
 
     @classmethod
-    def highest_read(cls, room_id: int) -> int:
-        """The highest read marker any member of the room has (0 when none)."""
-        query = cls.select(peewee.fn.MAX(cls.last_read_id)).where(cls.room == room_id)
-        return int(query.scalar() or 0)
+    def epoch_start_reads(cls, room_id: int) -> tuple[int, int]:
+        """[SPEC §8] What starting the room's epoch reads from SQL, in one query: the
+        archive's highest id in the room and the highest read marker any member of it
+        has (each 0 when none)."""
+        archived = ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id)).where(
+            ArchivedMessage.room == room_id
+        )
+        # An aggregate without GROUP BY gives one row, members or none.
+        query = cls.select(archived, peewee.fn.MAX(cls.last_read_id)).where(cls.room == room_id)
+        top, read = query.tuples().get()
+        return int(top or 0), int(read or 0)
 
     @classmethod
     def lower_read_markers(cls, starts: dict[int, int]) -> int:
