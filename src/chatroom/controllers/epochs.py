@@ -54,17 +54,33 @@ class RoomEpochs:
 
     async def ensure(self, room_id: int, room: str) -> str:
         """The room's epoch; a new one (ids continuing after the floor) if it had none."""
-        running = self._starting.get(room)
-        if running is not None:
-            return await asyncio.shield(running)
-        task = self._starting[room] = asyncio.ensure_future(self._ensure(room_id, room))
-        return await asyncio.shield(task)  # a cancelled caller leaves it to the others
+        return (await self.ensure_all({room: room_id}))[room]
 
-    async def _ensure(self, room_id: int, room: str) -> str:
+    async def ensure_all(self, rooms: dict[str, int]) -> dict[str, str]:
+        """``ensure`` for each of ``rooms`` (name -> id): their epochs. The rooms no one
+        in this process is starting yet read SQL together, in one query (one hop to
+        the pool): after a flush, a ``hello`` finds every room of the user without one."""
+        new = {name: room_id for name, room_id in rooms.items() if name not in self._starting}
+        if new:
+            reads = asyncio.ensure_future(
+                self._run(Membership.epoch_start_reads, list(new.values()))
+            )
+            # Registered before any await: a concurrent ``ensure`` of one of them waits
+            # for this start instead of reading SQL again.
+            for name, room_id in new.items():
+                self._starting[name] = asyncio.ensure_future(self._ensure(room_id, name, reads))
+        # A cancelled caller leaves each start to the others.
+        starts = [asyncio.shield(self._starting[name]) for name in rooms]
+        return dict(zip(rooms, await asyncio.gather(*starts), strict=True))
+
+    async def _ensure(
+        self, room_id: int, room: str, reads: asyncio.Future[dict[int, tuple[int, int]]]
+    ) -> str:
         try:
-            # The floor is the archive's highest id and the cache's; one query (one
-            # hop to the pool) reads the archive's with the room's highest read marker.
-            archived, highest_read = await self._run(Membership.epoch_start_reads, room_id)
+            # The floor is the archive's highest id and the cache's; the one query
+            # reads the archive's with the room's highest read marker. Its failure
+            # reaches the start of every room it was for (and so all their waiters).
+            archived, highest_read = (await asyncio.shield(reads))[room_id]
             self.note(room, archived)
             floor = max(archived, self._floors.get(room, 0))
             # A marker above the floor names a message of a lost history: the epoch
@@ -83,8 +99,3 @@ class RoomEpochs:
         self.note(room, seen)
         with storage_guard():
             await self._repository.ensure(room, self._floors[room])
-
-    async def ensure_all(self, rooms: dict[str, int]) -> dict[str, str]:
-        """``ensure`` for each of ``rooms`` (name -> id): their epochs."""
-        epochs = await asyncio.gather(*(self.ensure(i, name) for name, i in rooms.items()))
-        return dict(zip(rooms, epochs, strict=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import peewee
 
 from chatroom.models.archive import ArchivedMessage
@@ -88,17 +90,23 @@ class Membership(BaseModel):
                 cls.mark_read(user_id, room_id, message_id)
 
     @classmethod
-    def epoch_start_reads(cls, room_id: int) -> tuple[int, int]:
-        """[SPEC §8] What starting the room's epoch reads from SQL, in one query: the
-        archive's highest id in the room and the highest read marker any member of it
-        has (each 0 when none)."""
+    def epoch_start_reads(cls, room_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """[SPEC §8] What starting the rooms' epochs reads from SQL, in one query: for
+        each room id, the archive's highest id in the room and the highest read marker
+        any member of it has (each 0 when none; both 0 for a room that is gone)."""
+        ids = list(room_ids)
+        if not ids:
+            return {}
+        # One row per room, each value a correlated MAX (an index lookup each), as
+        # ``archive.newest_archived_ids`` reads the archive's: the same on every database.
+        outer = Room.alias("r")
         archived = ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id)).where(
-            ArchivedMessage.room == room_id
+            ArchivedMessage.room == outer.id
         )
-        # An aggregate without GROUP BY gives one row, members or none.
-        query = cls.select(archived, peewee.fn.MAX(cls.last_read_id)).where(cls.room == room_id)
-        top, read = query.tuples().get()
-        return int(top or 0), int(read or 0)
+        read = cls.select(peewee.fn.MAX(cls.last_read_id)).where(cls.room == outer.id)
+        query = outer.select(outer.id, archived, read).where(outer.id.in_(ids)).tuples()
+        found = {room_id: (int(top or 0), int(marker or 0)) for room_id, top, marker in query}
+        return {room_id: found.get(room_id, (0, 0)) for room_id in ids}
 
     @classmethod
     def lower_read_markers(cls, starts: dict[int, int]) -> int:
