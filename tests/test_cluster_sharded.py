@@ -18,6 +18,7 @@ from chatroom.storage import check_sharded_pubsub
 from tests.failover_load import stop_hosts
 from tests.redis_topologies import cluster_topology, wait_for
 from tests.test_cluster import flushed, start_hosts
+from tests.test_cluster_shard_reads import sharded
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -321,24 +322,14 @@ async def test_a_join_soon_after_the_last_leave_keeps_the_subscription(
 async def test_a_room_wanted_again_before_it_was_unsubscribed(cluster):
     """The model alone: a room given up and wanted again in the same instant stays
     subscribed and ready, and its events keep coming."""
-    from chatroom.models.events import EventBus
-    from chatroom.storage import close_redis, make_redis
-
-    flushed(cluster)
-    client = make_redis(cluster.url)
-    bus = EventBus(client, KEYS, sharded=True)
-    subscriptions = ShardSubscriptions(bus)
-    try:
-        async with subscriptions.running() as items:
-            subscriptions.want("again")
-            await asyncio.wait_for(subscriptions.ready("again"), 5)
-            assert await asyncio.wait_for(items.__anext__(), 5) == Subscribed("again", False)
-            subscriptions.unwant("again")
-            subscriptions.want("again")  # before the keeper ran
-            await asyncio.wait_for(subscriptions.ready("again"), 5)
-            await bus.publish("again", b'{"type":"typing"}')
-            event = await asyncio.wait_for(items.__anext__(), 5)
-            assert (event.room, event.frame) == ("again", b'{"type":"typing"}')
-            assert subscribers(cluster, "again") == 1
-    finally:
-        await close_redis(client)
+    async with sharded(cluster) as (bus, subscriptions), subscriptions.running() as items:
+        subscriptions.want("again")
+        await asyncio.wait_for(subscriptions.ready("again"), 5)
+        assert await asyncio.wait_for(items.__anext__(), 5) == Subscribed("again", False)
+        subscriptions.unwant("again")
+        subscriptions.want("again")  # before the keeper ran
+        await asyncio.wait_for(subscriptions.ready("again"), 5)
+        await bus.publish("again", b'{"type":"typing"}')
+        event = await asyncio.wait_for(items.__anext__(), 5)
+        assert (event.room, event.frame) == ("again", b'{"type":"typing"}')
+        assert subscribers(cluster, "again") == 1

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from chatroom.models import RedisKeys
 from chatroom.models.events import EventBus
@@ -67,6 +68,34 @@ async def test_without_the_hiredis_reader_it_reads_with_get_message(redis_url: s
         reply = await asyncio.wait_for(anext(stream), EVENT_TIMEOUT)
         assert reply == [b"message", b"ch", b"one"]
         await stream.aclose()
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"protocol": 2}, {"health_check_interval": 30}],
+    ids=["hiredis", "hiredis-resp2", "get_message"],
+)
+async def test_a_pong_is_skipped_and_an_error_reply_raised(redis_url: str, options) -> None:
+    """A subscribed connection's pong (``PONG``, in RESP2 ``[b"pong", b""]``) is no
+    reply of the stream; an error reply (in a Cluster: ``MOVED``, the answer to an
+    ``SSUBSCRIBE`` sent with a stale slot table) is raised, as ``get_message`` raises
+    it, not waited past."""
+    client = aioredis.Redis.from_url(redis_url, **options)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe("ch")
+        assert (await pubsub.get_message(timeout=EVENT_TIMEOUT))["type"] == "subscribe"
+        assert (_hiredis_source(pubsub) is None) == ("health_check_interval" in options)
+        stream = replies(pubsub)
+        await pubsub.ping()
+        await client.publish("ch", b"one")
+        assert await asyncio.wait_for(anext(stream), EVENT_TIMEOUT) == [b"message", b"ch", b"one"]
+        await pubsub.execute_command("SUBSCRIBE")  # refused: no channel
+        with pytest.raises(ResponseError, match="wrong number of arguments"):
+            await asyncio.wait_for(anext(stream), EVENT_TIMEOUT)
     finally:
         await pubsub.aclose()
         await client.aclose()

@@ -16,7 +16,9 @@ another redis-py) it reads with ``get_message`` as before.
 
 A closed or reset connection raises ``redis.exceptions.ConnectionError`` (or the
 ``OSError``), as ``get_message`` would: the caller subscribes again and catches
-up from the history. No silent reconnect happens below it.
+up from the history. No silent reconnect happens below it. An error reply (a
+``MOVED`` answer to an ``SSUBSCRIBE`` in a Cluster, an ACL refusal) is raised too,
+as ``get_message`` raises it: skipped, its subscription would be waited for forever.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ READ_SIZE = 65536
 async def replies(pubsub) -> AsyncIterator[list]:
     """Every three-part pub/sub reply that arrives on ``pubsub``'s connection, as
     redis-py's parser gives it (``[b"message", channel, payload]``, ``[b"subscribe",
-    channel, count]``, ...), until the connection fails; anything else (a pong) is
-    skipped. The caller keeps the kinds it wants: one loop, no layer per message."""
+    channel, count]``, ...), until the connection fails or Redis answers with an
+    error (raised); anything else (a pong: ``PONG``, or ``[b"pong", b""]`` on a
+    subscribed RESP2 connection) is skipped. The caller keeps the kinds it wants: one loop, no layer
+    per message."""
     source = _hiredis_source(pubsub)
     if source is None:
         async for reply in _by_get_message(pubsub):
@@ -54,6 +58,8 @@ async def replies(pubsub) -> AsyncIterator[list]:
             reader.feed(data)
         elif isinstance(reply, list) and len(reply) == 3:  # a RESP3 push is a list too
             yield reply
+        elif isinstance(reply, Exception):  # the parser's error reply, not raised by it
+            raise reply
 
 
 def _hiredis_source(pubsub):
@@ -74,7 +80,7 @@ def _hiredis_source(pubsub):
 async def _by_get_message(pubsub) -> AsyncIterator[list]:
     while True:
         reply = await pubsub.get_message(timeout=30.0)
-        if reply is not None:
+        if reply is not None and reply["type"] != "pong":  # skipped, as above
             channel, data = reply["channel"], reply["data"]
             yield [
                 reply["type"].encode(),

@@ -19,6 +19,11 @@ failover), when a node answers ``MOVED``, or when Redis itself ends it with a
 longer serves: a slot migration, a master demoted). The room is then subscribed
 again on the node that holds its slot now, after the slot table is read again.
 
+Each connection is read with ``models.pubsub_read.replies`` (below redis-py's
+``get_message``, as the one Redis' subscriptions are: the read is paid once per
+process per event), and a task of its own pings it when it read nothing for
+``IDLE_SECONDS``, so that a dead connection fails.
+
 redis-py's ``ClusterPubSub`` is not used: it takes Redis' own ``sunsubscribe`` for
 nothing (the subscription is gone, redis-py still counts it until some other
 command of the client meets a ``MOVED``: tried on Redis 7.0.15 with a slot
@@ -42,6 +47,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
 from chatroom.models.events import Event, EventBus, decode_envelope
+from chatroom.models.pubsub_read import replies
 from chatroom.models.wanted_rooms import Subscribed, WantedRooms
 
 log = logging.getLogger(__name__)
@@ -55,7 +61,8 @@ QUEUE_SIZE = 10_000
 #: while subscribing keeps failing (a failover takes the cluster a few seconds).
 RETRY_FIRST_SECONDS = 0.05
 RETRY_MAX_SECONDS = 1.0
-#: A connection that read nothing this long is pinged, so a dead one fails.
+#: A connection that read nothing this long is pinged, so a dead one fails (the send
+#: or the read fails once the far end answers, or the kernel gives up on it).
 IDLE_SECONDS = 15.0
 
 
@@ -73,6 +80,11 @@ class _Link:
     asked: Counter = field(default_factory=Counter)
     leaving: Counter = field(default_factory=Counter)
     reader: asyncio.Task | None = None
+    pinger: asyncio.Task | None = None
+    #: Replies read so far: the pinger pings when it did not move for IDLE_SECONDS.
+    heard: int = 0
+    #: Being closed (by whichever of its tasks or the keeper came first).
+    closed: bool = False
 
 
 class ShardSubscriptions(WantedRooms):
@@ -195,15 +207,20 @@ class ShardSubscriptions(WantedRooms):
             raise
         link = self._links[node.name] = _Link(node.name, pool, pubsub)
         link.reader = asyncio.create_task(self._read(link))
+        link.pinger = asyncio.create_task(self._ping(link))
         return link
 
     async def _close(self, link: _Link) -> None:
+        if link.closed:  # the reader and the pinger may both fail: one closes it
+            return
+        link.closed = True
         if self._links.get(link.node) is link:
             del self._links[link.node]
-        if link.reader is not None and link.reader is not asyncio.current_task():
-            link.reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await link.reader
+        for task in (link.reader, link.pinger):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(*_FAILURES):
             await link.pubsub.aclose()
         with contextlib.suppress(*_FAILURES):
@@ -228,32 +245,46 @@ class ShardSubscriptions(WantedRooms):
     # -- reading ------------------------------------------------------------------
 
     async def _read(self, link: _Link) -> None:
-        """Read one link until it fails; what it reads goes to the queue, in order."""
+        """Read one link until it fails; what it reads goes to the queue, in order.
+
+        An error reply (``MOVED``: the slot table was stale) fails it too."""
         try:
-            while True:
-                reply = await link.pubsub.get_message(timeout=IDLE_SECONDS)
-                if reply is None:
-                    await link.pubsub.ping()  # a dead connection fails here or on the read
+            async for kind, channel, data in replies(link.pubsub):
+                link.heard += 1
+                if kind != b"smessage":
+                    await self._on_reply(link, kind, channel)
                     continue
-                await self._on_reply(link, reply)
+                try:
+                    event = decode_envelope(data)
+                except ValueError:  # not ours: someone else published on our channel
+                    log.warning("ignored a malformed event on a room channel")
+                    continue
+                await self._queue.put(event)
         except _FAILURES as exc:
             if link.rooms:
                 log.warning("room channels: the connection to %s failed (%r)", link.node, exc)
             await self._lose_link(link)
 
-    async def _on_reply(self, link: _Link, reply: dict) -> None:
-        kind = reply["type"]
-        if kind == "smessage":
-            try:
-                await self._queue.put(decode_envelope(reply["data"]))
-            except ValueError:  # not ours: someone else published on our channel
-                log.warning("ignored a malformed event on a room channel")
-            return
-        channel = reply["channel"]
-        room = self._rooms_of.get(channel.encode() if isinstance(channel, str) else channel)
+    async def _ping(self, link: _Link) -> None:
+        """Ping the link whenever it read nothing for ``IDLE_SECONDS``. The pong is
+        not looked for (``PONG``, or ``[b"pong", b""]`` in RESP2: ``replies`` skips
+        both), as ``get_message`` did not: a dead connection fails on this send or on
+        the reader's read, and a failed send loses the link here."""
+        try:
+            while True:
+                heard = link.heard
+                await asyncio.sleep(IDLE_SECONDS)
+                if link.heard == heard:
+                    await link.pubsub.ping()
+        except _FAILURES as exc:
+            log.warning("room channels: pinging %s failed (%r)", link.node, exc)
+            await self._lose_link(link)
+
+    async def _on_reply(self, link: _Link, kind: bytes, channel: bytes) -> None:
+        room = self._rooms_of.get(channel)
         if room is None:
             return
-        if kind == "ssubscribe":
+        if kind == b"ssubscribe":
             link.asked[room] -= 1
             if link.asked[room] > 0 or self._placed.get(room) is not link:
                 return  # an earlier SSUBSCRIBE's answer, or no longer wanted here
@@ -262,7 +293,7 @@ class ShardSubscriptions(WantedRooms):
                 return
             self._delay = RETRY_FIRST_SECONDS
             await self._queue.put(confirmed)
-        elif kind == "sunsubscribe":
+        elif kind == b"sunsubscribe":
             if link.leaving[room] > 0:  # the answer to ours
                 link.leaving[room] -= 1
                 if room not in self._wanted and room not in link.rooms:
