@@ -227,6 +227,15 @@ async def cost_step(
     users = min(pool, bench.s.users_cap)
     extra = ["--redis-url", relay_url(redis) if kind == "relay" else redis.url]
     extra += ["--redis-prefix", f"cost{step}"]
+    if (
+        kind == "chatroom"
+        and "--archiver" not in servers.CHATROOM_ARGS
+        and servers.serve_supports("--archiver")
+    ):
+        # The archiver where the figures of every step so far had it (its own process,
+        # serve's default with two CPUs): what varies from step to step is only the
+        # workers. Pinned to one CPU, ``auto`` would put it in every worker.
+        extra += ["--archiver", "process"]
     label = f"cost/{kind}/{s.topology}/{placement} x{n}"
     label += f" round {round_}" if s.rounds > 1 else ""
     async with bench.server(kind, users, s.rooms, n, True, extra) as (server, acc, sampler):

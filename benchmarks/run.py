@@ -355,7 +355,9 @@ def memory_rows(results: list[dict]) -> list[dict]:
             "ratio": _ratio(rest, base and base["rss_rest_mib"]),
             "ratio_of": "chatroom / baseline",
             "met": rest is not None and rest <= MEMORY_REST_MIB,
-            "note": f"sign-up + login p99 {_fmt(chat['request_p99_ms'], ' ms')}",
+            "note": f"sign-up + login p99 {_fmt(chat['request_p99_ms'], ' ms')}; PSS "
+            f"{_fmt(chat.get('pss_rest_mib'), ' MiB')} over {chat.get('processes_at_rest')} "
+            "processes",
         },
         {
             "target": f"memory: ≤ {MEMORY_PER_CONN_KIB:.0f} KiB RSS per idle connection "

@@ -532,13 +532,15 @@ class Bench:
             took = time.monotonic() - started
             await asyncio.sleep(2.0)
             rss_rest, rss_rest_py = sampler.rss_now()
+            pss_rest, processes = sampler.pss_now()
             seconds.sort()
             self.log(
                 f"  memory/{kind}: {users} sign-ups + logins ({burst} at once) in {took:.1f}s "
                 f"(p50 {seconds[len(seconds) // 2] * 1000:.0f} ms, p99 "
                 f"{seconds[int(len(seconds) * 0.99)] * 1000:.0f} ms per request); RSS "
                 f"{rss_start / 2**20:.1f} -> {rss_rest / 2**20:.1f} MiB "
-                f"(python {rss_rest_py / 2**20:.1f})"
+                f"(python {rss_rest_py / 2**20:.1f}); PSS {pss_rest / 2**20:.1f} MiB "
+                f"({processes} processes)"
             )
             idle = await self.idle_sockets(kind, server, accounts, sampler, s.idle_clients, rooms)
         finally:
@@ -552,6 +554,8 @@ class Bench:
             "rss_start_python_mib": round(rss_start_py / 2**20, 1),
             "rss_rest_mib": round(rss_rest / 2**20, 1),
             "rss_rest_python_mib": round(rss_rest_py / 2**20, 1),
+            "pss_rest_mib": round(pss_rest / 2**20, 1) if pss_rest else None,
+            "processes_at_rest": processes,
             "signup_login_s": round(took, 2),
             "request_p50_ms": round(seconds[len(seconds) // 2] * 1000, 1),
             "request_p99_ms": round(seconds[int(len(seconds) * 0.99)] * 1000, 1),

@@ -513,3 +513,19 @@ class Sampler:
     def rss_now(self) -> tuple[int, int]:
         row = self.sample()
         return (row[3], row[4]) if row else (0, 0)
+
+    def pss_now(self) -> tuple[int, int]:
+        """(PSS of the server's process tree, its processes): what the tree costs the
+        machine, each page shared by k processes counted 1/k in each. RSS counts it in
+        every process, so a tree of two interpreters (serve and its archiver child)
+        shows their shared libraries twice. Reads /proc/PID/smaps_rollup: for one-off
+        readings, not the sampling loop."""
+        if psutil is None:
+            return 0, 0
+        with self._lock:
+            total = count = 0
+            for p in self._tree(self.root_pid):
+                with contextlib.suppress(psutil.Error, AttributeError):
+                    total += p.memory_full_info().pss
+                    count += 1
+            return total, count

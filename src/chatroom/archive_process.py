@@ -1,7 +1,7 @@
 """The composition root of ``chatroom archive``: the archiver (and retention) in a
 process of its own, on the Redis and database the servers use, until a signal.
 
-``chatroom serve --archiver process`` (the default) runs one as its child
+``chatroom serve --archiver process`` (the default with two CPUs) runs one as its child
 (archiver_child.py); servers run with ``--archiver off`` leave the work to such
 processes run beside them (docs/archive.md#where-the-archiver-runs).
 The archiver takes its Redis lock as in a server, so several such processes (or

@@ -1,6 +1,6 @@
-"""The archiver's own process under ``chatroom serve --archiver process`` (the default):
-one ``chatroom archive`` child that serve's main process starts, restarts when it dies
-and stops with itself.
+"""The archiver's own process under ``chatroom serve --archiver process`` (the default
+with two CPUs or more): one ``chatroom archive`` child that serve's main process
+starts, restarts when it dies and stops with itself; and where ``auto`` puts the archiver.
 
 The child is the same code as ``chatroom archive`` (archive_process.py), on serve's
 settings: they reach it in its environment (``CHATROOM_*``, so that a database
@@ -72,6 +72,33 @@ def archiver_environment(config: Config, redis_url: str, metrics_port: int) -> d
         else:
             env[variable] = _env_text(value)
     return env
+
+
+#: Where ``--archiver`` puts the archiver, as the startup line says it.
+PLACEMENT_WORDS = {
+    "process": "archiver in its own process",
+    "on": "archiver in the serving process",
+    "off": "no archiver: 'chatroom archive' runs it",
+}
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: what ``taskset`` or a cpuset
+    left it), else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def archiver_placement(mode: str, cpus: int | None = None) -> str:
+    """``--archiver`` with ``auto`` decided: ``process`` where serve may use two CPUs
+    or more (the archiver then works beside the sockets, not in their event loop),
+    ``on`` with one, where a second process would run on the same core and only add
+    its interpreter's memory (about 40 MiB, docs/archive.md#where-the-archiver-runs)."""
+    if mode != "auto":
+        return mode
+    return "process" if (usable_cpus() if cpus is None else cpus) >= 2 else "on"
 
 
 class ArchiverChild:

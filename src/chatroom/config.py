@@ -60,8 +60,9 @@ LOG_FORMATS = ("text", "json")
 REGISTRATION_MODES = ("open", "invite", "closed")
 #: process: ``serve`` runs the archiver in one child process of its own; on: every
 #: serving process takes part in archiving; off: only ``chatroom archive`` processes
-#: do (docs/archive.md#where-the-archiver-runs).
-ARCHIVER_MODES = ("process", "on", "off")
+#: do; auto: process where serve may use two CPUs or more, else on
+#: (docs/archive.md#where-the-archiver-runs).
+ARCHIVER_MODES = ("auto", "process", "on", "off")
 #: The longest a session may last (--session-days): ten years.
 MAX_SESSION_DAYS = 3650
 
@@ -280,11 +281,12 @@ class Config:
         0.0, min=0, help="Delete messages older than this many days (0: keep forever)."
     )
     archiver: str = setting(
-        "process",
+        "auto",
         choices=ARCHIVER_MODES,
         help="Who copies messages to SQL and applies retention: process: one child process "
         "of this server (metrics on --metrics-port + processes); on: the serving processes "
-        "(one at a time); off: 'chatroom archive' processes.",
+        "(one at a time); off: 'chatroom archive' processes; auto: process with two CPUs "
+        "or more, on with one.",
     )
     default_locale: str = setting(
         SOURCE_LOCALE,

@@ -20,7 +20,7 @@ import tornado.netutil
 
 from chatroom import __version__
 from chatroom.app import make_app
-from chatroom.archiver_child import ArchiverChild
+from chatroom.archiver_child import PLACEMENT_WORDS, ArchiverChild, archiver_placement
 from chatroom.config import Config, redact_url
 from chatroom.controllers import BlockingRunner
 from chatroom.datadir import DataDirectory
@@ -253,6 +253,7 @@ def release_stale_locks(redis_url: str, prefix: str) -> None:
 
 def serve(config: Config, echo=print) -> int:
     """Run ``chatroom serve`` until SIGTERM/SIGINT; returns the exit code."""
+    config = config.replace(archiver=archiver_placement(config.archiver))
     data_dir = DataDirectory(config.data_dir)
     data_dir.lock()
     # Before Redis and the workers start: they inherit the raised limit.
@@ -282,7 +283,11 @@ def serve(config: Config, echo=print) -> int:
             if embedded
             else f"external Redis at {redact_url(redis_url)}"
         )
-        echo(f"chatroom {__version__} serving on {where} ({processes} process(es), {storage})")
+        placement = PLACEMENT_WORDS[config.archiver]
+        echo(
+            f"chatroom {__version__} serving on {where} "
+            f"({processes} process(es), {storage}, {placement})"
+        )
         sys.stdout.flush()
         # Before the workers fork: one archiver, the parent's child (a worker leaves it be).
         archiver = start_archiver(config, redis_url, processes)
