@@ -11,6 +11,7 @@ FIGURES: dict[str, tuple[str, Callable[[dict], float | None], str, bool]] = {
     "ramp": ("highest sustained deliveries/s", lambda r: r["max_deliveries_per_s"], "/s", False),
     "ceiling": ("last sustained deliveries/s", lambda r: r["max_deliveries_per_s"], "/s", False),
     "idle": ("RSS per connection", lambda r: r["rss_per_conn_kib"], " KiB", True),
+    "scale": ("idle CPU of a core", lambda r: r["idle_server_cpu_pct"], "%", True),
 }
 
 

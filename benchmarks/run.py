@@ -151,7 +151,8 @@ async def run_scenarios(
         elif name == "uploads":
             results.extend(await bench.uploads())
         elif name == "scale":
-            results.append(await bench.scale())
+            for kind in servers:
+                results.append(await bench.scale(kind))
         elif name == "ceiling":
             for kind in servers:
                 results.append(await ceiling(bench, kind))
@@ -450,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--server", choices=tuple(SERVER_SETS), default="both",
-        help="which servers steady/ramp/idle/memory/ceiling measure: both = baseline and "
-        "chatroom; all = these and the Socket.IO baseline (procs, catchup: chatroom only)",
+        help="which servers steady/ramp/idle/memory/scale/ceiling measure: both = baseline and "
+        "chatroom; all = these and the Socket.IO baseline (procs, catchup, uploads: chatroom "
+        "only)",
     )  # fmt: skip
     parser.add_argument(
         "--gen-procs", type=gen_procs, default=0, metavar="N|auto",

@@ -630,9 +630,9 @@ class Bench:
         )
         return result
 
-    async def scale(self) -> dict:
-        """Issue 17: ten thousand sockets on one process (``benchmarks/scale.py``)."""
-        return await run_scale(self)
+    async def scale(self, kind: str = "chatroom") -> dict:
+        """Issue 17: ten thousand sockets on one process of ``kind`` (``benchmarks/scale.py``)."""
+        return await run_scale(self, kind)
 
     async def uploads(self) -> list[dict]:
         """Issue 15: upload throughput (10 MiB, raw and multipart, 1 and 4 uploaders),
