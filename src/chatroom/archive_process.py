@@ -62,6 +62,12 @@ def run_archiver(config: Config, echo=print) -> int:
 
 
 async def _archive_until_signal(config: Config, redis_url: str) -> None:
+    # The signals are taken first: one that comes while the archiver is being set
+    # up (serve stopped at once) stops it in order too, not by the default action.
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, signalled.set)
     database = open_database(config.effective_database_url)
     redis = make_redis(redis_url)
     run_blocking = BlockingRunner(config.db_threads)
@@ -77,18 +83,18 @@ async def _archive_until_signal(config: Config, redis_url: str) -> None:
             metrics_http = None
     task = asyncio.create_task(archive.run(), name="chatroom-archiver")
 
-    def stop() -> None:
+    async def stop_on_signal() -> None:
+        await signalled.wait()
         # The pass in hand finishes (then ``run`` releases the lock); one that hangs
         # (a database that does not answer) is cancelled after the grace.
         archive.stop()
         loop.call_later(STOP_GRACE_SECONDS, task.cancel)
 
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop)
+    stopper = asyncio.create_task(stop_on_signal(), name="chatroom-archiver-stop")
     try:
         await asyncio.gather(task, return_exceptions=True)
     finally:
+        stopper.cancel()
         log.info("archiver stopping (pid %d)", os.getpid())
         if metrics_http is not None:
             metrics_http.stop()
