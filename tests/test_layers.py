@@ -26,6 +26,7 @@ VIEW_MODEL_EXCEPTIONS = {
 ABOVE_APP = (
     "chatroom.app",
     "chatroom.wiring",
+    "chatroom.archive_wiring",
     "chatroom.server",
     "chatroom.operator_commands",
     "chatroom.archive_process",

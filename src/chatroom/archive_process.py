@@ -6,6 +6,8 @@ process of its own, on the Redis and database the servers use, until a signal.
 processes run beside them (docs/archive.md#where-the-archiver-runs).
 The archiver takes its Redis lock as in a server, so several such processes (or
 servers with ``--archiver on``) can run at once: one of them works at a time.
+It builds only the archive's part of the controllers (archive_wiring.py), and
+imports Tornado only to serve its /metrics (docs/archive.md#its-memory).
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import tornado.httpserver
-
+from chatroom.archive_wiring import ArchiveGraph
 from chatroom.config import Config, redact_url
-from chatroom.controllers import BlockingRunner
+from chatroom.controllers.blocking import BlockingRunner
 from chatroom.datadir import DataDirectory, DataDirError
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
 from chatroom.storage import close_redis, initialise_database, make_redis, running_server_redis
-from chatroom.views.metrics import make_metrics_app
-from chatroom.wiring import build_controllers
+
+if TYPE_CHECKING:
+    import tornado.httpserver
 
 log = logging.getLogger("chatroom")
 
@@ -61,34 +64,54 @@ def run_archiver(config: Config, echo=print) -> int:
     return 0
 
 
+def _serve_metrics(
+    config: Config, controllers: ArchiveGraph
+) -> tornado.httpserver.HTTPServer | None:
+    """The archiver's /metrics on ``metrics_port``, or None where it cannot listen.
+
+    Tornado is imported here, only when there is a port to serve."""
+    import tornado.httpserver
+
+    from chatroom.views.metrics import make_metrics_app
+
+    metrics_http = tornado.httpserver.HTTPServer(
+        make_metrics_app(controllers.metrics, controllers.archive)
+    )
+    try:
+        metrics_http.listen(config.metrics_port, config.metrics_host)
+    except OSError as exc:  # archiving matters more than its metrics: go on without
+        log.warning("archiver metrics not served on port %d: %s", config.metrics_port, exc)
+        return None
+    return metrics_http
+
+
 async def _archive_until_signal(config: Config, redis_url: str) -> None:
+    # The signals are taken first: one that comes while the archiver is being set
+    # up (serve stopped at once) stops it in order too, not by the default action.
+    loop = asyncio.get_running_loop()
+    signalled = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, signalled.set)
     database = open_database(config.effective_database_url)
     redis = make_redis(redis_url)
     run_blocking = BlockingRunner(config.db_threads)
-    controllers = build_controllers(config, redis, run_blocking)
+    controllers = ArchiveGraph(config, redis, run_blocking)  # the archive's part alone
     archive = controllers.archive
-    metrics_http = None
-    if config.metrics_port:
-        metrics_http = tornado.httpserver.HTTPServer(make_metrics_app(controllers.metrics, archive))
-        try:
-            metrics_http.listen(config.metrics_port, config.metrics_host)
-        except OSError as exc:  # archiving matters more than its metrics: go on without
-            log.warning("archiver metrics not served on port %d: %s", config.metrics_port, exc)
-            metrics_http = None
+    metrics_http = _serve_metrics(config, controllers) if config.metrics_port else None
     task = asyncio.create_task(archive.run(), name="chatroom-archiver")
 
-    def stop() -> None:
+    async def stop_on_signal() -> None:
+        await signalled.wait()
         # The pass in hand finishes (then ``run`` releases the lock); one that hangs
         # (a database that does not answer) is cancelled after the grace.
         archive.stop()
         loop.call_later(STOP_GRACE_SECONDS, task.cancel)
 
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop)
+    stopper = asyncio.create_task(stop_on_signal(), name="chatroom-archiver-stop")
     try:
         await asyncio.gather(task, return_exceptions=True)
     finally:
+        stopper.cancel()
         log.info("archiver stopping (pid %d)", os.getpid())
         if metrics_http is not None:
             metrics_http.stop()

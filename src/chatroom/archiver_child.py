@@ -95,7 +95,7 @@ def archiver_placement(mode: str, cpus: int | None = None) -> str:
     """``--archiver`` with ``auto`` decided: ``process`` where serve may use two CPUs
     or more (the archiver then works beside the sockets, not in their event loop),
     ``on`` with one, where a second process would run on the same core and only add
-    its interpreter's memory (about 40 MiB, docs/archive.md#where-the-archiver-runs)."""
+    its interpreter's memory (about 35 MiB, docs/archive.md#where-the-archiver-runs)."""
     if mode != "auto":
         return mode
     return "process" if (usable_cpus() if cpus is None else cpus) >= 2 else "on"

@@ -7,14 +7,8 @@ import click
 
 from chatroom.cli import main, reports_errors
 from chatroom.cli_operator import json_option, operator_options, refusals_reported, show
-from chatroom.cli_output import printable, printable_json, text_lines
 from chatroom.config import Config
-from chatroom.controllers.signup import (
-    DEFAULT_INVITE_SECONDS,
-    MAX_INVITE_SECONDS,
-    MAX_INVITE_USES,
-    InviteInfo,
-)
+from chatroom.models.invites import DEFAULT_INVITE_SECONDS, MAX_INVITE_SECONDS, MAX_INVITE_USES
 
 
 @main.group()
@@ -28,16 +22,6 @@ def operate_invites(storage: dict, action):
 
     with refusals_reported():
         return run_invites(Config(**storage), action)
-
-
-@text_lines.register
-def invite_lines(invite: InviteInfo) -> list[str]:
-    """``#3  Ab1x…  0 of 1 used  expires 2026-12-12T10:00:00+00:00  by alice  active``."""
-    data = invite.public()
-    return [
-        f"#{invite.id}  {invite.prefix}…  {invite.used} of {invite.uses} used  "
-        f"expires {data['expires']}  by {printable(invite.created_by)}  {invite.state}"
-    ]
 
 
 @invites.command("create")
@@ -67,6 +51,8 @@ def invite_lines(invite: InviteInfo) -> list[str]:
 @reports_errors
 def invites_create(uses: int, seconds: int, base_url: str | None, as_json: bool, **storage) -> None:
     """Make an invite code; it is printed this once (only a digest is stored)."""
+    from chatroom.cli_output import printable_json
+
     made = operate_invites(storage, lambda signup: signup.create_invite(None, uses, seconds))
     link = f"{base_url.rstrip('/')}/register?invite={made.code}" if base_url else None
     if as_json:

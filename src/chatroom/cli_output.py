@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from chatroom.controllers.admin import HistoryExport, RoomInfo, Stats, UserInfo
 from chatroom.controllers.audit import AuditRecord
 from chatroom.controllers.files import GcReport
+from chatroom.controllers.signup import InviteInfo
 
 
 def printable(text: str) -> str:
@@ -158,4 +159,14 @@ def gc_lines(report: GcReport) -> list[str]:
         f"files removed: {report.files}",
         f"stored objects removed: {report.objects}",
         f"stale temp files removed: {report.temp_files}",
+    ]
+
+
+@text_lines.register
+def invite_lines(invite: InviteInfo) -> list[str]:
+    """``#3  Ab1x…  0 of 1 used  expires 2026-12-12T10:00:00+00:00  by alice  active``."""
+    data = invite.public()
+    return [
+        f"#{invite.id}  {invite.prefix}…  {invite.used} of {invite.uses} used  "
+        f"expires {data['expires']}  by {printable(invite.created_by)}  {invite.state}"
     ]

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
+from chatroom.archive_wiring import make_files_controller
 from chatroom.config import Config
 from chatroom.controllers import BlockingRunner
 from chatroom.controllers.admin import AdminController
@@ -18,7 +19,7 @@ from chatroom.datadir import DataDirectory
 from chatroom.embedded_redis import EmbeddedRedis
 from chatroom.models import open_database
 from chatroom.storage import close_redis, initialise_database, make_redis, running_server_redis
-from chatroom.wiring import build_controllers, make_files_controller
+from chatroom.wiring import build_controllers
 
 T = TypeVar("T")
 

@@ -4,7 +4,8 @@ A serving process (``server.ChatServer``), the operator commands
 (``operator_commands``) and the controller tests (``tests/controllers``) all build
 their controllers here, from a ``Config``, so that each runs the same graph. The
 caller owns what outlives the graph: the Redis client, the thread pool and the
-database, which it opens before and closes after.
+database, which it opens before and closes after. The archive's part of the graph
+(``archive_wiring.ArchiveGraph``) is what ``chatroom archive`` builds alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argon2
 import redis.asyncio as aioredis
 
 from chatroom.app import Controllers
+from chatroom.archive_wiring import ArchiveGraph
 from chatroom.config import MAX_HISTORY_SIZE, Config
 from chatroom.controllers import (
     AuthController,
@@ -31,7 +33,6 @@ from chatroom.controllers.audit import AuditLog
 from chatroom.controllers.auth import PASSWORD_HASHER
 from chatroom.controllers.blocks import BlockController
 from chatroom.controllers.directory import UserDirectory
-from chatroom.controllers.files import FilesController, UploadLimits
 from chatroom.controllers.limits import (
     BLOCKS_LIMIT,
     INVITES_LIMIT,
@@ -46,51 +47,19 @@ from chatroom.controllers.readmarks import ReadMarkerBuffer
 from chatroom.controllers.room_rules import RoomRules
 from chatroom.controllers.signup import SignupController
 from chatroom.controllers.site_admin import SiteAdminController
-from chatroom.metrics import Metrics
-from chatroom.models import (
-    AuthThrottle,
-    EventBus,
-    MessageRepository,
-    PresenceRepository,
-    RedisKeys,
-    RoomQuota,
-)
+from chatroom.models import AuthThrottle, MessageRepository, PresenceRepository, RedisKeys
 from chatroom.models.archive_state import ArchiveState
-from chatroom.models.file_storage import open_storage
-from chatroom.models.limits import ActionQuota, SendRate, UploadQuota
+from chatroom.models.limits import ActionQuota, SendRate
 from chatroom.models.message_changes import MessageChangeRepository
 from chatroom.models.messages import DurabilityWait
 from chatroom.models.room_rules import RoomRulesRepository
-from chatroom.redis_urls import parse_redis_url
 
 #: The largest --history-size: the operator's exports read everything a room
 #: retains, whatever the server's own setting.
 EXPORT_HISTORY_SIZE = MAX_HISTORY_SIZE
-#: Threads for image decoding and file storage I/O, apart from the SQL ones.
-FILE_THREADS = 2
 
 
-def make_files_controller(
-    config: Config,
-    run_blocking: BlockingRunner,
-    rooms: RoomController | None,
-    quota: UploadQuota | None = None,
-) -> FilesController:
-    """The files controller with the storage backend the settings name (SPEC §9).
-
-    The operator's ``chatroom files gc`` builds one with no rooms and no quota.
-    """
-    return FilesController(
-        run_blocking,
-        rooms,
-        open_storage(config.files_url, config.effective_files_dir),
-        quota,
-        UploadLimits(config.max_upload_bytes, config.upload_idle_seconds),
-        work=BlockingRunner(FILE_THREADS, name="chatroom-files"),
-    )
-
-
-class ControllerGraph:
+class ControllerGraph(ArchiveGraph):
     """The controllers of one process, the operator's ``AdminController``, and the
     repositories and metrics they share; each is built on first use (an operator
     command builds no ``AuthController``, whose start-up hash costs ~0.1 s)."""
@@ -104,46 +73,9 @@ class ControllerGraph:
         hasher: argon2.PasswordHasher,
         presence: Callable[[aioredis.Redis, RedisKeys], PresenceRepository],
     ) -> None:
-        self.config = config
-        self.redis = redis
-        self.run_blocking = run_blocking
-        self._wait_for_fsync = wait_for_fsync
+        super().__init__(config, redis, run_blocking, wait_for_fsync)
         self._hasher = hasher
         self._presence = presence
-
-    @cached_property
-    def keys(self) -> RedisKeys:
-        return RedisKeys(self.config.redis_prefix)
-
-    @cached_property
-    def replicas(self) -> int:
-        """[SPEC §8] 1 where Redis has replicas (Sentinel, Cluster), else 0."""
-        url = self.config.redis_url
-        return 1 if url is not None and parse_redis_url(url).replicated else 0
-
-    @cached_property
-    def metrics(self) -> Metrics:
-        return Metrics()
-
-    @cached_property
-    def events(self) -> EventBus:
-        return EventBus(
-            self.redis,
-            self.keys,
-            sharded=self.config.sharded_pubsub,
-            per_room=self.config.room_pubsub,
-        )
-
-    @cached_property
-    def messages(self) -> MessageRepository:
-        return MessageRepository(
-            self.redis,
-            self.keys,
-            self.config.history_size,
-            wait_for_fsync=self._wait_for_fsync,
-            events=self.events,
-            archive_backlog=self.config.archive_backlog,
-        )
 
     @cached_property
     def presence(self) -> PresenceRepository:
@@ -151,8 +83,7 @@ class ControllerGraph:
 
     @cached_property
     def rooms(self) -> RoomController:
-        quota = RoomQuota(self.redis, self.keys, self.config.rooms_per_hour)
-        rooms = RoomController(self.run_blocking, self.messages, quota)
+        rooms = self.new_rooms()
         rooms.mention_counts = self.message_change_repo.mention_counts  # issue 12
         rooms.direct_gate = self.blocks.check_direct  # issue 13: blocks close DMs
         return rooms
@@ -181,11 +112,6 @@ class ControllerGraph:
     def message_change_repo(self) -> MessageChangeRepository:
         config = self.config
         return MessageChangeRepository(self.redis, self.keys, config.history_size, self.events)
-
-    @cached_property
-    def files(self) -> FilesController:
-        quota = UploadQuota(self.redis, self.keys, self.config.uploads_per_minute)
-        return make_files_controller(self.config, self.run_blocking, self.rooms, quota)
 
     @cached_property
     def chat(self) -> ChatController:
@@ -258,20 +184,6 @@ class ControllerGraph:
         )
 
     @cached_property
-    def archive(self) -> ArchiveController:
-        """The archiver loop (one process at a time works), paging back and search."""
-        archive = ArchiveController(
-            self.run_blocking,
-            ArchiveState(self.redis, self.keys, self.events, self.replicas),
-            self.messages,
-            self.rooms,
-            self.metrics,
-            retention_days=self.config.retention_days,
-        )
-        archive.files = self.files  # retention releases the files of what it deletes
-        return archive
-
-    @cached_property
     def health(self) -> HealthController:
         return HealthController(self.run_blocking, self.messages, archive=self.archive)
 
@@ -285,11 +197,9 @@ class ControllerGraph:
 
     def shutdown(self) -> None:
         """Stop the thread pools of the parts that were built (passwords, files)."""
-        built = self.__dict__
-        if "passwords" in built:
+        if "passwords" in self.__dict__:
             self.passwords.shutdown()
-        if "files" in built:
-            self.files.shutdown()
+        super().shutdown()
 
     def app_controllers(self) -> Controllers:
         """What ``make_app`` takes: the controllers the handlers reach."""

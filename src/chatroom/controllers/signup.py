@@ -18,13 +18,9 @@ from chatroom.controllers.limits import take_action
 from chatroom.models import Invite, InviteUnusable
 from chatroom.models.audit import OPERATOR
 from chatroom.models.database import utcnow
+from chatroom.models.invites import DEFAULT_INVITE_SECONDS, MAX_INVITE_SECONDS, MAX_INVITE_USES
 from chatroom.models.limits import ActionQuota
 
-#: An invite's uses: 1 by default, at most this many.
-MAX_INVITE_USES = 1000
-#: How long an invite lasts: a week by default, at most a year.
-DEFAULT_INVITE_SECONDS = 7 * 86400
-MAX_INVITE_SECONDS = 365 * 86400
 #: What an invite code looks like (ours are 24 URL-safe characters); anything else
 #: is refused before any lookup.
 INVITE_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}\Z")

@@ -18,6 +18,11 @@ from chatroom.models.user import User
 
 #: How many characters of a code the lists show, to tell codes apart.
 PREFIX_CHARS = 4
+#: An invite's uses: 1 by default, at most this many.
+MAX_INVITE_USES = 1000
+#: How long an invite lasts: a week by default, at most a year.
+DEFAULT_INVITE_SECONDS = 7 * 86400
+MAX_INVITE_SECONDS = 365 * 86400
 
 
 def code_digest(code: str) -> str:
