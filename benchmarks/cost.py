@@ -157,7 +157,7 @@ async def place(gen, server, placement: str, needed: int, log) -> tuple[dict, li
     """Connect the pool and reconnect sockets until ``placement`` holds; the sockets
     of each worker (pid -> client indices, every worker listed), and how many sockets
     each worker accepted of the first connect (the kernel's choice, largest first)."""
-    pids = [p.pid for p in worker_processes(server.pid)]
+    pids = await all_workers(server)
     await gen.connect(concurrency=50)
     rounds = 0
     while True:
@@ -190,6 +190,18 @@ async def place(gen, server, placement: str, needed: int, log) -> tuple[dict, li
     return held, first
 
 
+async def all_workers(server, timeout: float = 10.0) -> list[int]:
+    """The pids of serve's workers once all ``server.processes`` of them are up (a
+    server answers /healthz as soon as one is; one still starting would get no
+    socket), or of those there are after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [p.pid for p in worker_processes(server.pid)]
+        if len(pids) >= server.processes or time.monotonic() > deadline:
+            return pids
+        await asyncio.sleep(0.1)
+
+
 def plan(held: dict[int, list[int]], placement: str, s: CostSettings) -> dict:
     """Client index -> (room, sender). ``spread``: seat k of room r goes to worker
     (r + k) mod workers (the next one with sockets left where that one has none), so
@@ -209,11 +221,14 @@ def plan(held: dict[int, list[int]], placement: str, s: CostSettings) -> dict:
     return out
 
 
-def placement_held(placement: str, members: list[int]) -> bool:
+def placement_held(placement: str, members: list[int], processes: int | None = None) -> bool:
     """Whether the members sit as ``placement`` asks: all on one worker (``one``), or
-    some on every worker (``spread``); ``place`` gives up after its reconnect rounds."""
+    some on every one of the ``processes`` workers (``spread``; a worker missing from
+    ``members`` holds none); ``place`` gives up after its reconnect rounds."""
     if placement == "one":
         return sorted(members, reverse=True)[1:2] in ([], [0])
+    if processes is not None and len(members) < processes:
+        return False
     return bool(members) and min(members) > 0
 
 
@@ -299,7 +314,7 @@ async def cost_step(
         **setup,
         **stats,
         "members_per_worker": sorted(members.values(), reverse=True),
-        "placement_held": placement_held(placement, list(members.values())),
+        "placement_held": placement_held(placement, list(members.values()), n),
         "measured_s": round(wall, 2),
         "server_usage": use,
         "server_cpu_s": round(sum(server_s.values()), 3),

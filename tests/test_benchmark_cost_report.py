@@ -228,3 +228,9 @@ def test_a_step_whose_placement_did_not_hold_is_left_out_of_the_medians():
 )
 def test_placement_held(placement, members, held):
     assert placement_held(placement, members) is held
+
+
+def test_a_worker_the_placement_never_saw_is_not_held():
+    """Three workers listed with members out of four started: the fourth held none."""
+    assert placement_held("spread", [64, 64, 64], 4) is False
+    assert placement_held("spread", [48, 48, 48, 48], 4) is True
