@@ -180,6 +180,10 @@ async def place(gen, server, placement: str, needed: int, log) -> tuple[dict, li
         if short <= 0 or not surplus or rounds >= MAX_ROUNDS:
             break
         rounds += 1
+        if any(not held[pid] for pid in pids):
+            # A worker with no socket at all may still be starting (serve answers
+            # /healthz as soon as one worker does): give it time to accept.
+            await asyncio.sleep(min(0.05 * rounds, 0.5))
         await gen.all("release", indices=surplus)
         await gen.connect(concurrency=50, which="unconnected")
     counts = sorted((len(v) for v in held.values()), reverse=True)
