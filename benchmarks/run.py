@@ -476,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catchup-clients", type=int, help="catch-up clients (1000)")
     parser.add_argument("--scale-sockets", type=int, help="scale: idle sockets (10000)")
     parser.add_argument(
-        "--scale-idle-seconds", type=float, help="scale: idle hold measured for CPU (30)"
+        "--scale-idle-seconds",
+        type=float,
+        help="scale: idle hold measured for CPU (50: two rounds of pings)",
     )
     parser.add_argument(
         "--scale-rate", type=float, help="scale: msg/s per sender (20 senders) of the load (1)"

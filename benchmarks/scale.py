@@ -9,8 +9,9 @@ the others; chatroom with ``--max-connections`` above N) and, on each, in one ru
    at a time, each joining 5 of R = max(5, N/200) rooms (so each room holds
    N/10 sockets): connect time (TCP connect to ``hello``) and join time (all
    5 ``joined``) percentiles, and failures;
-2. holds them idle (``--scale-idle-seconds``, default 30): the server's CPU (%
-   of one core; its Python processes alone too, i.e. chatroom without its
+2. holds them idle (``--scale-idle-seconds``, default 50: two whole rounds of the
+   server's pings, every 25 s; a 30 s hold held one round or two, by chance): the
+   server's CPU (% of one core; its Python processes alone too, i.e. chatroom without its
    embedded Redis) over the hold, which for chatroom includes the presence
    ticks and at least one round of pings (the baselines: none and
    Engine.IO's, see docs/performance.md), and RSS per socket (RSS after minus

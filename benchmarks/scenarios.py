@@ -73,7 +73,7 @@ class Settings:
     catchup_missed: int = 50
     users_cap: int = 200
     scale_sockets: int = 10_000
-    scale_idle_seconds: float = 30.0
+    scale_idle_seconds: float = 50.0
     scale_senders: int = 20
     scale_rate: float = 1.0
     scale_seconds: float = 20.0

@@ -9,7 +9,8 @@ look at what passes and then defer to Tornado:
 
 - ``_receive_frame``: notes that the next ``_read_bytes`` is a frame header;
 - ``_read_bytes``: checks that header (mask bit, reserved bits, opcode,
-  fragmentation) before Tornado acts on it;
+  fragmentation) before Tornado acts on it; and reads the stream in one chunk of
+  whatever has arrived, not piece by piece (below);
 - ``_handle_message``: checks a whole text message's UTF-8 and a close frame's
   code and reason.
 
@@ -18,6 +19,15 @@ closes the connection, as Tornado itself does for 1009. ``check_raw_framing``
 refuses at startup a Tornado that lacks these methods, and any compression: the
 fan-out writes pre-built, uncompressed frames straight to the stream
 (``FrameWriter``). tests/views/test_rfc6455.py pins all of it.
+
+[issue 17] Tornado reads a frame in pieces (the 2-byte header, then the mask and
+the payload), and between the first and the next the stream holds bytes no read
+is waiting for: Tornado then drops the socket from epoll and adds it back for the
+next frame. Each pong of an idle socket cost two ``epoll_ctl`` calls and asyncio's
+bookkeeping for them: most of an idle server's CPU at 10,000 sockets
+(docs/performance.md, scale). ``_read_bytes`` takes every byte that has arrived
+(``read_bytes(..., partial=True)``) and serves the pieces from that, so a frame that
+arrives whole leaves the stream empty and the socket registered.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ _SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015)))
 
 PROTOCOL_ERROR = 1002
 INVALID_DATA = 1007
+#: The most one read takes from the stream's buffer (what has arrived, up to this).
+READ_CHUNK = 65536
 
 
 class UnsupportedFramingError(RuntimeError):
@@ -104,19 +116,30 @@ class StrictWebSocketProtocol(tornado.websocket.WebSocketProtocol13):
     # Slots, not the instance dict: Tornado's protocol has 28 attributes and a
     # dict shares its keys with its class's other instances up to 30; two more
     # made each socket's dict a private one, 1.3 KiB larger (issue 17).
-    __slots__ = ("_at_header", "_in_message")
+    __slots__ = ("_arrived", "_at_header", "_in_message")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._at_header = False
         self._in_message = False
+        #: Bytes read from the stream that no frame has taken yet (b"" is shared).
+        self._arrived = b""
 
     async def _receive_frame(self) -> None:
         self._at_header = True
         await super()._receive_frame()
 
     async def _read_bytes(self, n: int) -> bytes:
-        data = await super()._read_bytes(n)
+        arrived = self._arrived
+        if len(arrived) < n:
+            chunks, have = [arrived], len(arrived)
+            while have < n:  # whatever has arrived, so that the stream is left empty
+                chunk = await self.stream.read_bytes(max(n - have, READ_CHUNK), partial=True)
+                chunks.append(chunk)
+                have += len(chunk)
+            arrived = b"".join(chunks)
+        data, self._arrived = arrived[:n], arrived[n:]
+        self._wire_bytes_in += n
         if self._at_header:
             self._at_header = False
             problem = header_problem(data[0], data[1], self._in_message)
