@@ -84,6 +84,11 @@ async def test_everything_basic_works_without_javascript(people):
     await page.wait_for_url(carol.base_url + "/")
 
     await alice.say("hello from a script-enabled browser")
+    # Stored (it has its id) before carol's page asks for the history: ``say`` only
+    # types it, and alice's socket may still be connecting (a race under load).
+    await expect(alice.page.locator("#messages li[data-id] .text")).to_have_text(
+        ["hello from a script-enabled browser"]
+    )
     await page.reload()
     await expect(page.locator("#messages .text")).to_have_text(
         ["hello from a script-enabled browser"]
