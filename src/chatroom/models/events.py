@@ -80,6 +80,16 @@ def decode_envelope(payload: bytes) -> Event:
     return Event(room.decode(), int(message_id or 0), exclude_user.decode(), frame)
 
 
+def received_event(payload: bytes) -> Event | None:
+    """The event of a payload read from one of our channels; None (logged) when it is
+    not an envelope: someone else published on the channel, and it is skipped."""
+    try:
+        return decode_envelope(payload)
+    except ValueError:
+        log.warning("ignored a malformed event on a pub/sub channel")
+        return None
+
+
 class EventBus:
     """Publishes events to every process and delivers them to this one's listener.
 
@@ -177,7 +187,6 @@ class EventBus:
         async for kind, _channel, payload in replies(pubsub):
             if kind != b"message":  # a subscribe confirmation
                 continue
-            try:
-                yield decode_envelope(payload)
-            except ValueError:  # not ours: someone else published on our channel
-                log.warning("ignored a malformed event on the channel")
+            event = received_event(payload)
+            if event is not None:
+                yield event

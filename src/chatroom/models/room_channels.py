@@ -46,7 +46,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
-from chatroom.models.events import Event, EventBus, decode_envelope
+from chatroom.models.events import Event, EventBus, received_event
 from chatroom.models.pubsub_read import replies
 from chatroom.models.wanted_rooms import Subscribed, WantedRooms
 
@@ -254,12 +254,9 @@ class ShardSubscriptions(WantedRooms):
                 if kind != b"smessage":
                     await self._on_reply(link, kind, channel)
                     continue
-                try:
-                    event = decode_envelope(data)
-                except ValueError:  # not ours: someone else published on our channel
-                    log.warning("ignored a malformed event on a room channel")
-                    continue
-                await self._queue.put(event)
+                event = received_event(data)
+                if event is not None:
+                    await self._queue.put(event)
         except _FAILURES as exc:
             if link.rooms:
                 log.warning("room channels: the connection to %s failed (%r)", link.node, exc)

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
 
-from chatroom.models.events import Event, EventBus, decode_envelope
+from chatroom.models.events import Event, EventBus, received_event
 from chatroom.models.pubsub_read import replies
 from chatroom.models.wanted_rooms import Subscribed, WantedRooms
 
@@ -122,10 +122,9 @@ class RoomSubscriptions(WantedRooms):
     async def _stream(self, pubsub) -> AsyncIterator[Event | Subscribed]:
         async for kind, channel, data in replies(pubsub):
             if kind == b"message":
-                try:
-                    yield decode_envelope(data)
-                except ValueError:  # not ours: someone else published on our channel
-                    log.warning("ignored a malformed event on a room channel")
+                event = received_event(data)
+                if event is not None:
+                    yield event
                 continue
             room = self._rooms_of.get(channel)
             if room is None:
