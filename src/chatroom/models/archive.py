@@ -136,15 +136,21 @@ def write_transaction():
     return bound_database().atomic()
 
 
+def newest_archived_in(room_id: peewee.Node) -> peewee.Select:
+    """The highest archived id of the room ``room_id`` names (an outer query's room id
+    column), as a correlated subquery: an index lookup per row."""
+    return ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id)).where(
+        ArchivedMessage.room == room_id
+    )
+
+
 def newest_archived_ids(room_ids: list[int]) -> dict[int, int]:
     """The watermark as SQL knows it: each room's highest archived id (0 for none), in
     one query (an index lookup each)."""
     if not room_ids:
         return {}
     outer = Room.alias("r")
-    newest = ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id)).where(
-        ArchivedMessage.room == outer.id
-    )
+    newest = newest_archived_in(outer.id)
     query = outer.select(outer.id, newest).where(outer.id.in_(room_ids)).tuples()
     return {room_id: int(top or 0) for room_id, top in query}
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import peewee
 
-from chatroom.models.archive import ArchivedMessage
+from chatroom.models.archive import newest_archived_in
 from chatroom.models.database import BaseModel, utcnow
 from chatroom.models.room import Room
 from chatroom.models.user import User
@@ -100,9 +100,7 @@ class Membership(BaseModel):
         # One row per room, each value a correlated MAX (an index lookup each), as
         # ``archive.newest_archived_ids`` reads the archive's: the same on every database.
         outer = Room.alias("r")
-        archived = ArchivedMessage.select(peewee.fn.MAX(ArchivedMessage.message_id)).where(
-            ArchivedMessage.room == outer.id
-        )
+        archived = newest_archived_in(outer.id)
         read = cls.select(peewee.fn.MAX(cls.last_read_id)).where(cls.room == outer.id)
         query = outer.select(outer.id, archived, read).where(outer.id.in_(ids)).tuples()
         found = {room_id: (int(top or 0), int(marker or 0)) for room_id, top, marker in query}

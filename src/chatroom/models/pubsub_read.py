@@ -41,8 +41,8 @@ async def replies(pubsub) -> AsyncIterator[list]:
     redis-py's parser gives it (``[b"message", channel, payload]``, ``[b"subscribe",
     channel, count]``, ...), until the connection fails or Redis answers with an
     error (raised); anything else (a pong: ``PONG``, or ``[b"pong", b""]`` on a
-    subscribed RESP2 connection) is skipped. The caller keeps the kinds it wants: one loop, no layer
-    per message."""
+    subscribed RESP2 connection) is skipped. The caller keeps the kinds it wants:
+    one loop, no layer per message."""
     source = _hiredis_source(pubsub)
     if source is None:
         async for reply in _by_get_message(pubsub):
