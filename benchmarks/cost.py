@@ -54,7 +54,7 @@ from benchmarks.cost_redis import (
     worker_processes,
 )
 from benchmarks.cost_report import add_ratios, cost_table
-from benchmarks.generator import ClientSpec
+from benchmarks.generator import ClientSpec, faults
 from benchmarks.servers import room_name
 
 PLACEMENTS = ("spread", "one")
@@ -332,9 +332,8 @@ async def cost_step(
         },
         "idle": idle,
         "first_connect_per_worker": first,
-        "bad": stats["lost"] + stats["duplicates"] + stats["out_of_order"] + stats["unacked"]
-        + stats["closed"] + sum(stats["errors"].values()),
-    }  # fmt: skip
+        "bad": faults(stats),
+    }
     redis_us = result["redis_us_per_message"]
     bench.log(
         f"  -> {label}: {stats['deliveries_per_s']:.0f} deliveries/s, lost {stats['lost']} "

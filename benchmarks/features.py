@@ -37,6 +37,7 @@ from pathlib import Path
 from benchmarks import servers
 from benchmarks.feature_trees import ROOT, WORKTREE, Prepared, Tree, git, plan, prepare, use
 from benchmarks.features_report import feature_rows, feature_table, tree_table
+from benchmarks.generator import faults
 from benchmarks.scenarios import Bench, Settings, disturbance
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -58,17 +59,6 @@ def cpu_split(pid: int) -> dict[str, float]:
     return out
 
 
-def bad_count(stats: dict) -> int:
-    return (
-        stats["lost"]
-        + stats["duplicates"]
-        + stats["out_of_order"]
-        + stats["unacked"]
-        + stats["closed"]
-        + sum(stats["errors"].values())
-    )
-
-
 async def trial(
     bench: Bench, tree: Prepared, rnd: int, rate: float, seconds: float, warmup: float
 ) -> dict:
@@ -87,7 +77,7 @@ async def trial(
             warm_bad = 0
             if warmup > 0:
                 warm = await gen.send_phase(rate, warmup, s.text_bytes, 10.0)
-                warm_bad = bad_count(warm)
+                warm_bad = faults(warm)
             cpu0 = cpu_split(server.pid)
             stats = await gen.send_phase(rate, seconds, s.text_bytes, 10.0, bench.ticker(label))
             cpu1 = cpu_split(server.pid)
@@ -124,7 +114,7 @@ async def trial(
         "us_per_delivery": round(us, 3),
         "python_us_per_delivery": round(cpu["python"] / delivered * 1e6, 3),
         "redis_us_per_delivery": round(cpu["redis"] / delivered * 1e6, 3),
-        "bad": bad_count(stats) + warm_bad,
+        "bad": faults(stats) + warm_bad,
         "disturbed": disturbance(stats, usage),
         "saturated": (usage.get("cpu_pct") or 0.0) >= SATURATED_PCT * cpus,
     }

@@ -821,6 +821,19 @@ class LoadGenerator:
         }
 
 
+def faults(stats: dict) -> int:
+    """What a phase's merged stats got wrong: lost, duplicated, out of order, unacked,
+    closed sockets and error frames. 0 is the only passing count in every scenario."""
+    return (
+        stats["lost"]
+        + stats["duplicates"]
+        + stats["out_of_order"]
+        + stats["unacked"]
+        + stats["closed"]
+        + sum(stats["errors"].values())
+    )
+
+
 def merge_stats(stats: list[dict], drains: list[dict], duration: float, drain_s: float) -> dict:
     errors: Counter = Counter()
     other: Counter = Counter()

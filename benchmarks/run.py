@@ -29,7 +29,7 @@ from benchmarks.ceiling import ceiling
 from benchmarks.compare import ceiling_rows, socketio_rows
 from benchmarks.cost import CostSettings, add_cost_options, cost_settings, run_cost
 from benchmarks.cost_report import cost_rows, cost_table
-from benchmarks.generator import raise_nofile_limit
+from benchmarks.generator import faults, raise_nofile_limit
 from benchmarks.scale import scale_rows
 from benchmarks.scenarios import RAMP_P99_MS, Bench, Settings
 from benchmarks.uploads import UPLOAD_P99_MS
@@ -211,8 +211,7 @@ def summarize(results: list[dict]) -> list[dict]:
     rows = []
     base, chat = best_steady(results, "baseline"), best_steady(results, "chatroom")
     if chat:
-        bad = chat["lost"] + chat["duplicates"] + chat["out_of_order"] + chat["unacked"]
-        bad += chat["closed"] + sum(chat["errors"].values())
+        bad = faults(chat)
         p99 = chat["latency"]["p99_ms"]
         rows.append(
             {
@@ -298,8 +297,7 @@ def upload_rows(results: list[dict]) -> list[dict]:
     quiet = _find(results, "uploads", "chatroom", uploading=False)
     busy = _find(results, "uploads", "chatroom", uploading=True)
     if busy:
-        bad = busy["lost"] + busy["duplicates"] + busy["out_of_order"] + busy["unacked"]
-        bad += busy["closed"] + sum(busy["errors"].values())
+        bad = faults(busy)
         p99, during = busy["latency"]["p99_ms"], busy.get("uploads_during") or {}
         rows.append(
             {

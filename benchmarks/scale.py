@@ -31,7 +31,7 @@ import asyncio
 import time
 
 from benchmarks.compare import ratio
-from benchmarks.generator import ClientSpec
+from benchmarks.generator import ClientSpec, faults
 from benchmarks.servers import room_name, serve_supports
 
 #: Issue 17: idle CPU with every socket connected, % of one core.
@@ -152,18 +152,11 @@ async def run_scale(bench, kind: str = "chatroom") -> dict:
     return result
 
 
-def load_faults(r: dict) -> int:
-    """What a scale run's load got wrong: lost, doubled, reordered, unacked, closed, refused."""
-    load = r["load"]
-    bad = load["lost"] + load["duplicates"] + load["out_of_order"] + load["unacked"]
-    return bad + load["closed"] + sum(load["errors"].values())
-
-
 def faults_note(runs: list[dict | None], setup: bool) -> str:
     """The runs' setup failures (``setup``) or load faults, for a summary note ("" if none)."""
     out = []
     for r in filter(None, runs):
-        n = sum(r["setup_failures"].values()) if setup else load_faults(r)
+        n = sum(r["setup_failures"].values()) if setup else faults(r["load"])
         what = "setup failures" if setup else "lost/dup/disorder/unacked/closed/refused"
         out += [f"{r['server']}: {n} {what}"] if n else []
     return "; ".join(out)
@@ -222,7 +215,7 @@ def scale_rows(results: list[dict], fmt) -> list[dict]:
             f"{fmt(load['latency']['p99_ms'], ' ms')}, lost {load['lost']}",
             "ratio": ratio(load["latency"]["p99_ms"], b and b["load"]["latency"]["p99_ms"]),
             "ratio_of": "p99 chatroom / baseline",
-            "met": load_faults(r) == 0,
+            "met": faults(r["load"]) == 0,
             "note": faults_note([r, b], setup=False),
         },
     ]

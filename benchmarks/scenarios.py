@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks import archive_lag
 from benchmarks import uploads as upload_bench
-from benchmarks.generator import ClientSpec, LoadGenerator
+from benchmarks.generator import ClientSpec, LoadGenerator, faults
 from benchmarks.profile import Profiler
 from benchmarks.scale import run_scale
 from benchmarks.servers import (
@@ -325,14 +325,7 @@ class Bench:
         stats["disturbed"] = disturbance(stats, stats["server_usage"])
         stats["server_cpu_us_per_delivery"] = cpu_per_delivery(stats, stats["server_usage"])
         p99 = stats["latency"]["p99_ms"] or 0.0
-        bad = (
-            stats["lost"]
-            + stats["duplicates"]
-            + stats["out_of_order"]
-            + stats["unacked"]
-            + sum(stats["errors"].values())
-        )
-        stats["bad"] = bad + stats["closed"]
+        stats["bad"] = faults(stats)
         stats["passed"] = p99 < RAMP_P99_MS and stats["bad"] == 0
         steps.append(stats)
         use = stats["server_usage"]
